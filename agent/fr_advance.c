@@ -1,0 +1,387 @@
+/* The advancer thread: every period it moves the generation on and turns the
+ * generation just finished into packed trace bytes in the ring.
+ *
+ * Protocol (docs/agent-design.md): store gen+1; for every registered thread,
+ * wait until its seqlock is seen even (or changed) once, which proves no write
+ * into the old generation is still in progress; then take that thread's blocks
+ * of the old parity. The advancer replays the events it packs to keep each
+ * thread's state (alive, name, open regions) and the open tasks, so that the
+ * next generation's STATUS batch says exactly what was open at its start.
+ *
+ * Layout of a generation: CLOCK, STATUS, the EVENTS batches thread by thread
+ * (each thread's batches in the order written), STRINGS, END. */
+#include <errno.h>
+#include <signal.h>
+#include <sched.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "fr_internal.h"
+#include "fr_tasks.h"
+
+_Atomic uint64_t fr__gen __attribute__((aligned(FR_CACHELINE)));
+
+static struct {
+        pthread_t thread;
+        bool started;
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        bool stop;
+        uint64_t requested, served; /* forced advances */
+        struct fr_clock_anchor gen_start; /* start of the current generation */
+        struct fr_task_table tasks;
+        uint64_t lost_generations; /* dropped whole: pool exhausted */
+} adv = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+/* ---- packed generation bytes ---------------------------------------------- */
+
+static int gen_append(struct fr_genbytes *g, const uint8_t *p, size_t n) {
+        while (n) {
+                struct fr_block *b = g->tail;
+                if (!b || b->pos == FR_BLOCK_SIZE) {
+                        b = fr__pool_get();
+                        if (!b)
+                                return -ENOMEM;
+                        if (g->tail)
+                                g->tail->next = b;
+                        else
+                                g->head = b;
+                        g->tail = b;
+                }
+                size_t room = FR_BLOCK_SIZE - b->pos;
+                size_t k = n < room ? n : room;
+                memcpy((uint8_t *)b + b->pos, p, k);
+                b->pos += (uint32_t)k;
+                g->bytes += k;
+                p += k;
+                n -= k;
+        }
+        return 0;
+}
+
+/* ---- replaying a thread's events ----------------------------------------- */
+
+static const uint8_t *get_uvarint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+        uint64_t x = 0;
+        for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
+                uint8_t c = *p++;
+                x |= (uint64_t)(c & 0x7f) << shift;
+                if (!(c & 0x80)) {
+                        *v = x;
+                        return p;
+                }
+        }
+        return NULL;
+}
+
+/* Replay one batch written by the agent itself into t's shadow state and the
+ * task table; returns the time of its last event. */
+static uint64_t replay(struct fr_thread *t, const uint8_t *p, const uint8_t *end, uint64_t time) {
+        uint64_t a[3];
+        while (p && p < end) {
+                uint8_t type = *p++;
+                uint64_t delta;
+                p = get_uvarint(p, end, &delta);
+                if (!p)
+                        break;
+                time += delta;
+                static const uint8_t nargs[FR_EV_TYPE_MAX + 1] = {
+                        [FR_EV_TASK_BEGIN] = 3, [FR_EV_TASK_END] = 1, [FR_EV_REGION_BEGIN] = 2,
+                        [FR_EV_REGION_END] = 2, [FR_EV_LOG] = 3,      [FR_EV_THREAD_NAME] = 1,
+                        [FR_EV_LOST] = 2,
+                };
+                if (type == 0 || type > FR_EV_TYPE_MAX)
+                        break;
+                for (unsigned i = 0; i < nargs[type] && p; i++)
+                        p = get_uvarint(p, end, &a[i]);
+                if (!p)
+                        break;
+                switch (type) {
+                case FR_EV_TASK_BEGIN:
+                        fr_task_table_add(&adv.tasks, a[0], a[1], (uint32_t)a[2]);
+                        break;
+                case FR_EV_TASK_END:
+                        fr_task_table_remove(&adv.tasks, a[0]);
+                        break;
+                case FR_EV_REGION_BEGIN:
+                        if (t->shadow_depth < FR_MAX_REGION_DEPTH)
+                                t->shadow_regions[t->shadow_depth++] =
+                                        (struct fr_region){a[0], (uint32_t)a[1]};
+                        break;
+                case FR_EV_REGION_END:
+                        if (t->shadow_depth)
+                                t->shadow_depth--;
+                        break;
+                case FR_EV_LOG:
+                        p = (uint64_t)(end - p) >= a[2] ? p + a[2] : NULL;
+                        break;
+                case FR_EV_THREAD_NAME:
+                        t->shadow_name = (uint32_t)a[0];
+                        break;
+                case FR_EV_THREAD_START:
+                        t->shadow_alive = true;
+                        t->shadow_depth = 0;
+                        t->shadow_name = 0;
+                        break;
+                case FR_EV_THREAD_EXIT:
+                        t->shadow_alive = false;
+                        t->shadow_depth = 0;
+                        break;
+                }
+        }
+        return time;
+}
+
+/* ---- building a generation ------------------------------------------------ */
+
+static void put_status(struct fr_buf *b, struct fr_thread *head, uint64_t gen) {
+        size_t n = 0;
+        for (struct fr_thread *t = head; t; t = t->next)
+                n += t->shadow_alive;
+        fr_buf_put_uvarint(b, n);
+        for (struct fr_thread *t = head; t; t = t->next) {
+                if (!t->shadow_alive)
+                        continue;
+                fr_buf_put_uvarint(b, (uint64_t)t->tid);
+                fr_buf_put_uvarint(b, t->shadow_name);
+                if (t->shadow_name)
+                        fr__name_mark(t->shadow_name, gen);
+                fr_buf_put_uvarint(b, t->shadow_depth);
+                for (uint32_t i = 0; i < t->shadow_depth; i++) {
+                        fr_buf_put_uvarint(b, t->shadow_regions[i].task);
+                        fr_buf_put_uvarint(b, t->shadow_regions[i].name);
+                        fr__name_mark(t->shadow_regions[i].name, gen);
+                }
+        }
+        fr_buf_put_uvarint(b, adv.tasks.count);
+        for (size_t i = 0; i < adv.tasks.nslots; i++) {
+                struct fr_task_entry *e = &adv.tasks.slots[i];
+                if (!e->id)
+                        continue;
+                fr_buf_put_uvarint(b, e->id);
+                fr_buf_put_uvarint(b, e->parent);
+                fr_buf_put_uvarint(b, e->name);
+                if (e->name)
+                        fr__name_mark(e->name, gen);
+        }
+}
+
+/* Append one thread's blocks of generation gen as EVENTS batches to g (NULL:
+ * the generation is being dropped), replaying them either way, and give the
+ * blocks back to the pool. */
+static int pack_thread(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, size_t *nbatches,
+                       uint64_t *max_time) {
+        unsigned p = gen & 1;
+        struct fr_block *chain = t->full_head[p];
+        if (t->buf[p]) {
+                if (t->full_tail[p])
+                        t->full_tail[p]->next = t->buf[p];
+                else
+                        chain = t->buf[p];
+        }
+        t->full_head[p] = t->full_tail[p] = NULL;
+        t->buf[p] = NULL;
+        int r = 0;
+        for (struct fr_block *b = chain; b; b = b->next) {
+                if (b->pos == b->data_start)
+                        continue;
+                uint8_t *data = (uint8_t *)b + b->data_start;
+                size_t size = b->pos - b->data_start;
+                uint8_t *hdr = fr_encode_batch_header(data, FR_BATCH_EVENTS, gen, (uint64_t)t->tid,
+                                                      b->base_time, size);
+                uint64_t last = replay(t, data, data + size, b->base_time);
+                if (last > *max_time)
+                        *max_time = last;
+                if (g && r == 0)
+                        r = gen_append(g, hdr, (size_t)(data + size - hdr));
+                (*nbatches)++;
+        }
+        fr__pool_put_chain(chain);
+        return r;
+}
+
+static void advance(void) {
+        uint64_t old = atomic_load(&fr__gen);
+        struct fr_clock_anchor start = adv.gen_start, next;
+        fr__clock_anchor(&next);
+        atomic_store(&fr__gen, old + 1);
+        adv.gen_start = next;
+
+        /* Threads registered after this point write into the new generation. */
+        fr__threads_lock();
+        struct fr_thread *head = fr__threads_head();
+        fr__threads_unlock();
+        for (struct fr_thread *t = head; t; t = t->next) {
+                uint64_t s = atomic_load(&t->seq);
+                for (unsigned spins = 0; (s & 1) && atomic_load(&t->seq) == s; spins++) {
+                        if (spins < 64)
+                                sched_yield();
+                        else
+                                nanosleep(&(struct timespec){0, 20000}, NULL);
+                }
+        }
+
+        struct fr_genbytes *g = calloc(1, sizeof *g);
+        struct fr_buf meta = {0};
+        size_t nb = 0;
+        uint64_t max_time = next.tick;
+        int r = g ? 0 : -ENOMEM;
+
+        fr_buf_put_uvarint(&meta, fr__clock_ticks_per_second());
+        fr_buf_put_uvarint(&meta, start.mono_ns);
+        fr_buf_put_uvarint(&meta, start.real_ns);
+        fr_buf_put_uvarint(&meta, FR_SAMPLER_NONE);
+        fr_buf_put_uvarint(&meta, 0);
+        struct fr_buf batches = {0};
+        fr_buf_put_batch(&batches, FR_BATCH_CLOCK, old, 0, start.tick, meta.data, meta.len);
+        meta.len = 0;
+        put_status(&meta, head, old);
+        fr_buf_put_batch(&batches, FR_BATCH_STATUS, old, 0, start.tick, meta.data, meta.len);
+        nb += 2;
+        if (r == 0 && !batches.failed)
+                r = gen_append(g, batches.data, batches.len);
+
+        for (struct fr_thread *t = head; t; t = t->next) {
+                int rt = pack_thread(r == 0 ? g : NULL, t, old, &nb, &max_time);
+                if (r == 0)
+                        r = rt;
+        }
+
+        batches.len = 0;
+        fr__names_emit(old, &batches, &nb);
+        meta.len = 0;
+        fr_buf_put_uvarint(&meta, nb);
+        fr_buf_put_batch(&batches, FR_BATCH_END, old, 0, max_time, meta.data, meta.len);
+        if (r == 0)
+                r = batches.failed || meta.failed ? -ENOMEM : gen_append(g, batches.data, batches.len);
+        fr_buf_free(&batches);
+        fr_buf_free(&meta);
+
+        if (r == 0) {
+                g->gen = old;
+                g->start = start.tick;
+                g->end = max_time;
+                fr__ring_push(g);
+        } else if (g) {
+                adv.lost_generations++;
+                fr__genbytes_free(g);
+        }
+        fr__threads_lock();
+        fr__threads_reap(old);
+        fr__threads_unlock();
+}
+
+/* ---- the thread ------------------------------------------------------------ */
+
+static void *advancer_main(void *arg) {
+        (void)arg;
+        pthread_setname_np(pthread_self(), "flightrec");
+        pthread_mutex_lock(&adv.lock);
+        while (!adv.stop) {
+                if (adv.requested == adv.served) {
+                        struct timespec until;
+                        clock_gettime(CLOCK_MONOTONIC, &until);
+                        uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)fr__cfg.period_ms * 1000000u;
+                        until.tv_sec += (time_t)(ns / 1000000000u);
+                        until.tv_nsec = (long)(ns % 1000000000u);
+                        while (!adv.stop && adv.requested == adv.served &&
+                               pthread_cond_timedwait(&adv.cond, &adv.lock, &until) != ETIMEDOUT)
+                                ;
+                        if (adv.stop)
+                                break;
+                }
+                uint64_t want = adv.requested;
+                pthread_mutex_unlock(&adv.lock);
+                advance();
+                pthread_mutex_lock(&adv.lock);
+                adv.served = want;
+                pthread_cond_broadcast(&adv.cond);
+        }
+        pthread_mutex_unlock(&adv.lock);
+        return NULL;
+}
+
+static uint32_t kernel_thread_name(pid_t tid) {
+        char path[64], name[64] = "";
+        snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
+        FILE *f = fopen(path, "re");
+        if (f) {
+                if (fgets(name, sizeof name, f))
+                        name[strcspn(name, "\n")] = '\0';
+                fclose(f);
+        }
+        return fr__name_intern(name);
+}
+
+int fr__advancer_start(void) {
+        /* Threads registered in an earlier run of the recorder are alive now. */
+        fr__threads_lock();
+        for (struct fr_thread *t = fr__threads_head(); t; t = t->next) {
+                t->shadow_alive = atomic_load(&t->exit_gen) == 0;
+                t->shadow_name = kernel_thread_name(t->tid);
+                t->shadow_depth = 0;
+        }
+        fr__threads_unlock();
+        fr__clock_anchor(&adv.gen_start);
+        adv.stop = false;
+        adv.requested = adv.served = 0;
+        atomic_store(&fr__gen, 1);
+        sigset_t all, saved;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &saved); /* the advancer takes no signals */
+        int r = -pthread_create(&adv.thread, NULL, advancer_main, NULL);
+        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (r == 0)
+                adv.started = true;
+        else
+                atomic_store(&fr__gen, 0);
+        return r;
+}
+
+void fr__advancer_stop(void) {
+        if (!adv.started)
+                return;
+        pthread_mutex_lock(&adv.lock);
+        adv.stop = true;
+        pthread_cond_broadcast(&adv.cond);
+        pthread_mutex_unlock(&adv.lock);
+        pthread_join(adv.thread, NULL);
+        adv.started = false;
+        /* Close the recording: no writer may be left in any generation. */
+        atomic_store(&fr__gen, 0);
+        fr__threads_lock();
+        for (struct fr_thread *t = fr__threads_head(); t; t = t->next) {
+                uint64_t s = atomic_load(&t->seq);
+                while ((s & 1) && atomic_load(&t->seq) == s)
+                        sched_yield();
+        }
+        fr__threads_unlock();
+        fr_task_table_free(&adv.tasks);
+}
+
+int fr__advance_now(void) {
+        pthread_mutex_lock(&adv.lock);
+        if (!adv.started || adv.stop) {
+                pthread_mutex_unlock(&adv.lock);
+                return -EINVAL;
+        }
+        uint64_t mine = ++adv.requested;
+        pthread_cond_broadcast(&adv.cond);
+        while (adv.served < mine && !adv.stop)
+                pthread_cond_wait(&adv.cond, &adv.lock);
+        int r = adv.served >= mine ? 0 : -ECANCELED;
+        pthread_mutex_unlock(&adv.lock);
+        return r;
+}
+
+/* After fork, in the child: the advancer thread does not exist there. */
+void fr__advancer_forget(void) {
+        adv.started = false;
+        adv.stop = false;
+        pthread_mutex_init(&adv.lock, NULL);
+        pthread_cond_init(&adv.cond, NULL);
+        adv.tasks = (struct fr_task_table){0}; /* the parent's table leaks once */
+        atomic_store(&fr__gen, 0);
+}

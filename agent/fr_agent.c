@@ -1,0 +1,234 @@
+/* Starting and stopping the recorder: settings from struct fr_config or the
+ * environment (validated), the LD_PRELOAD constructor, and fork. */
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fr_internal.h"
+
+struct fr_agent_config fr__cfg;
+_Atomic int fr__running;
+char fr__comm[FR_MAX_COMM_BYTES];
+char fr__exe[FR_MAX_PATH_BYTES];
+
+static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+static bool restart_after_fork = true;
+
+void fr__log_error(const char *fmt, ...) {
+        char line[512];
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return;
+        if ((size_t)n > sizeof line - 2)
+                n = sizeof line - 2;
+        line[n++] = '\n';
+        (void)!write(STDERR_FILENO, "flightrec: ", 11);
+        (void)!write(STDERR_FILENO, line, (size_t)n);
+}
+
+/* Parse an unsigned decimal with an optional K/M/G suffix (powers of 1024). */
+static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
+        char *end;
+        errno = 0;
+        if (!s || !*s || *s == '-')
+                return -EINVAL;
+        unsigned long long v = strtoull(s, &end, 10);
+        if (errno || end == s)
+                return -EINVAL;
+        unsigned shift = 0;
+        if (*end == 'K' || *end == 'k')
+                shift = 10, end++;
+        else if (*end == 'M' || *end == 'm')
+                shift = 20, end++;
+        else if (*end == 'G' || *end == 'g')
+                shift = 30, end++;
+        if (*end || (shift && v > (UINT64_MAX >> shift)))
+                return -EINVAL;
+        v <<= shift;
+        if (v < min || v > max)
+                return -ERANGE;
+        *ret = v;
+        return 0;
+}
+
+static int env_number(const char *name, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *ret) {
+        const char *s = getenv(name);
+        if (!s) {
+                *ret = dflt;
+                return 0;
+        }
+        int r = parse_size(s, min, max, ret);
+        if (r < 0)
+                fr__log_error("%s='%s' is not a number in %llu..%llu; not starting", name, s,
+                              (unsigned long long)min, (unsigned long long)max);
+        return r;
+}
+
+static int env_string(const char *name, const char *dflt, char *dst, size_t len) {
+        const char *s = getenv(name);
+        if (!s)
+                s = dflt;
+        if (!*s || strlen(s) >= len) {
+                fr__log_error("%s='%s' is empty or longer than %zu bytes; not starting", name, s,
+                              len - 1);
+                return -EINVAL;
+        }
+        strcpy(dst, s);
+        return 0;
+}
+
+static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
+        uint64_t hz, period, gens, bytes;
+        int r = 0;
+        if (c && c->hz)
+                hz = c->hz;
+        else
+                r |= env_number("FLIGHTREC_HZ", 0, 10000, 100, &hz);
+        if (c && c->period_ms)
+                period = c->period_ms;
+        else
+                r |= env_number("FLIGHTREC_PERIOD_MS", 1, 3600000, 1000, &period);
+        if (c && c->generations)
+                gens = c->generations;
+        else
+                r |= env_number("FLIGHTREC_GENERATIONS", 1, 100000, 10, &gens);
+        if (c && c->max_bytes)
+                bytes = c->max_bytes;
+        else
+                r |= env_number("FLIGHTREC_MAX_BYTES", 1u << 20, 1ull << 36, 64u << 20, &bytes);
+        if (c && c->socket_path)
+                r |= env_string("", c->socket_path, ret->socket_path, sizeof ret->socket_path);
+        else
+                r |= env_string("FLIGHTREC_SOCKET", "/run/flightrec/agent.sock", ret->socket_path,
+                                sizeof ret->socket_path);
+        if (c && c->dir)
+                r |= env_string("", c->dir, ret->dir, sizeof ret->dir);
+        else
+                r |= env_string("FLIGHTREC_DIR", "/var/tmp/flightrec", ret->dir, sizeof ret->dir);
+        if (r)
+                return -EINVAL;
+        if (c && (hz > 10000 || period < 1 || bytes < (1u << 20))) {
+                fr__log_error("fr_config out of range (hz <= 10000, period_ms >= 1, max_bytes >= 1 MiB)");
+                return -EINVAL;
+        }
+        const char *fork_mode = getenv("FLIGHTREC_FORK");
+        if (fork_mode && strcmp(fork_mode, "restart") && strcmp(fork_mode, "off")) {
+                fr__log_error("FLIGHTREC_FORK='%s' is neither 'restart' nor 'off'; not starting",
+                              fork_mode);
+                return -EINVAL;
+        }
+        restart_after_fork = !fork_mode || strcmp(fork_mode, "off") != 0;
+        ret->hz = (unsigned)hz;
+        ret->period_ms = (unsigned)period;
+        ret->generations = (unsigned)gens;
+        ret->max_bytes = (size_t)bytes;
+        ret->sampling_off = c && c->sampling_off;
+        return 0;
+}
+
+static void read_identity(void) {
+        FILE *f = fopen("/proc/self/comm", "re");
+        fr__comm[0] = '\0';
+        if (f) {
+                if (fgets(fr__comm, sizeof fr__comm, f))
+                        fr__comm[strcspn(fr__comm, "\n")] = '\0';
+                fclose(f);
+        }
+        ssize_t n = readlink("/proc/self/exe", fr__exe, sizeof fr__exe - 1);
+        fr__exe[n > 0 ? n : 0] = '\0';
+}
+
+static void atfork_child(void);
+
+static int start_locked(const struct fr_agent_config *cfg) {
+        static bool once;
+        if (!once) {
+                int r = pthread_atfork(NULL, NULL, atfork_child);
+                if (r)
+                        return -r;
+                once = true;
+        }
+        fr__cfg = *cfg;
+        read_identity();
+        fr__clock_init();
+        int r = fr__names_init();
+        if (r < 0)
+                return r;
+        r = fr__pool_init(cfg->max_bytes);
+        if (r < 0)
+                return r;
+        fr__ring_init(cfg->generations, cfg->max_bytes);
+        r = fr__advancer_start();
+        if (r < 0) {
+                fr__pool_destroy();
+                return r;
+        }
+        atomic_store(&fr__running, 1);
+        return 0;
+}
+
+int fr_start(const struct fr_config *c) {
+        struct fr_agent_config cfg = {0};
+        int r = load_config(c, &cfg);
+        if (r < 0)
+                return r;
+        pthread_mutex_lock(&start_lock);
+        r = atomic_load(&fr__running) ? -EALREADY : start_locked(&cfg);
+        pthread_mutex_unlock(&start_lock);
+        return r;
+}
+
+void fr_stop(void) {
+        pthread_mutex_lock(&start_lock);
+        if (atomic_load(&fr__running)) {
+                fr__advancer_stop();
+                atomic_store(&fr__running, 0);
+                fr__ring_destroy();
+                fr__threads_destroy();
+                fr__pool_destroy();
+        }
+        pthread_mutex_unlock(&start_lock);
+}
+
+/* In the child of fork: only the forking thread exists; every lock and list
+ * of the parent's recorder may be mid-update. Drop it all without reading it
+ * and, unless FLIGHTREC_FORK=off, start a clean recorder. */
+static void atfork_child(void) {
+        pthread_mutex_init(&start_lock, NULL);
+        if (!atomic_load(&fr__running))
+                return;
+        atomic_store(&fr__running, 0);
+        fr__advancer_forget();
+        fr__thread_forget_self();
+        fr__pool_destroy();
+        fr__ring_init(fr__cfg.generations, fr__cfg.max_bytes); /* parent's list leaks */
+        if (restart_after_fork) {
+                struct fr_agent_config cfg = fr__cfg;
+                int r = start_locked(&cfg);
+                if (r < 0)
+                        fr__log_error("restart after fork failed: %s", strerror(-r));
+        }
+}
+
+static bool preloaded(void) {
+        const char *p = getenv("LD_PRELOAD");
+        const char *a = getenv("FLIGHTREC_AUTOSTART");
+        if (a && strcmp(a, "1") == 0)
+                return true;
+        return p && strstr(p, "libflightrec");
+}
+
+__attribute__((constructor)) static void fr_autostart(void) {
+        if (!preloaded())
+                return;
+        int r = fr_start(NULL);
+        if (r < 0 && r != -EINVAL)
+                fr__log_error("not started: %s", strerror(-r));
+}

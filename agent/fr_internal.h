@@ -1,0 +1,197 @@
+/* Internal structures of the flightrec agent. Names starting with fr__ are
+ * private to agent/. See docs/agent-design.md for the protocol. */
+#ifndef FR_INTERNAL_H
+#define FR_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "flightrec.h"
+#include "trace_encode.h"
+#include "trace_format.h"
+
+#define FR_CACHELINE 64
+#define FR_TLS __attribute__((tls_model("initial-exec")))
+
+/* ---- clock (fr_clock.c) ------------------------------------------------ */
+/* fr__now - the trace clock in ticks: the TSC on x86-64 (about 11 ns a read
+ * here, against 26 ns for clock_gettime through the vDSO), CLOCK_MONOTONIC in
+ * nanoseconds elsewhere. Async-signal-safe. */
+static inline uint64_t fr__now(void) {
+#if defined(__x86_64__)
+        uint32_t lo, hi;
+        __asm__ __volatile__("rdtsc" : "=a"(lo), "=d"(hi));
+        return ((uint64_t)hi << 32) | lo;
+#else
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+#endif
+}
+struct fr_clock_anchor {
+        uint64_t tick, mono_ns, real_ns;
+};
+void fr__clock_init(void);
+/* fr__clock_anchor - read the three clocks as close together as possible. */
+void fr__clock_anchor(struct fr_clock_anchor *ret);
+/* fr__clock_ticks_per_second - measured since fr__clock_init. */
+uint64_t fr__clock_ticks_per_second(void);
+
+/* ---- block pool (fr_pool.c) ------------------------------------------- */
+#define FR_BLOCK_SIZE (32u * 1024u)
+
+/* A block: thread event buffers while a generation is live, packed generation
+ * bytes once it is complete. The header lives at the start of the block. */
+struct fr_block {
+        struct fr_block *next;
+        uint64_t gen;        /* generation the events belong to */
+        uint64_t base_time;  /* EVENTS/SAMPLES batch base time */
+        uint64_t last_time;  /* time of the last event written */
+        uint32_t pos;        /* write offset from the block start */
+        uint32_t data_start; /* start of the payload (after the reserved header) */
+};
+#define FR_BLOCK_DATA_START ((uint32_t)(sizeof(struct fr_block) + FR_BATCH_HEADER_MAX))
+
+int fr__pool_init(size_t max_bytes);
+void fr__pool_destroy(void);
+/* fr__pool_get - a fresh block, or NULL when the pool is at its limit. */
+struct fr_block *fr__pool_get(void);
+/* fr__pool_put_chain - return a chain of blocks linked by next. */
+void fr__pool_put_chain(struct fr_block *b);
+size_t fr__pool_blocks_in_use(void);
+
+/* ---- names (fr_names.c) ----------------------------------------------- */
+/* Names (tasks, regions, categories, thread names) are interned once per
+ * process into an append-only table; the id is stable and the generation's
+ * STRINGS batch lists the names marked as used in it. */
+int fr__names_init(void);
+void fr__names_destroy(void);
+/* fr__name_intern - id (>= 1) of the name; lock-free when already known. */
+uint32_t fr__name_intern(const char *s);
+/* fr__name_mark - mark id as used in generation gen. */
+void fr__name_mark(uint32_t id, uint64_t gen);
+/* fr__names_emit - append STRINGS batches of every name used in gen to out. */
+void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches);
+
+/* ---- threads (fr_thread.c) -------------------------------------------- */
+struct fr_region {
+        uint64_t task;
+        uint32_t name;
+};
+
+struct fr_thread {
+        /* Written by the owning thread on every event: one cache line of its own. */
+        _Atomic uint64_t seq __attribute__((aligned(FR_CACHELINE))); /* odd: inside a write */
+        struct fr_block *buf[2];        /* current block per generation parity */
+        struct fr_block *full_head[2];  /* filled blocks waiting for the advancer */
+        struct fr_block *full_tail[2];
+        uint64_t last_time;             /* times strictly increase per thread */
+        uint64_t lost_events;           /* not yet reported in a LOST event */
+        uint64_t lost_regions;
+        uint32_t depth;                 /* open regions, including unrecorded ones */
+        uint64_t next_task, task_limit; /* block of task ids */
+        struct fr_region regions[FR_MAX_REGION_DEPTH];
+
+        /* Set once. */
+        pid_t tid;
+        _Atomic uint64_t exit_gen;      /* 0 while alive; else generation of THREAD_EXIT */
+
+        /* Owned by the advancer: the thread's state at the end of the last complete
+         * generation, rebuilt from its events (see fr_advance.c). */
+        struct fr_thread *next;
+        bool shadow_alive;
+        uint32_t shadow_name;
+        uint32_t shadow_depth;
+        struct fr_region shadow_regions[FR_MAX_REGION_DEPTH];
+};
+
+/* fr__thread_self - the calling thread's record, registering it on first use;
+ * NULL when not recording or when out of memory. */
+struct fr_thread *fr__thread_self(void);
+/* fr__threads_lock / unlock - the registry list (advancer walks it). */
+void fr__threads_lock(void);
+void fr__threads_unlock(void);
+struct fr_thread *fr__threads_head(void);
+/* fr__threads_reap - free records of threads that exited before generation gen
+ * ended and whose data was flushed. Called by the advancer with the lock held. */
+void fr__threads_reap(uint64_t completed_gen);
+void fr__threads_destroy(void);
+void fr__thread_forget_self(void);
+
+/* ---- event writing (fr_write.c) --------------------------------------- */
+/* fr__acquire - enter the thread's seqlock; returns the generation to write
+ * into. fr__release leaves it. See docs/agent-design.md. */
+static inline uint64_t fr__acquire(struct fr_thread *t);
+static inline void fr__release(struct fr_thread *t);
+extern _Atomic uint64_t fr__gen;
+
+static inline uint64_t fr__acquire(struct fr_thread *t) {
+        /* seq_cst RMW: the generation load below cannot be ordered before it, so
+         * an advancer that stores gen+1 and then sees seq even knows that no
+         * write into the old generation can still be in progress. */
+        atomic_fetch_add_explicit(&t->seq, 1, memory_order_seq_cst);
+        return atomic_load_explicit(&fr__gen, memory_order_seq_cst);
+}
+static inline void fr__release(struct fr_thread *t) {
+        atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
+}
+/* fr__write_thread_start - THREAD_START and THREAD_NAME for a new record. */
+void fr__write_thread_start(struct fr_thread *t, const char *name);
+void fr__write_thread_exit(struct fr_thread *t);
+
+/* ---- advancer and ring (fr_advance.c, fr_ring.c) ----------------------- */
+struct fr_genbytes {
+        struct fr_genbytes *next;
+        uint64_t gen;
+        uint64_t start, end;  /* ticks */
+        size_t bytes;
+        struct fr_block *head, *tail; /* packed bytes: pos - data_start used per block */
+        int refs;             /* snapshots writing it; freed at 0 once evicted */
+        bool evicted;
+};
+
+int fr__advancer_start(void);
+void fr__advancer_stop(void);
+/* fr__advancer_forget - in a forked child: drop the parent's advancer state. */
+void fr__advancer_forget(void);
+/* fr__advance_now - force an advance and wait until it completed.
+ * Returns 0 or a negative errno. */
+int fr__advance_now(void);
+
+void fr__ring_init(unsigned generations, size_t max_bytes);
+/* fr__ring_push - add a complete generation, evicting the oldest beyond the
+ * bounds. */
+void fr__ring_push(struct fr_genbytes *g);
+/* fr__ring_pin - the retained generations, oldest first, each pinned; release
+ * with fr__ring_unpin. Returns the count (at most max). */
+size_t fr__ring_pin(struct fr_genbytes **ret, size_t max);
+void fr__ring_unpin(struct fr_genbytes **gens, size_t n);
+void fr__ring_destroy(void);
+size_t fr__ring_bytes(void);
+void fr__genbytes_free(struct fr_genbytes *g);
+
+/* ---- the agent (fr_agent.c) ------------------------------------------- */
+struct fr_agent_config {
+        char socket_path[108];
+        unsigned hz, period_ms, generations;
+        size_t max_bytes;
+        char dir[4096];
+        bool sampling_off;
+};
+extern struct fr_agent_config fr__cfg;
+extern _Atomic int fr__running;
+extern char fr__comm[FR_MAX_COMM_BYTES];
+extern char fr__exe[FR_MAX_PATH_BYTES];
+
+/* fr__log_error - one line on stderr, "flightrec: ...". Not for the hot path. */
+void fr__log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* ---- snapshots (fr_snapshot.c) ---------------------------------------- */
+/* fr__snapshot_local - write a .trace.lz4 into dir (temporary name, then
+ * rename). Returns 0 with the final path in ret_path, or a negative errno. */
+int fr__snapshot_local(const char *dir, const char *reason, char *ret_path, size_t pathlen);
+
+#endif

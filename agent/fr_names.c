@@ -1,0 +1,176 @@
+/* Interned names: an open-addressing hash table that is read without locks
+ * (an entry is published by a release store of its string pointer and never
+ * changes or moves afterwards) and written under a mutex. An id is the slot
+ * index + 1, stable for the life of the recorder. Each entry remembers the last
+ * generation of each parity it was used in, so the advancer can emit exactly the
+ * names a generation needs. Log messages are not interned. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fr_internal.h"
+
+#define NAMES_SLOTS (1u << 16)      /* power of two */
+#define NAMES_MAX (NAMES_SLOTS / 2) /* keep probes short */
+#define ARENA_CHUNK (256u * 1024u)
+#define ARENA_MAX_CHUNKS 32         /* 8 MiB of name bytes at most */
+
+struct name_slot {
+        _Atomic(const char *) str; /* NULL: empty */
+        uint32_t hash;
+        uint32_t len;
+        _Atomic uint64_t used[2]; /* generation last used, per parity */
+};
+
+static struct {
+        pthread_mutex_t lock;
+        struct name_slot *slots;
+        uint32_t count;
+        uint32_t overflow_id; /* "<too many names>" */
+        char *arena[ARENA_MAX_CHUNKS];
+        unsigned narena;
+        size_t arena_used;
+} names = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* A short multiply-xorshift hash, 8 bytes at a time: names are short. */
+static uint32_t name_hash(const char *s, size_t n) {
+        uint64_t h = 0x9e3779b97f4a7c15ull ^ n;
+        while (n >= 8) {
+                uint64_t w;
+                memcpy(&w, s, 8);
+                h = (h ^ w) * 0xff51afd7ed558ccdull;
+                h ^= h >> 32;
+                s += 8;
+                n -= 8;
+        }
+        uint64_t w = 0;
+        memcpy(&w, s, n);
+        h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+        h ^= h >> 29;
+        return (uint32_t)h;
+}
+
+static char *arena_copy(const char *s, size_t n) {
+        if (names.narena == 0 || names.arena_used + n + 1 > ARENA_CHUNK) {
+                if (names.narena == ARENA_MAX_CHUNKS)
+                        return NULL;
+                char *c = malloc(ARENA_CHUNK);
+                if (!c)
+                        return NULL;
+                names.arena[names.narena++] = c;
+                names.arena_used = 0;
+        }
+        char *d = names.arena[names.narena - 1] + names.arena_used;
+        memcpy(d, s, n);
+        d[n] = '\0';
+        names.arena_used += n + 1;
+        return d;
+}
+
+static uint32_t lookup(const char *s, size_t n, uint32_t h) {
+        for (uint32_t i = h & (NAMES_SLOTS - 1);; i = (i + 1) & (NAMES_SLOTS - 1)) {
+                struct name_slot *e = &names.slots[i];
+                const char *p = atomic_load_explicit(&e->str, memory_order_acquire);
+                if (!p)
+                        return 0;
+                if (e->hash == h && e->len == n && memcmp(p, s, n) == 0)
+                        return i + 1;
+        }
+}
+
+static uint32_t insert_locked(const char *s, size_t n, uint32_t h) {
+        uint32_t i = h & (NAMES_SLOTS - 1);
+        for (;; i = (i + 1) & (NAMES_SLOTS - 1)) {
+                struct name_slot *e = &names.slots[i];
+                const char *p = atomic_load_explicit(&e->str, memory_order_relaxed);
+                if (!p)
+                        break;
+                if (e->hash == h && e->len == n && memcmp(p, s, n) == 0)
+                        return i + 1;
+        }
+        if (names.count >= NAMES_MAX)
+                return 0;
+        char *copy = arena_copy(s, n);
+        if (!copy)
+                return 0;
+        struct name_slot *e = &names.slots[i];
+        e->hash = h;
+        e->len = (uint32_t)n;
+        atomic_store_explicit(&e->used[0], 0, memory_order_relaxed);
+        atomic_store_explicit(&e->used[1], 0, memory_order_relaxed);
+        atomic_store_explicit(&e->str, copy, memory_order_release);
+        names.count++;
+        return i + 1;
+}
+
+int fr__names_init(void) {
+        /* The table outlives fr_stop: threads may be interning while it stops. */
+        pthread_mutex_init(&names.lock, NULL);
+        if (names.slots)
+                return 0;
+        names.slots = calloc(NAMES_SLOTS, sizeof *names.slots);
+        if (!names.slots)
+                return -ENOMEM;
+        names.count = 0;
+        names.narena = 0;
+        names.arena_used = 0;
+        const char *ov = "<too many names>";
+        names.overflow_id = insert_locked(ov, strlen(ov), name_hash(ov, strlen(ov)));
+        return 0;
+}
+
+void fr__names_destroy(void) {
+        for (unsigned i = 0; i < names.narena; i++)
+                free(names.arena[i]);
+        names.narena = 0;
+        free(names.slots);
+        names.slots = NULL;
+}
+
+uint32_t fr__name_intern(const char *s) {
+        if (!s)
+                s = "";
+        size_t n = strnlen(s, FR_MAX_STRING_BYTES);
+        uint32_t h = name_hash(s, n);
+        uint32_t id = lookup(s, n, h);
+        if (id)
+                return id;
+        pthread_mutex_lock(&names.lock);
+        id = insert_locked(s, n, h);
+        pthread_mutex_unlock(&names.lock);
+        return id ? id : names.overflow_id;
+}
+
+void fr__name_mark(uint32_t id, uint64_t gen) {
+        _Atomic uint64_t *u = &names.slots[id - 1].used[gen & 1];
+        /* Read first: the common case (already marked) then stays a plain load
+         * of a line that other threads only read. */
+        if (atomic_load_explicit(u, memory_order_relaxed) != gen)
+                atomic_store_explicit(u, gen, memory_order_relaxed);
+}
+
+void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches) {
+        /* Batches stay under one block's payload so the ring can pack them. */
+        const size_t limit = FR_BLOCK_SIZE / 2;
+        struct fr_buf payload = {0};
+        for (uint32_t i = 0; i < NAMES_SLOTS; i++) {
+                struct name_slot *e = &names.slots[i];
+                const char *p = atomic_load_explicit(&e->str, memory_order_acquire);
+                if (!p || atomic_load_explicit(&e->used[gen & 1], memory_order_relaxed) != gen)
+                        continue;
+                if (payload.len + e->len + 2 * FR_VARINT_MAX > limit) {
+                        fr_buf_put_batch(out, FR_BATCH_STRINGS, gen, 0, 0, payload.data, payload.len);
+                        (*nbatches)++;
+                        payload.len = 0;
+                }
+                fr_buf_put_uvarint(&payload, i + 1);
+                fr_buf_put_string(&payload, p, e->len);
+        }
+        if (payload.len) {
+                fr_buf_put_batch(out, FR_BATCH_STRINGS, gen, 0, 0, payload.data, payload.len);
+                (*nbatches)++;
+        }
+        if (payload.failed)
+                out->failed = 1;
+        fr_buf_free(&payload);
+}

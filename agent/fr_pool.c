@@ -1,0 +1,85 @@
+/* The block pool: fixed-size blocks carved from one reserved mapping, with a
+ * free list. Taken under a mutex, once per FR_BLOCK_SIZE bytes of events. */
+#include <errno.h>
+#include <sys/mman.h>
+
+#include "fr_internal.h"
+
+static struct {
+        pthread_mutex_t lock;
+        uint8_t *base;
+        size_t nblocks;      /* capacity */
+        size_t carved;       /* blocks handed out at least once */
+        size_t in_use;
+        struct fr_block *free;
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+int fr__pool_init(size_t max_bytes) {
+        /* Live buffers and retained generations share the pool: twice the ring
+         * bound leaves room for the generations being written. Pages are
+         * touched only when a block is first used. */
+        size_t nblocks = 2 * max_bytes / FR_BLOCK_SIZE + 64;
+        void *p = mmap(NULL, nblocks * FR_BLOCK_SIZE, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        if (p == MAP_FAILED)
+                return -errno;
+        pthread_mutex_init(&pool.lock, NULL); /* fresh, also in a forked child */
+        pool.base = p;
+        pool.nblocks = nblocks;
+        pool.carved = 0;
+        pool.in_use = 0;
+        pool.free = NULL;
+        return 0;
+}
+
+void fr__pool_destroy(void) {
+        if (pool.base)
+                munmap(pool.base, pool.nblocks * FR_BLOCK_SIZE);
+        pool.base = NULL;
+        pool.nblocks = pool.carved = pool.in_use = 0;
+        pool.free = NULL;
+}
+
+struct fr_block *fr__pool_get(void) {
+        struct fr_block *b = NULL;
+        pthread_mutex_lock(&pool.lock);
+        if (pool.free) {
+                b = pool.free;
+                pool.free = b->next;
+        } else if (pool.carved < pool.nblocks) {
+                b = (struct fr_block *)(pool.base + pool.carved * FR_BLOCK_SIZE);
+                pool.carved++;
+        }
+        if (b)
+                pool.in_use++;
+        pthread_mutex_unlock(&pool.lock);
+        if (b) {
+                b->next = NULL;
+                b->gen = 0;
+                b->base_time = b->last_time = 0;
+                b->data_start = FR_BLOCK_DATA_START;
+                b->pos = FR_BLOCK_DATA_START;
+        }
+        return b;
+}
+
+void fr__pool_put_chain(struct fr_block *b) {
+        if (!b)
+                return;
+        pthread_mutex_lock(&pool.lock);
+        while (b) {
+                struct fr_block *next = b->next;
+                b->next = pool.free;
+                pool.free = b;
+                pool.in_use--;
+                b = next;
+        }
+        pthread_mutex_unlock(&pool.lock);
+}
+
+size_t fr__pool_blocks_in_use(void) {
+        pthread_mutex_lock(&pool.lock);
+        size_t n = pool.in_use;
+        pthread_mutex_unlock(&pool.lock);
+        return n;
+}

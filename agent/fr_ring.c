@@ -1,0 +1,93 @@
+/* The ring of complete generations, bounded by count and bytes: the oldest is
+ * dropped whole. A snapshot pins the generations it writes; an evicted
+ * generation that is pinned is freed by the last unpin. */
+#include <stdlib.h>
+
+#include "fr_internal.h"
+
+static struct {
+        pthread_mutex_t lock;
+        struct fr_genbytes *head, *tail; /* oldest first */
+        size_t count, bytes;
+        unsigned max_count;
+        size_t max_bytes;
+} ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+void fr__genbytes_free(struct fr_genbytes *g) {
+        fr__pool_put_chain(g->head);
+        free(g);
+}
+
+void fr__ring_init(unsigned generations, size_t max_bytes) {
+        pthread_mutex_init(&ring.lock, NULL); /* fresh, also in a forked child */
+        ring.head = ring.tail = NULL;
+        ring.count = ring.bytes = 0;
+        ring.max_count = generations;
+        ring.max_bytes = max_bytes;
+}
+
+static void drop_oldest_locked(void) {
+        struct fr_genbytes *g = ring.head;
+        ring.head = g->next;
+        if (!ring.head)
+                ring.tail = NULL;
+        ring.count--;
+        ring.bytes -= g->bytes;
+        g->next = NULL;
+        if (g->refs)
+                g->evicted = true;
+        else
+                fr__genbytes_free(g);
+}
+
+void fr__ring_push(struct fr_genbytes *g) {
+        pthread_mutex_lock(&ring.lock);
+        g->next = NULL;
+        if (ring.tail)
+                ring.tail->next = g;
+        else
+                ring.head = g;
+        ring.tail = g;
+        ring.count++;
+        ring.bytes += g->bytes;
+        /* The newest generation stays even when it alone is over the byte bound. */
+        while (ring.head != ring.tail &&
+               (ring.count > ring.max_count || ring.bytes > ring.max_bytes))
+                drop_oldest_locked();
+        pthread_mutex_unlock(&ring.lock);
+}
+
+size_t fr__ring_pin(struct fr_genbytes **ret, size_t max) {
+        size_t n = 0;
+        pthread_mutex_lock(&ring.lock);
+        for (struct fr_genbytes *g = ring.head; g && n < max; g = g->next) {
+                g->refs++;
+                ret[n++] = g;
+        }
+        pthread_mutex_unlock(&ring.lock);
+        return n;
+}
+
+void fr__ring_unpin(struct fr_genbytes **gens, size_t n) {
+        pthread_mutex_lock(&ring.lock);
+        for (size_t i = 0; i < n; i++) {
+                struct fr_genbytes *g = gens[i];
+                if (--g->refs == 0 && g->evicted)
+                        fr__genbytes_free(g);
+        }
+        pthread_mutex_unlock(&ring.lock);
+}
+
+size_t fr__ring_bytes(void) {
+        pthread_mutex_lock(&ring.lock);
+        size_t n = ring.bytes;
+        pthread_mutex_unlock(&ring.lock);
+        return n;
+}
+
+void fr__ring_destroy(void) {
+        pthread_mutex_lock(&ring.lock);
+        while (ring.head)
+                drop_oldest_locked();
+        pthread_mutex_unlock(&ring.lock);
+}

@@ -1,0 +1,81 @@
+/* flightrec - a continuous flight recorder for native Linux processes.
+ *
+ * Link with `pkg-config --cflags --libs flightrec`, or load an unmodified
+ * program with LD_PRELOAD=libflightrec.so (the agent then starts itself from the
+ * environment). The recorder keeps, per thread, timestamped events in a ring of
+ * the last N generations (1 s each by default); a snapshot hands them over.
+ *
+ * Every function here is safe to call from any thread at any time, before
+ * fr_start or after fr_stop too (then it does nothing), and never blocks on the
+ * daemon. Names (tasks, regions, categories, thread names) are copied; at most
+ * 4096 bytes of each string are kept. */
+#ifndef FLIGHTREC_H
+#define FLIGHTREC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Recorder settings. A zero field takes the default, which is read from the
+ * environment variable named beside it, else the value shown. */
+struct fr_config {
+        const char *socket_path;  /* FLIGHTREC_SOCKET, "/run/flightrec/agent.sock" */
+        unsigned hz;              /* FLIGHTREC_HZ: CPU samples per CPU-second, 100 (0 = off) */
+        unsigned period_ms;       /* FLIGHTREC_PERIOD_MS: generation length, 1000 */
+        unsigned generations;     /* FLIGHTREC_GENERATIONS: complete generations kept, 10 */
+        size_t max_bytes;         /* FLIGHTREC_MAX_BYTES: bytes kept in the ring, 64 MiB */
+        const char *dir;          /* FLIGHTREC_DIR: local snapshots, "/var/tmp/flightrec" */
+        int sampling_off;         /* 1: no CPU sampling whatever hz says (for tests) */
+};
+
+/* fr_start - start recording in this process.
+ * cfg NULL: everything from the environment (FLIGHTREC_*), validated.
+ * Returns 0, -EALREADY if already started, -EINVAL for a bad setting (a message
+ * naming it goes to stderr), or another negative errno (no memory, no thread). */
+int fr_start(const struct fr_config *cfg);
+
+/* fr_stop - stop recording and free the recorder. Retained data is dropped;
+ * take a snapshot first if you want it. Threads inside an fr_ call finish it. */
+void fr_stop(void);
+
+/* fr_task_begin - begin a logical task (a request, a job) that may span
+ * threads. parent_task: 0 for none. Returns the task id (never 0 while
+ * recording; 0 when the recorder is off). */
+uint64_t fr_task_begin(uint64_t parent_task, const char *name);
+/* fr_task_end - end a task; any thread may end it. */
+void fr_task_end(uint64_t task);
+
+/* fr_region_begin / fr_region_end - a named span of work on this thread,
+ * within task (0: none). Regions nest; an end names the region it closes. An
+ * end that matches an outer region closes the inner ones too; an end that
+ * matches none is counted as lost. At most 64 open regions per thread are
+ * recorded, deeper ones are counted. Hot path: tens of nanoseconds. */
+void fr_region_begin(uint64_t task, const char *name);
+void fr_region_end(uint64_t task, const char *name);
+
+/* fr_log - a timestamped message in a category (both copied; messages longer
+ * than 4096 bytes are truncated). */
+void fr_log(uint64_t task, const char *category, const char *message);
+
+/* fr_thread_name - name the calling thread in the trace. */
+void fr_thread_name(const char *name);
+
+/* fr_snapshot - ask for a snapshot of the retained generations. Without a
+ * daemon, it is written to FLIGHTREC_DIR as <comm>-<pid>-<UTC>.trace.lz4.
+ * reason: free text kept in the trace header (NULL: "fr_snapshot").
+ * Returns 0 or a negative errno. */
+int fr_snapshot(const char *reason);
+
+/* fr_write_snapshot - force a generation advance and write the header and
+ * every retained complete generation to fd (uncompressed trace format).
+ * Returns 0, -EINVAL when not recording, or the negative errno of the write. */
+int fr_write_snapshot(int fd);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,66 @@
+/* flightrec trace format, version 1: constants shared by the agent (writer),
+ * the reader and the tools.  The format is described in docs/trace-format.md. */
+#ifndef FR_TRACE_FORMAT_H
+#define FR_TRACE_FORMAT_H
+
+#include <stdint.h>
+
+#define FR_TRACE_MAGIC "FRTRACE\0" /* 8 bytes at offset 0 */
+#define FR_TRACE_MAGIC_LEN 8
+#define FR_TRACE_VERSION 1
+
+/* Batch kinds: one byte at the start of every batch header. */
+enum fr_batch_kind {
+        FR_BATCH_CLOCK = 1,   /* clock record: units per second, anchors */
+        FR_BATCH_STATUS = 2,  /* threads, open regions and open tasks at generation start */
+        FR_BATCH_EVENTS = 3,  /* one thread's events */
+        FR_BATCH_SAMPLES = 4, /* one thread's CPU samples */
+        FR_BATCH_STACKS = 5,  /* stack table */
+        FR_BATCH_STRINGS = 6, /* string table */
+        FR_BATCH_MAPS = 7,    /* loaded objects */
+        FR_BATCH_END = 8,     /* generation end: end time, batch count */
+        FR_BATCH_KIND_MAX = 8,
+};
+
+/* Event types inside an FR_BATCH_EVENTS batch: one byte, then the time delta. */
+enum fr_event_type {
+        FR_EV_TASK_BEGIN = 1,   /* task id, parent task id, name string id */
+        FR_EV_TASK_END = 2,     /* task id */
+        FR_EV_REGION_BEGIN = 3, /* task id, name string id */
+        FR_EV_REGION_END = 4,   /* task id, name string id */
+        FR_EV_LOG = 5,          /* task id, category string id, length, bytes */
+        FR_EV_THREAD_NAME = 6,  /* name string id */
+        FR_EV_THREAD_START = 7, /* (none): a new thread under this id */
+        FR_EV_THREAD_EXIT = 8,  /* (none) */
+        FR_EV_LOST = 9,         /* what (enum fr_lost_kind), count */
+        FR_EV_TYPE_MAX = 9,
+};
+
+enum fr_lost_kind {
+        FR_LOST_EVENTS = 1,  /* events dropped: no buffer memory */
+        FR_LOST_SAMPLES = 2, /* CPU samples dropped: sample buffer full */
+        FR_LOST_REGIONS = 3, /* region begins past the depth limit, or ends with no match */
+        FR_LOST_KIND_MAX = 3,
+};
+
+/* Sampler in use, recorded in the clock batch. */
+enum fr_sampler_kind {
+        FR_SAMPLER_NONE = 0,
+        FR_SAMPLER_PERF = 1,  /* perf_event task-clock */
+        FR_SAMPLER_TIMER = 2, /* timer_create(CLOCK_THREAD_CPUTIME_ID) */
+};
+
+/* Limits the writer keeps and the reader enforces. */
+#define FR_MAX_BATCH_BYTES (1u << 20)  /* payload of one batch */
+#define FR_MAX_STRING_BYTES 4096       /* one string table entry */
+#define FR_MAX_LOG_BYTES 4096          /* one log message */
+#define FR_MAX_STACK_FRAMES 128        /* frames in one stack */
+#define FR_MAX_REGION_DEPTH 64         /* open regions per thread */
+#define FR_MAX_PATH_BYTES 4096         /* loaded object path */
+#define FR_MAX_BUILD_ID_BYTES 64       /* build id bytes */
+#define FR_MAX_COMM_BYTES 256          /* header comm / exe */
+
+/* Largest batch header: kind byte + four varints. */
+#define FR_BATCH_HEADER_MAX (1 + 4 * 10)
+
+#endif
