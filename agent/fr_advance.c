@@ -16,12 +16,27 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/membarrier.h>
+#include <sys/syscall.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "fr_internal.h"
 #include "fr_tasks.h"
 
 _Atomic uint64_t fr__gen __attribute__((aligned(FR_CACHELINE)));
+bool fr__asymmetric;
+
+static void asymmetric_init(void) {
+        /* Registration makes later MEMBARRIER_CMD_PRIVATE_EXPEDITED calls cheap
+         * (IPIs to the CPUs running our threads only). */
+        fr__asymmetric = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+}
+
+void fr__fence_all_threads(void) {
+        if (!fr__asymmetric || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+                atomic_thread_fence(memory_order_seq_cst);
+}
 
 static struct {
         pthread_t thread;
@@ -33,22 +48,43 @@ static struct {
         struct fr_clock_anchor gen_start; /* start of the current generation */
         struct fr_task_table tasks;
         uint64_t lost_generations; /* dropped whole: pool exhausted */
-} adv = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+        uint64_t lost[FR_LOST_KIND_MAX + 1]; /* totals of the LOST events replayed */
+        uint64_t generations;      /* completed */
+} adv = {.lock = PTHREAD_MUTEX_INITIALIZER};
+
+/* The period is measured on CLOCK_MONOTONIC: wall-clock steps do not move it. */
+static void init_cond(void) {
+        pthread_condattr_t a;
+        pthread_condattr_init(&a);
+        pthread_condattr_setclock(&a, CLOCK_MONOTONIC);
+        pthread_cond_init(&adv.cond, &a);
+        pthread_condattr_destroy(&a);
+}
 
 /* ---- packed generation bytes ---------------------------------------------- */
 
+/* gen_link - append block b, whose trace bytes are [out_start, pos), to g. */
+static void gen_link(struct fr_genbytes *g, struct fr_block *b) {
+        b->next = NULL;
+        if (g->tail)
+                g->tail->next = b;
+        else
+                g->head = b;
+        g->tail = b;
+        g->bytes += b->pos - b->out_start;
+        g->mem += FR_BLOCK_SIZE;
+}
+
+/* gen_append - copy n bytes to the end of g, filling its last block if that
+ * one holds copied bytes. Returns 0 or -ENOMEM. */
 static int gen_append(struct fr_genbytes *g, const uint8_t *p, size_t n) {
         while (n) {
                 struct fr_block *b = g->tail;
-                if (!b || b->pos == FR_BLOCK_SIZE) {
-                        b = fr__pool_get();
+                if (!b || b->out_start != b->data_start || b->pos == FR_BLOCK_SIZE) {
+                        b = fr__pool_get_reserve();
                         if (!b)
                                 return -ENOMEM;
-                        if (g->tail)
-                                g->tail->next = b;
-                        else
-                                g->head = b;
-                        g->tail = b;
+                        gen_link(g, b);
                 }
                 size_t room = FR_BLOCK_SIZE - b->pos;
                 size_t k = n < room ? n : room;
@@ -120,6 +156,10 @@ static uint64_t replay(struct fr_thread *t, const uint8_t *p, const uint8_t *end
                 case FR_EV_THREAD_NAME:
                         t->shadow_name = (uint32_t)a[0];
                         break;
+                case FR_EV_LOST:
+                        if (a[0] <= FR_LOST_KIND_MAX)
+                                adv.lost[a[0]] += a[1];
+                        break;
                 case FR_EV_THREAD_START:
                         t->shadow_alive = true;
                         t->shadow_depth = 0;
@@ -168,9 +208,10 @@ static void put_status(struct fr_buf *b, struct fr_thread *head, uint64_t gen) {
         }
 }
 
-/* Append one thread's blocks of generation gen as EVENTS batches to g (NULL:
- * the generation is being dropped), replaying them either way, and give the
- * blocks back to the pool. */
+/* Add one thread's blocks of generation gen to g as EVENTS batches (NULL: the
+ * generation is being dropped), replaying them either way. Blocks more than
+ * half full move into the generation as they are; the rest are copied, so
+ * that idle threads do not pin a whole block each per generation. */
 static int pack_thread(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, size_t *nbatches,
                        uint64_t *max_time) {
         unsigned p = gen & 1;
@@ -184,21 +225,32 @@ static int pack_thread(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen,
         t->full_head[p] = t->full_tail[p] = NULL;
         t->buf[p] = NULL;
         int r = 0;
-        for (struct fr_block *b = chain; b; b = b->next) {
-                if (b->pos == b->data_start)
-                        continue;
+        while (chain) {
+                struct fr_block *b = chain;
+                chain = b->next;
                 uint8_t *data = (uint8_t *)b + b->data_start;
                 size_t size = b->pos - b->data_start;
+                if (size == 0) {
+                        b->next = NULL;
+                        fr__pool_put_chain(b);
+                        continue;
+                }
                 uint8_t *hdr = fr_encode_batch_header(data, FR_BATCH_EVENTS, gen, (uint64_t)t->tid,
                                                       b->base_time, size);
                 uint64_t last = replay(t, data, data + size, b->base_time);
                 if (last > *max_time)
                         *max_time = last;
+                (*nbatches)++;
+                if (g && r == 0 && size > (FR_BLOCK_SIZE - b->data_start) / 2) {
+                        b->out_start = (uint32_t)(hdr - (uint8_t *)b);
+                        gen_link(g, b);
+                        continue;
+                }
                 if (g && r == 0)
                         r = gen_append(g, hdr, (size_t)(data + size - hdr));
-                (*nbatches)++;
+                b->next = NULL;
+                fr__pool_put_chain(b);
         }
-        fr__pool_put_chain(chain);
         return r;
 }
 
@@ -207,6 +259,7 @@ static void advance(void) {
         struct fr_clock_anchor start = adv.gen_start, next;
         fr__clock_anchor(&next);
         atomic_store(&fr__gen, old + 1);
+        fr__fence_all_threads();
         adv.gen_start = next;
 
         /* Threads registered after this point write into the new generation. */
@@ -264,6 +317,7 @@ static void advance(void) {
                 g->start = start.tick;
                 g->end = max_time;
                 fr__ring_push(g);
+                adv.generations++;
         } else if (g) {
                 adv.lost_generations++;
                 fr__genbytes_free(g);
@@ -325,6 +379,8 @@ int fr__advancer_start(void) {
         }
         fr__threads_unlock();
         fr__clock_anchor(&adv.gen_start);
+        asymmetric_init();
+        init_cond();
         adv.stop = false;
         adv.requested = adv.served = 0;
         atomic_store(&fr__gen, 1);
@@ -351,6 +407,7 @@ void fr__advancer_stop(void) {
         adv.started = false;
         /* Close the recording: no writer may be left in any generation. */
         atomic_store(&fr__gen, 0);
+        fr__fence_all_threads();
         fr__threads_lock();
         for (struct fr_thread *t = fr__threads_head(); t; t = t->next) {
                 uint64_t s = atomic_load(&t->seq);
@@ -359,6 +416,16 @@ void fr__advancer_stop(void) {
         }
         fr__threads_unlock();
         fr_task_table_free(&adv.tasks);
+}
+
+void fr__advancer_stats(struct fr_stats *ret) {
+        *ret = (struct fr_stats){
+                .generations = adv.generations,
+                .lost_generations = adv.lost_generations,
+                .lost_events = adv.lost[FR_LOST_EVENTS],
+                .lost_samples = adv.lost[FR_LOST_SAMPLES],
+                .lost_regions = adv.lost[FR_LOST_REGIONS],
+        };
 }
 
 int fr__advance_now(void) {
@@ -381,7 +448,6 @@ void fr__advancer_forget(void) {
         adv.started = false;
         adv.stop = false;
         pthread_mutex_init(&adv.lock, NULL);
-        pthread_cond_init(&adv.cond, NULL);
         adv.tasks = (struct fr_task_table){0}; /* the parent's table leaks once */
         atomic_store(&fr__gen, 0);
 }

@@ -189,6 +189,17 @@ void fr_stop(void) {
         pthread_mutex_lock(&start_lock);
         if (atomic_load(&fr__running)) {
                 fr__advancer_stop();
+                if (getenv("FLIGHTREC_DEBUG")) {
+                        struct fr_stats st;
+                        fr__advancer_stats(&st);
+                        fr__log_error("stop: %llu generations (%llu dropped), lost %llu events, "
+                                      "%llu samples, %llu region ends",
+                                      (unsigned long long)st.generations,
+                                      (unsigned long long)st.lost_generations,
+                                      (unsigned long long)st.lost_events,
+                                      (unsigned long long)st.lost_samples,
+                                      (unsigned long long)st.lost_regions);
+                }
                 atomic_store(&fr__running, 0);
                 fr__ring_destroy();
                 fr__threads_destroy();

@@ -52,13 +52,17 @@ struct fr_block {
         uint64_t last_time;  /* time of the last event written */
         uint32_t pos;        /* write offset from the block start */
         uint32_t data_start; /* start of the payload (after the reserved header) */
+        uint32_t out_start;  /* in a complete generation: first byte of trace data */
 };
 #define FR_BLOCK_DATA_START ((uint32_t)(sizeof(struct fr_block) + FR_BATCH_HEADER_MAX))
 
 int fr__pool_init(size_t max_bytes);
 void fr__pool_destroy(void);
-/* fr__pool_get - a fresh block, or NULL when the pool is at its limit. */
+/* fr__pool_get - a fresh block for a writer, or NULL when the pool is at its
+ * limit (a few blocks stay reserved for the advancer). */
 struct fr_block *fr__pool_get(void);
+/* fr__pool_get_reserve - the advancer's: may take the reserved blocks. */
+struct fr_block *fr__pool_get_reserve(void);
 /* fr__pool_put_chain - return a chain of blocks linked by next. */
 void fr__pool_put_chain(struct fr_block *b);
 size_t fr__pool_blocks_in_use(void);
@@ -67,14 +71,31 @@ size_t fr__pool_blocks_in_use(void);
 /* Names (tasks, regions, categories, thread names) are interned once per
  * process into an append-only table; the id is stable and the generation's
  * STRINGS batch lists the names marked as used in it. */
+struct fr_name_slot {
+        _Atomic(const char *) str; /* NULL: empty; else the interned copy */
+        uint32_t hash;
+        uint32_t len;
+        _Atomic uint64_t used[2]; /* generation last used, per parity */
+};
+extern struct fr_name_slot *fr__name_slots;
+
 int fr__names_init(void);
-void fr__names_destroy(void);
 /* fr__name_intern - id (>= 1) of the name; lock-free when already known. */
 uint32_t fr__name_intern(const char *s);
-/* fr__name_mark - mark id as used in generation gen. */
-void fr__name_mark(uint32_t id, uint64_t gen);
 /* fr__names_emit - append STRINGS batches of every name used in gen to out. */
 void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches);
+
+/* fr__name_str - the interned copy of id. */
+static inline const char *fr__name_str(uint32_t id) {
+        return atomic_load_explicit(&fr__name_slots[id - 1].str, memory_order_relaxed);
+}
+/* fr__name_mark - mark id as used in generation gen. Read first: the common
+ * case (already marked) stays a load of a line other threads only read. */
+static inline void fr__name_mark(uint32_t id, uint64_t gen) {
+        _Atomic uint64_t *u = &fr__name_slots[id - 1].used[gen & 1];
+        if (atomic_load_explicit(u, memory_order_relaxed) != gen)
+                atomic_store_explicit(u, gen, memory_order_relaxed);
+}
 
 /* ---- threads (fr_thread.c) -------------------------------------------- */
 struct fr_region {
@@ -94,6 +115,10 @@ struct fr_thread {
         uint32_t depth;                 /* open regions, including unrecorded ones */
         uint64_t next_task, task_limit; /* block of task ids */
         struct fr_region regions[FR_MAX_REGION_DEPTH];
+        struct {
+                const char *ptr; /* caller's pointer last seen in this slot */
+                uint32_t id;
+        } name_cache[16];
 
         /* Set once. */
         pid_t tid;
@@ -108,9 +133,14 @@ struct fr_thread {
         struct fr_region shadow_regions[FR_MAX_REGION_DEPTH];
 };
 
+extern __thread struct fr_thread *fr__self FR_TLS;
+struct fr_thread *fr__thread_register(void);
 /* fr__thread_self - the calling thread's record, registering it on first use;
  * NULL when not recording or when out of memory. */
-struct fr_thread *fr__thread_self(void);
+static inline struct fr_thread *fr__thread_self(void) {
+        struct fr_thread *t = fr__self;
+        return __builtin_expect(t != NULL, 1) ? t : fr__thread_register();
+}
 /* fr__threads_lock / unlock - the registry list (advancer walks it). */
 void fr__threads_lock(void);
 void fr__threads_unlock(void);
@@ -127,16 +157,37 @@ void fr__thread_forget_self(void);
 static inline uint64_t fr__acquire(struct fr_thread *t);
 static inline void fr__release(struct fr_thread *t);
 extern _Atomic uint64_t fr__gen;
+extern bool fr__asymmetric; /* membarrier available: see fr__acquire */
 
 static inline uint64_t fr__acquire(struct fr_thread *t) {
-        /* seq_cst RMW: the generation load below cannot be ordered before it, so
-         * an advancer that stores gen+1 and then sees seq even knows that no
-         * write into the old generation can still be in progress. */
+        /* The seq store must be ordered before the generation load, so that an
+         * advancer that stores gen+1 and then sees seq even knows that no write
+         * into the old generation can still be in progress (Dekker).
+         *
+         * Fast path: a plain store and a compiler barrier. The advancer pays
+         * for the fence instead: after storing gen+1 it calls membarrier(2),
+         * which runs a full barrier on every thread of the process, before it
+         * reads any seq. That saves a locked instruction (~6 ns here) per
+         * event. A signal handler on this thread may run between the load and
+         * the store below; it leaves seq even again, and the reasoning holds
+         * with the values it writes (docs/agent-design.md). */
+        if (__builtin_expect(fr__asymmetric, 1)) {
+                uint64_t s = atomic_load_explicit(&t->seq, memory_order_relaxed);
+                atomic_store_explicit(&t->seq, s + 1, memory_order_relaxed);
+                atomic_signal_fence(memory_order_seq_cst);
+                return atomic_load_explicit(&fr__gen, memory_order_relaxed);
+        }
         atomic_fetch_add_explicit(&t->seq, 1, memory_order_seq_cst);
         return atomic_load_explicit(&fr__gen, memory_order_seq_cst);
 }
+/* fr__fence_all_threads - the advancer's half of the barrier above. */
+void fr__fence_all_threads(void);
 static inline void fr__release(struct fr_thread *t) {
-        atomic_fetch_add_explicit(&t->seq, 1, memory_order_release);
+        /* A plain store, no locked instruction: seq is odd here, and a signal
+         * handler on this thread leaves an odd seq alone, so nobody else can
+         * change it between this load and store. */
+        uint64_t s = atomic_load_explicit(&t->seq, memory_order_relaxed);
+        atomic_store_explicit(&t->seq, s + 1, memory_order_release);
 }
 /* fr__write_thread_start - THREAD_START and THREAD_NAME for a new record. */
 void fr__write_thread_start(struct fr_thread *t, const char *name);
@@ -147,8 +198,9 @@ struct fr_genbytes {
         struct fr_genbytes *next;
         uint64_t gen;
         uint64_t start, end;  /* ticks */
-        size_t bytes;
-        struct fr_block *head, *tail; /* packed bytes: pos - data_start used per block */
+        size_t bytes;         /* trace bytes */
+        size_t mem;           /* pool memory held */
+        struct fr_block *head, *tail; /* trace bytes are [out_start, pos) of each block */
         int refs;             /* snapshots writing it; freed at 0 once evicted */
         bool evicted;
 };
@@ -157,6 +209,12 @@ int fr__advancer_start(void);
 void fr__advancer_stop(void);
 /* fr__advancer_forget - in a forked child: drop the parent's advancer state. */
 void fr__advancer_forget(void);
+/* Counters for FLIGHTREC_DEBUG and the daemon's status. Read by the advancer's
+ * own thread or after it stopped. */
+struct fr_stats {
+        uint64_t generations, lost_generations, lost_events, lost_samples, lost_regions;
+};
+void fr__advancer_stats(struct fr_stats *ret);
 /* fr__advance_now - force an advance and wait until it completed.
  * Returns 0 or a negative errno. */
 int fr__advance_now(void);

@@ -15,16 +15,10 @@
 #define ARENA_CHUNK (256u * 1024u)
 #define ARENA_MAX_CHUNKS 32         /* 8 MiB of name bytes at most */
 
-struct name_slot {
-        _Atomic(const char *) str; /* NULL: empty */
-        uint32_t hash;
-        uint32_t len;
-        _Atomic uint64_t used[2]; /* generation last used, per parity */
-};
+struct fr_name_slot *fr__name_slots;
 
 static struct {
         pthread_mutex_t lock;
-        struct name_slot *slots;
         uint32_t count;
         uint32_t overflow_id; /* "<too many names>" */
         char *arena[ARENA_MAX_CHUNKS];
@@ -69,7 +63,7 @@ static char *arena_copy(const char *s, size_t n) {
 
 static uint32_t lookup(const char *s, size_t n, uint32_t h) {
         for (uint32_t i = h & (NAMES_SLOTS - 1);; i = (i + 1) & (NAMES_SLOTS - 1)) {
-                struct name_slot *e = &names.slots[i];
+                struct fr_name_slot *e = &fr__name_slots[i];
                 const char *p = atomic_load_explicit(&e->str, memory_order_acquire);
                 if (!p)
                         return 0;
@@ -81,7 +75,7 @@ static uint32_t lookup(const char *s, size_t n, uint32_t h) {
 static uint32_t insert_locked(const char *s, size_t n, uint32_t h) {
         uint32_t i = h & (NAMES_SLOTS - 1);
         for (;; i = (i + 1) & (NAMES_SLOTS - 1)) {
-                struct name_slot *e = &names.slots[i];
+                struct fr_name_slot *e = &fr__name_slots[i];
                 const char *p = atomic_load_explicit(&e->str, memory_order_relaxed);
                 if (!p)
                         break;
@@ -93,7 +87,7 @@ static uint32_t insert_locked(const char *s, size_t n, uint32_t h) {
         char *copy = arena_copy(s, n);
         if (!copy)
                 return 0;
-        struct name_slot *e = &names.slots[i];
+        struct fr_name_slot *e = &fr__name_slots[i];
         e->hash = h;
         e->len = (uint32_t)n;
         atomic_store_explicit(&e->used[0], 0, memory_order_relaxed);
@@ -106,10 +100,10 @@ static uint32_t insert_locked(const char *s, size_t n, uint32_t h) {
 int fr__names_init(void) {
         /* The table outlives fr_stop: threads may be interning while it stops. */
         pthread_mutex_init(&names.lock, NULL);
-        if (names.slots)
+        if (fr__name_slots)
                 return 0;
-        names.slots = calloc(NAMES_SLOTS, sizeof *names.slots);
-        if (!names.slots)
+        fr__name_slots = calloc(NAMES_SLOTS, sizeof *fr__name_slots);
+        if (!fr__name_slots)
                 return -ENOMEM;
         names.count = 0;
         names.narena = 0;
@@ -117,14 +111,6 @@ int fr__names_init(void) {
         const char *ov = "<too many names>";
         names.overflow_id = insert_locked(ov, strlen(ov), name_hash(ov, strlen(ov)));
         return 0;
-}
-
-void fr__names_destroy(void) {
-        for (unsigned i = 0; i < names.narena; i++)
-                free(names.arena[i]);
-        names.narena = 0;
-        free(names.slots);
-        names.slots = NULL;
 }
 
 uint32_t fr__name_intern(const char *s) {
@@ -141,20 +127,12 @@ uint32_t fr__name_intern(const char *s) {
         return id ? id : names.overflow_id;
 }
 
-void fr__name_mark(uint32_t id, uint64_t gen) {
-        _Atomic uint64_t *u = &names.slots[id - 1].used[gen & 1];
-        /* Read first: the common case (already marked) then stays a plain load
-         * of a line that other threads only read. */
-        if (atomic_load_explicit(u, memory_order_relaxed) != gen)
-                atomic_store_explicit(u, gen, memory_order_relaxed);
-}
-
 void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches) {
         /* Batches stay under one block's payload so the ring can pack them. */
         const size_t limit = FR_BLOCK_SIZE / 2;
         struct fr_buf payload = {0};
         for (uint32_t i = 0; i < NAMES_SLOTS; i++) {
-                struct name_slot *e = &names.slots[i];
+                struct fr_name_slot *e = &fr__name_slots[i];
                 const char *p = atomic_load_explicit(&e->str, memory_order_acquire);
                 if (!p || atomic_load_explicit(&e->used[gen & 1], memory_order_relaxed) != gen)
                         continue;

@@ -1,4 +1,5 @@
-/* The ring of complete generations, bounded by count and bytes: the oldest is
+/* The ring of complete generations, bounded by count and by the pool memory
+ * they hold (FLIGHTREC_MAX_BYTES): the oldest is
  * dropped whole. A snapshot pins the generations it writes; an evicted
  * generation that is pinned is freed by the last unpin. */
 #include <stdlib.h>
@@ -32,7 +33,7 @@ static void drop_oldest_locked(void) {
         if (!ring.head)
                 ring.tail = NULL;
         ring.count--;
-        ring.bytes -= g->bytes;
+        ring.bytes -= g->mem;
         g->next = NULL;
         if (g->refs)
                 g->evicted = true;
@@ -49,7 +50,7 @@ void fr__ring_push(struct fr_genbytes *g) {
                 ring.head = g;
         ring.tail = g;
         ring.count++;
-        ring.bytes += g->bytes;
+        ring.bytes += g->mem;
         /* The newest generation stays even when it alone is over the byte bound. */
         while (ring.head != ring.tail &&
                (ring.count > ring.max_count || ring.bytes > ring.max_bytes))

@@ -33,7 +33,7 @@ static int write_retained(const char *reason, sink_fn put, void *sink) {
         r = put(sink, hdr.data, hdr.len);
         for (size_t i = 0; i < n && r == 0; i++)
                 for (struct fr_block *b = pinned[i]->head; b && r == 0; b = b->next)
-                        r = put(sink, (uint8_t *)b + b->data_start, b->pos - b->data_start);
+                        r = put(sink, (uint8_t *)b + b->out_start, b->pos - b->out_start);
         fr__ring_unpin(pinned, n);
         pthread_mutex_unlock(&pin_lock);
         fr_buf_free(&hdr);

@@ -12,7 +12,7 @@
 
 #include "fr_internal.h"
 
-static __thread struct fr_thread *self FR_TLS;
+__thread struct fr_thread *fr__self FR_TLS;
 static __thread bool self_gone FR_TLS; /* exited: never register again */
 
 static struct {
@@ -29,7 +29,7 @@ struct fr_thread *fr__threads_head(void) { return reg.head; }
 
 static void on_thread_exit(void *arg) {
         struct fr_thread *t = arg;
-        self = NULL;
+        fr__self = NULL;
         self_gone = true;
         if (atomic_load(&fr__running)) {
                 fr__write_thread_exit(t);
@@ -72,17 +72,12 @@ static struct fr_thread *register_self(void) {
         t->next = reg.head;
         reg.head = t;
         fr__threads_unlock();
-        self = t;
+        fr__self = t;
         fr__write_thread_start(t, name);
         return t;
 }
 
-struct fr_thread *fr__thread_self(void) {
-        struct fr_thread *t = self;
-        if (__builtin_expect(t != NULL, 1))
-                return t;
-        return register_self();
-}
+struct fr_thread *fr__thread_register(void) { return register_self(); }
 
 void fr__threads_reap(uint64_t completed_gen) {
         for (struct fr_thread **pp = &reg.head; *pp;) {
@@ -126,7 +121,7 @@ void fr__thread_forget_self(void) {
         }
         reg.head = NULL;
         pthread_mutex_init(&reg.lock, NULL);
-        self = NULL;
+        fr__self = NULL;
         if (reg.key_err == 0)
                 pthread_setspecific(reg.key, NULL);
 }

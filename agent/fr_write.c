@@ -38,6 +38,22 @@ static __attribute__((noinline)) struct fr_block *roll_block(struct fr_thread *t
         return b;
 }
 
+/* name_id - the id of a name, through a small per-thread cache keyed by the
+ * caller's pointer (names are nearly always literals). A hit is confirmed by
+ * comparing the text with the interned copy, so a caller that rewrites its
+ * buffer still gets the right name. */
+static inline uint32_t name_id(struct fr_thread *t, const char *s) {
+        if (!s)
+                s = "";
+        unsigned h = (unsigned)((uintptr_t)s >> 3) & 15;
+        if (t->name_cache[h].ptr == s && strcmp(s, fr__name_str(t->name_cache[h].id)) == 0)
+                return t->name_cache[h].id;
+        uint32_t id = fr__name_intern(s);
+        t->name_cache[h].ptr = s;
+        t->name_cache[h].id = id;
+        return id;
+}
+
 static void write_lost(struct fr_thread *t, uint64_t g, struct fr_block *b, uint8_t kind,
                        uint64_t *count);
 
@@ -92,7 +108,7 @@ void fr_region_begin(uint64_t task, const char *name) {
         struct fr_thread *t = fr__thread_self();
         if (!t)
                 return;
-        uint32_t id = fr__name_intern(name);
+        uint32_t id = name_id(t, name);
         uint64_t g = fr__acquire(t);
         if (__builtin_expect(g == 0, 0)) { /* stopped */
                 fr__release(t);
@@ -134,7 +150,15 @@ void fr_region_end(uint64_t task, const char *name) {
         struct fr_thread *t = fr__thread_self();
         if (!t)
                 return;
-        uint32_t id = fr__name_intern(name);
+        /* Fast path: the end closes the innermost region; no lookup needed. */
+        uint32_t id = 0;
+        if (t->depth && t->depth <= FR_MAX_REGION_DEPTH) {
+                struct fr_region *top = &t->regions[t->depth - 1];
+                if (top->task == task && strcmp(name ? name : "", fr__name_str(top->name)) == 0)
+                        id = top->name;
+        }
+        if (!id)
+                id = name_id(t, name);
         uint64_t g = fr__acquire(t);
         if (__builtin_expect(g == 0, 0)) { /* stopped */
                 fr__release(t);
@@ -166,7 +190,7 @@ uint64_t fr_task_begin(uint64_t parent_task, const char *name) {
                 t->task_limit = t->next_task + (1u << 16);
         }
         uint64_t id = t->next_task++;
-        uint32_t nid = fr__name_intern(name);
+        uint32_t nid = name_id(t, name);
         uint64_t g = fr__acquire(t);
         if (__builtin_expect(g == 0, 0)) { /* stopped */
                 fr__release(t);
@@ -208,7 +232,7 @@ void fr_log(uint64_t task, const char *category, const char *message) {
         if (!message)
                 message = "";
         size_t n = strnlen(message, FR_MAX_LOG_BYTES);
-        uint32_t cid = fr__name_intern(category);
+        uint32_t cid = name_id(t, category);
         uint64_t g = fr__acquire(t);
         if (__builtin_expect(g == 0, 0)) { /* stopped */
                 fr__release(t);
@@ -239,7 +263,7 @@ void fr_thread_name(const char *name) {
         struct fr_thread *t = fr__thread_self();
         if (!t)
                 return;
-        uint32_t nid = fr__name_intern(name);
+        uint32_t nid = name_id(t, name);
         uint64_t g = fr__acquire(t);
         if (__builtin_expect(g == 0, 0)) { /* stopped */
                 fr__release(t);
@@ -250,7 +274,7 @@ void fr_thread_name(const char *name) {
 }
 
 void fr__write_thread_start(struct fr_thread *t, const char *name) {
-        uint32_t nid = fr__name_intern(name);
+        uint32_t nid = name_id(t, name);
         uint64_t g = fr__acquire(t);
         if (__builtin_expect(g == 0, 0)) { /* stopped */
                 fr__release(t);
