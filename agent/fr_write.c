@@ -45,7 +45,8 @@ static __attribute__((noinline)) struct fr_block *roll_block(struct fr_thread *t
 static inline uint32_t name_id(struct fr_thread *t, const char *s) {
         if (!s)
                 s = "";
-        unsigned h = (unsigned)((uintptr_t)s >> 3) & 15;
+        /* Literals sit a few bytes apart: mix the pointer bits before taking 4. */
+        unsigned h = (unsigned)(((uintptr_t)s * 0x9e3779b97f4a7c15ull) >> 60);
         if (t->name_cache[h].ptr == s && strcmp(s, fr__name_str(t->name_cache[h].id)) == 0)
                 return t->name_cache[h].id;
         uint32_t id = fr__name_intern(s);

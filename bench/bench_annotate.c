@@ -2,7 +2,9 @@
  * application thread.
  *
  *   bench_annotate events flightrec|lttng|none THREADS PAIRS
- *       ns per event (a region begin or end) on each of THREADS threads
+ *       ns per event (a region begin or end) on each of THREADS threads:
+ *       thread CPU time (the cost) and wall time (adds preemption: on a
+ *       2-core machine the advancer competes with 2 busy threads)
  *   bench_annotate stall PERIOD_MS SECONDS
  *       latency percentiles of single fr_region_begin/end calls on one
  *       thread while the generation advances every PERIOD_MS
@@ -21,17 +23,19 @@
 #include "lttng_tp.h"
 #endif
 
-static uint64_t now_ns(void) {
+static uint64_t clock_ns(clockid_t id) {
         struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
+        clock_gettime(id, &ts);
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
+static uint64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 enum mode { MODE_NONE, MODE_FLIGHTREC, MODE_LTTNG };
 struct worker {
         enum mode mode;
         long pairs;
-        double ns_per_event;
+        double ns_per_event; /* thread CPU time: what the thread itself spent */
+        double wall_ns_per_event; /* includes being preempted, e.g. by the advancer */
         pthread_barrier_t *go;
 } __attribute__((aligned(64)));
 
@@ -46,7 +50,7 @@ static void *run_events(void *arg) {
                                 fr_region_end(1, names[i & 3]);
                         }
         pthread_barrier_wait(w->go);
-        uint64_t t0 = now_ns();
+        uint64_t t0 = now_ns(), c0 = clock_ns(CLOCK_THREAD_CPUTIME_ID);
         for (long i = 0; i < w->pairs; i++) {
                 const char *name = names[i & 3];
                 switch (w->mode) {
@@ -64,7 +68,8 @@ static void *run_events(void *arg) {
                         __asm__ __volatile__("" ::"r"(name) : "memory");
                 }
         }
-        w->ns_per_event = (double)(now_ns() - t0) / (2.0 * (double)w->pairs);
+        w->ns_per_event = (double)(clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0) / (2.0 * (double)w->pairs);
+        w->wall_ns_per_event = (double)(now_ns() - t0) / (2.0 * (double)w->pairs);
         return NULL;
 }
 
@@ -92,15 +97,17 @@ static int cmd_events(const char *mode_s, int nthreads, long pairs) {
         struct worker w[8];
         pthread_t th[8];
         for (int i = 0; i < nthreads; i++) {
-                w[i] = (struct worker){mode, pairs, 0, &go};
+                w[i] = (struct worker){.mode = mode, .pairs = pairs, .go = &go};
                 pthread_create(&th[i], NULL, run_events, &w[i]);
         }
-        double sum = 0;
+        double sum = 0, wall = 0;
         for (int i = 0; i < nthreads; i++) {
                 pthread_join(th[i], NULL);
                 sum += w[i].ns_per_event;
+                wall += w[i].wall_ns_per_event;
         }
-        printf("%s threads=%d ns_per_event=%.2f\n", mode_s, nthreads, sum / nthreads);
+        printf("%s threads=%d wall_ns_per_event=%.2f ns_per_event=%.2f\n", mode_s, nthreads,
+               wall / nthreads, sum / nthreads);
         if (mode == MODE_FLIGHTREC)
                 fr_stop();
         return 0;

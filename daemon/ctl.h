@@ -1,0 +1,18 @@
+/* flightrecctl subcommands, one per file (ctl_<name>.c).
+ *
+ * Each gets the options that come before the subcommand name and its own
+ * arguments (argv[0] is the subcommand name), and returns the exit status:
+ * 0 success, 1 failure, 2 usage error (after printing its usage). */
+#ifndef FR_CTL_H
+#define FR_CTL_H
+
+struct ctl_options {
+        const char *socket; /* --socket, FLIGHTREC_SOCKET, or the default */
+};
+
+#define CTL_EXIT_FAILURE 1
+#define CTL_EXIT_USAGE 2
+
+int ctl_dump(const struct ctl_options *opts, int argc, char **argv);
+
+#endif

@@ -1,0 +1,79 @@
+/* flightrecctl: command-line tool for flightrec. Parses the global options
+ * and hands the rest to a subcommand (ctl.h). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ctl.h"
+
+#define DEFAULT_SOCKET "/run/flightrec/agent.sock"
+
+struct command {
+        const char *name;
+        int (*run)(const struct ctl_options *opts, int argc, char **argv);
+        const char *args, *help;
+};
+
+static const struct command commands[] = {
+        {"dump", ctl_dump, "TRACE", "print a trace, one event per line, names resolved"},
+};
+
+static void usage(FILE *f) {
+        fprintf(f, "usage: flightrecctl [--socket PATH] COMMAND [ARGS...]\n\ncommands:\n");
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+                fprintf(f, "  %s %-20s %s\n", commands[i].name, commands[i].args, commands[i].help);
+        fprintf(f, "\noptions:\n"
+                   "  --socket PATH   the daemon's socket (default $FLIGHTREC_SOCKET or %s)\n"
+                   "  -h, --help      show this help\n",
+                DEFAULT_SOCKET);
+}
+
+static const struct command *find_command(const char *name) {
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
+                if (strcmp(commands[i].name, name) == 0)
+                        return &commands[i];
+        return NULL;
+}
+
+int main(int argc, char **argv) {
+        static const struct option longopts[] = {
+                {"socket", required_argument, NULL, 's'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        struct ctl_options opts = {.socket = getenv("FLIGHTREC_SOCKET")};
+        const struct command *cmd;
+        int c;
+
+        if (!opts.socket || !*opts.socket)
+                opts.socket = DEFAULT_SOCKET;
+        /* "+": stop at the subcommand name; what follows is its business. */
+        while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 's':
+                        opts.socket = optarg;
+                        break;
+                case 'h':
+                        usage(stdout);
+                        return 0;
+                default:
+                        usage(stderr);
+                        return CTL_EXIT_USAGE;
+                }
+        }
+        if (optind >= argc) {
+                usage(stderr);
+                return CTL_EXIT_USAGE;
+        }
+        cmd = find_command(argv[optind]);
+        if (!cmd) {
+                fprintf(stderr, "flightrecctl: unknown command '%s'\n", argv[optind]);
+                usage(stderr);
+                return CTL_EXIT_USAGE;
+        }
+        argc -= optind;
+        argv += optind;
+        optind = 0; /* glibc: start afresh for the subcommand's own getopt */
+        return cmd->run(&opts, argc, argv);
+}

@@ -1,0 +1,42 @@
+/* Helpers for the agent's tests: take a snapshot into memory and read it with
+ * the one reader, collecting what the checks need. */
+#ifndef FR_AGENT_HELPERS_H
+#define FR_AGENT_HELPERS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "trace_reader.h"
+
+/* One event, copied out of the reader's callback. */
+struct ah_event {
+        uint64_t gen, time, tid, task;
+        uint8_t type;
+        char name[64], category[64], message[128];
+};
+
+struct ah_trace {
+        int err;               /* fr_trace_read's result */
+        char errmsg[256];
+        size_t ngens;
+        uint64_t first_gen, last_gen;
+        uint64_t gen_start[4096], gen_end[4096]; /* per delivered generation */
+        size_t nevents, cap;
+        struct ah_event *events;
+        size_t max_status_regions; /* deepest region stack in any STATUS */
+        char status_region[64];    /* innermost region of that STATUS */
+        size_t status_threads_max;
+        uint8_t *raw;          /* the snapshot bytes */
+        size_t rawlen;
+};
+
+/* ah_snapshot - fr_write_snapshot into a memfd, then read and collect it.
+ * Returns fr_write_snapshot's result; the reader's in t->err. */
+int ah_snapshot(struct ah_trace *t);
+/* ah_read - read bytes already in t->raw. */
+void ah_read(struct ah_trace *t);
+void ah_free(struct ah_trace *t);
+/* ah_count - events of a type (0: any) whose name (or category) is name (NULL: any). */
+size_t ah_count(const struct ah_trace *t, uint8_t type, const char *name);
+
+#endif
