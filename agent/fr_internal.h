@@ -175,7 +175,9 @@ static inline uint64_t fr__acquire(struct fr_thread *t) {
                 uint64_t s = atomic_load_explicit(&t->seq, memory_order_relaxed);
                 atomic_store_explicit(&t->seq, s + 1, memory_order_relaxed);
                 atomic_signal_fence(memory_order_seq_cst);
-                return atomic_load_explicit(&fr__gen, memory_order_relaxed);
+                /* acquire (a plain load on x86): the advancer's reset of this
+                 * parity's buffers happens before it publishes the generation. */
+                return atomic_load_explicit(&fr__gen, memory_order_acquire);
         }
         atomic_fetch_add_explicit(&t->seq, 1, memory_order_seq_cst);
         return atomic_load_explicit(&fr__gen, memory_order_seq_cst);
