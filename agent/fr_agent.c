@@ -8,6 +8,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fr_client.h"
 #include "fr_internal.h"
 
 struct fr_agent_config fr__cfg;
@@ -171,6 +172,9 @@ static int start_locked(const struct fr_agent_config *cfg) {
                 return r;
         }
         atomic_store(&fr__running, 1);
+        r = fr__client_start(); /* the daemon connection; recording goes on without it */
+        if (r < 0)
+                fr__log_error("no daemon client thread: %s", strerror(-r));
         return 0;
 }
 
@@ -188,6 +192,7 @@ int fr_start(const struct fr_config *c) {
 void fr_stop(void) {
         pthread_mutex_lock(&start_lock);
         if (atomic_load(&fr__running)) {
+                fr__client_stop(); /* first: it may be writing a snapshot */
                 fr__advancer_stop();
                 if (getenv("FLIGHTREC_DEBUG")) {
                         struct fr_stats st;
@@ -216,6 +221,7 @@ static void atfork_child(void) {
         if (!atomic_load(&fr__running))
                 return;
         atomic_store(&fr__running, 0);
+        fr__client_forget();
         fr__advancer_forget();
         fr__thread_forget_self();
         fr__pool_destroy();

@@ -8,6 +8,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fr_client.h"
 #include "fr_internal.h"
 #include "trace_out.h"
 
@@ -42,10 +43,12 @@ static int write_retained(const char *reason, sink_fn put, void *sink) {
 
 static int put_fd(void *sink, const void *p, size_t n) { return fr_write_all(*(int *)sink, p, n); }
 
-int fr_write_snapshot(int fd) {
+int fr_write_snapshot(int fd) { return fr__write_snapshot_reason(fd, "fr_write_snapshot"); }
+
+int fr__write_snapshot_reason(int fd, const char *reason) {
         if (fd < 0)
                 return -EBADF;
-        return write_retained("fr_write_snapshot", put_fd, &fd);
+        return write_retained(reason, put_fd, &fd);
 }
 
 static int put_lz4(void *sink, const void *p, size_t n) { return fr_lz4_out_write(sink, p, n); }
@@ -107,9 +110,11 @@ int fr__snapshot_local(const char *dir, const char *reason, char *ret_path, size
 int fr_snapshot(const char *reason) {
         if (!atomic_load(&fr__running))
                 return -EINVAL;
+        /* The daemon first (its client thread writes the snapshot into the
+         * daemon's pipe); whenever no daemon answers in time, a local file. */
+        if (fr__client_snapshot(reason ? reason : "fr_snapshot") == 0)
+                return 0;
         char path[4200];
-        /* The daemon path comes with flightrecd; until then, and whenever no
-         * daemon answers, the snapshot is written locally. */
         int r = fr__snapshot_local(fr__cfg.dir, reason ? reason : "fr_snapshot", path, sizeof path);
         if (r < 0)
                 fr__log_error("snapshot into %s failed: %s", fr__cfg.dir, strerror(-r));

@@ -1,0 +1,495 @@
+/* The agent's client of flightrecd: one thread, blocked in poll, that
+ *  - connects to fr__cfg.socket_path and sends HELLO (pid, comm, exe, build id,
+ *    configuration), reconnecting with exponential backoff (100 ms .. 2 s)
+ *    whenever the daemon is absent or goes away;
+ *  - on SNAPSHOT_REQUEST (which carries the write end of a pipe) writes the
+ *    retained generations into the pipe, closes it, answers SNAPSHOT_DONE;
+ *  - sends AGENT_STATS (retained generations and bytes) every 2 s;
+ *  - carries the application's fr_snapshot() as TRIGGER and wakes the caller
+ *    once the daemon's snapshot of it is written.
+ * Application threads never touch the socket: they only queue a trigger and
+ * wait, bounded, for this thread. */
+#include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fr_client.h"
+#include "fr_internal.h"
+#include "wire.h"
+
+#define BACKOFF_MIN_MS 100
+#define BACKOFF_MAX_MS 2000
+#define STATS_EVERY_MS 2000
+#define ACCEPT_TIMEOUT_MS 1000   /* daemon must start the snapshot within this */
+#define DONE_TIMEOUT_MS 60000    /* and the write must end within this */
+#define SEND_TIMEOUT_MS 2000
+
+/* An application thread's fr_snapshot() waiting for the client thread. Lives
+ * on the waiter's stack; linked into `waiters` under `lock`. */
+enum { TR_QUEUED, TR_SENT, TR_ACCEPTED, TR_DONE };
+struct trigger {
+        struct trigger *next;
+        uint64_t id;
+        const char *reason;
+        int state;
+        int result;
+};
+
+static struct {
+        pthread_mutex_t lock;
+        pthread_cond_t cond;
+        pthread_t thread;
+        bool started, stop;
+        int wake_fd;
+        int sock;
+        _Atomic int welcomed;
+        struct trigger *waiters;
+        uint64_t next_trigger_id;
+        char last_refusal[256];
+} cl = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1, .sock = -1};
+
+static uint64_t now_ms(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Copy s into dst with control characters replaced, never empty. */
+static void sanitize(char *dst, size_t len, const char *s) {
+        size_t i = 0;
+        for (; s && s[i] && i + 1 < len; i++)
+                dst[i] = ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) ? '?' : s[i];
+        if (i == 0 && len > 1)
+                dst[i++] = '?';
+        dst[i] = '\0';
+}
+
+/* ---- build id of the executable ------------------------------------------ */
+struct build_id {
+        uint8_t bytes[FR_WIRE_MAX_BUILD_ID];
+        size_t len;
+};
+
+static int find_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
+        (void)size;
+        struct build_id *b = arg;
+        for (int i = 0; i < info->dlpi_phnum; i++) {
+                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
+                if (ph->p_type != PT_NOTE)
+                        continue;
+                const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
+                const uint8_t *end = p + ph->p_memsz;
+                while (p + sizeof(ElfW(Nhdr)) <= end) {
+                        const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
+                        size_t nsz = (n->n_namesz + 3) & ~3u, dsz = (n->n_descsz + 3) & ~3u;
+                        const uint8_t *name = p + sizeof *n, *desc = name + nsz;
+                        if (desc + dsz > end)
+                                break;
+                        if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
+                            memcmp(name, "GNU", 4) == 0 && n->n_descsz <= sizeof b->bytes) {
+                                memcpy(b->bytes, desc, n->n_descsz);
+                                b->len = n->n_descsz;
+                                return 1;
+                        }
+                        p = desc + dsz;
+                }
+        }
+        return 1; /* only the first object: the executable */
+}
+
+/* ---- sending ------------------------------------------------------------- */
+static int send_frame(fr_frame *f, int fd) {
+        if (cl.sock < 0)
+                return -ENOTCONN;
+        return fr_wire_send(cl.sock, f, fd);
+}
+
+static int send_hello(void) {
+        static struct build_id bid;
+        static bool have_bid;
+        if (!have_bid) {
+                dl_iterate_phdr(find_build_id, &bid);
+                have_bid = true;
+        }
+        char comm[FR_WIRE_MAX_COMM + 1], exe[FR_WIRE_MAX_PATH + 1];
+        sanitize(comm, sizeof comm, fr__comm);
+        sanitize(exe, sizeof exe, fr__exe[0] ? fr__exe : "?");
+        Flightrec__Wire__Hello h = FLIGHTREC__WIRE__HELLO__INIT;
+        h.version = FR_WIRE_VERSION;
+        h.pid = (uint32_t)getpid();
+        h.comm = comm;
+        h.exe = exe;
+        h.build_id.data = bid.bytes;
+        h.build_id.len = bid.len;
+        h.hz = fr__cfg.sampling_off ? 0 : fr__cfg.hz;
+        h.period_ms = fr__cfg.period_ms;
+        h.generations = fr__cfg.generations;
+        h.max_bytes = fr__cfg.max_bytes;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
+        f.hello = &h;
+        return send_frame(&f, -1);
+}
+
+static void send_stats(void) {
+        static struct fr_genbytes **pins;
+        static size_t npins;
+        if (!pins) {
+                npins = fr__cfg.generations + 1;
+                pins = calloc(npins, sizeof *pins);
+                if (!pins)
+                        return;
+        }
+        size_t n = fr__ring_pin(pins, npins);
+        fr__ring_unpin(pins, n);
+        Flightrec__Wire__AgentStats s = FLIGHTREC__WIRE__AGENT_STATS__INIT;
+        s.generations = n;
+        s.bytes = fr__ring_bytes();
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_AGENT_STATS;
+        f.agent_stats = &s;
+        send_frame(&f, -1);
+}
+
+/* ---- triggers from the application --------------------------------------- */
+/* Under cl.lock: finish every trigger not done with result r. */
+static void fail_triggers_locked(int r) {
+        for (struct trigger *t = cl.waiters; t; t = t->next)
+                if (t->state != TR_DONE) {
+                        t->state = TR_DONE;
+                        t->result = r;
+                }
+        pthread_cond_broadcast(&cl.cond);
+}
+
+static void set_trigger(uint64_t id, int state, int result) {
+        if (!id)
+                return;
+        pthread_mutex_lock(&cl.lock);
+        for (struct trigger *t = cl.waiters; t; t = t->next)
+                if (t->id == id && t->state < state) {
+                        t->state = state;
+                        t->result = result;
+                }
+        pthread_cond_broadcast(&cl.cond);
+        pthread_mutex_unlock(&cl.lock);
+}
+
+static void send_queued_triggers(void) {
+        for (;;) {
+                uint64_t id = 0;
+                char reason[FR_WIRE_MAX_REASON + 1];
+                pthread_mutex_lock(&cl.lock);
+                for (struct trigger *t = cl.waiters; t; t = t->next)
+                        if (t->state == TR_QUEUED) {
+                                t->state = TR_SENT;
+                                id = t->id;
+                                sanitize(reason, sizeof reason, t->reason);
+                                break;
+                        }
+                pthread_mutex_unlock(&cl.lock);
+                if (!id)
+                        return;
+                Flightrec__Wire__Trigger tr = FLIGHTREC__WIRE__TRIGGER__INIT;
+                tr.id = id;
+                tr.reason = reason;
+                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_TRIGGER;
+                f.trigger = &tr;
+                int r = send_frame(&f, -1);
+                if (r < 0)
+                        set_trigger(id, TR_DONE, r);
+        }
+}
+
+static int wait_state(struct trigger *t, int state, unsigned ms) {
+        struct timespec dl;
+        clock_gettime(CLOCK_MONOTONIC, &dl);
+        dl.tv_sec += ms / 1000;
+        dl.tv_nsec += (long)(ms % 1000) * 1000000L;
+        if (dl.tv_nsec >= 1000000000L) {
+                dl.tv_sec++;
+                dl.tv_nsec -= 1000000000L;
+        }
+        while (t->state < state)
+                if (pthread_cond_timedwait(&cl.cond, &cl.lock, &dl) == ETIMEDOUT)
+                        return t->state >= state ? 0 : -ETIMEDOUT;
+        return 0;
+}
+
+int fr__client_snapshot(const char *reason) {
+        pthread_mutex_lock(&cl.lock);
+        if (!cl.started || cl.stop || !atomic_load(&cl.welcomed) ||
+            pthread_equal(pthread_self(), cl.thread)) {
+                pthread_mutex_unlock(&cl.lock);
+                return -ENOTCONN;
+        }
+        struct trigger t = {.id = ++cl.next_trigger_id, .reason = reason, .state = TR_QUEUED};
+        t.next = cl.waiters;
+        cl.waiters = &t;
+        uint64_t one = 1;
+        (void)!write(cl.wake_fd, &one, sizeof one);
+        int r = wait_state(&t, TR_ACCEPTED, ACCEPT_TIMEOUT_MS);
+        if (r == 0)
+                r = wait_state(&t, TR_DONE, DONE_TIMEOUT_MS);
+        if (r == 0)
+                r = t.result;
+        for (struct trigger **p = &cl.waiters; *p; p = &(*p)->next)
+                if (*p == &t) {
+                        *p = t.next;
+                        break;
+                }
+        pthread_mutex_unlock(&cl.lock);
+        return r;
+}
+
+/* ---- the connection -------------------------------------------------------- */
+static void disconnect(void) {
+        if (cl.sock >= 0)
+                close(cl.sock);
+        cl.sock = -1;
+        atomic_store(&cl.welcomed, 0);
+        pthread_mutex_lock(&cl.lock);
+        fail_triggers_locked(-ECONNRESET);
+        pthread_mutex_unlock(&cl.lock);
+}
+
+static int try_connect(void) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        size_t n = strlen(fr__cfg.socket_path);
+        if (n >= sizeof a.sun_path)
+                return -ENAMETOOLONG;
+        memcpy(a.sun_path, fr__cfg.socket_path, n);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        if (s < 0)
+                return -errno;
+        if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+                int e = errno;
+                close(s);
+                return -e;
+        }
+        /* Blocking from now on, but a send never waits more than 2 s. */
+        int fl = fcntl(s, F_GETFL);
+        fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
+        struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
+        setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+        cl.sock = s;
+        int r = send_hello();
+        if (r < 0)
+                disconnect();
+        return r;
+}
+
+/* A write into a pipe whose reader went away raises SIGPIPE on this thread
+ * (blocked here): take it so that it never reaches the application. */
+static void drain_sigpipe(void) {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGPIPE);
+        struct timespec zero = {0, 0};
+        while (sigtimedwait(&set, NULL, &zero) == SIGPIPE)
+                ;
+}
+
+static void do_snapshot(const Flightrec__Wire__SnapshotRequest *req, int fd) {
+        set_trigger(req->trigger_id, TR_ACCEPTED, 0);
+        int r = fd < 0 ? -EBADF : fr__write_snapshot_reason(fd, req->reason);
+        if (fd >= 0)
+                close(fd);
+        drain_sigpipe();
+        if (fd < 0)
+                fr__log_error("daemon's snapshot request came without a pipe");
+        Flightrec__Wire__SnapshotDone d = FLIGHTREC__WIRE__SNAPSHOT_DONE__INIT;
+        d.id = req->id;
+        d.error = r;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_DONE;
+        f.snapshot_done = &d;
+        send_frame(&f, -1);
+        set_trigger(req->trigger_id, TR_DONE, r);
+}
+
+/* Handle one frame from the daemon. Returns 0, or < 0 to disconnect. */
+static int handle(struct fr_wire_reader *rd, fr_frame *f) {
+        switch (f->msg_case) {
+        case FLIGHTREC__WIRE__FRAME__MSG_WELCOME:
+                atomic_store(&cl.welcomed, 1);
+                cl.last_refusal[0] = '\0';
+                return 0;
+        case FLIGHTREC__WIRE__FRAME__MSG_REFUSED:
+                if (strncmp(cl.last_refusal, f->refused->reason, sizeof cl.last_refusal - 1)) {
+                        fr__log_error("flightrecd at %s refused us: %s", fr__cfg.socket_path,
+                                      f->refused->reason);
+                        snprintf(cl.last_refusal, sizeof cl.last_refusal, "%s", f->refused->reason);
+                }
+                return -ECONNREFUSED;
+        case FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST:
+                do_snapshot(f->snapshot_request, fr_wire_reader_take_fd(rd));
+                return 0;
+        case FLIGHTREC__WIRE__FRAME__MSG_TRIGGER_REPLY:
+                /* Only sent for a trigger the daemon could not take. */
+                if (f->trigger_reply->error[0])
+                        fr__log_error("flightrecd refused a snapshot: %s", f->trigger_reply->error);
+                pthread_mutex_lock(&cl.lock);
+                fail_triggers_locked(-ECANCELED);
+                pthread_mutex_unlock(&cl.lock);
+                return 0;
+        default:
+                fr__log_error("unexpected %s from flightrecd; reconnecting", fr_wire_name(f));
+                return -EPROTO;
+        }
+}
+
+static void *client_main(void *arg) {
+        (void)arg;
+        struct fr_wire_reader rd;
+        fr_wire_reader_init(&rd, FR_WIRE_DEFAULT_MAX_FRAME, 1);
+        unsigned backoff = BACKOFF_MIN_MS;
+        uint64_t next_try = 0, next_stats = 0;
+        for (;;) {
+                pthread_mutex_lock(&cl.lock);
+                bool stop = cl.stop;
+                pthread_mutex_unlock(&cl.lock);
+                if (stop)
+                        break;
+                uint64_t now = now_ms();
+                if (cl.sock < 0 && now >= next_try) {
+                        fr_wire_reader_free(&rd);
+                        fr_wire_reader_init(&rd, FR_WIRE_DEFAULT_MAX_FRAME, 1);
+                        if (try_connect() < 0) {
+                                next_try = now + backoff;
+                                backoff = backoff * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : backoff * 2;
+                        }
+                }
+                if (atomic_load(&cl.welcomed)) {
+                        send_queued_triggers();
+                        if (now >= next_stats) {
+                                send_stats();
+                                next_stats = now + STATS_EVERY_MS;
+                        }
+                }
+                struct pollfd p[2] = {{cl.wake_fd, POLLIN, 0}, {cl.sock, POLLIN, 0}};
+                int timeout = STATS_EVERY_MS;
+                if (cl.sock < 0)
+                        timeout = next_try > now ? (int)(next_try - now) : 0;
+                int n = poll(p, cl.sock >= 0 ? 2 : 1, timeout);
+                if (n < 0)
+                        continue; /* EINTR */
+                if (p[0].revents & POLLIN) {
+                        uint64_t v;
+                        (void)!read(cl.wake_fd, &v, sizeof v);
+                }
+                if (cl.sock < 0 || !(p[1].revents & (POLLIN | POLLHUP | POLLERR)))
+                        continue;
+                long got = fr_wire_reader_fill(&rd, cl.sock);
+                int r = got > 0 ? 0 : got == 0 ? -ECONNRESET : (int)got;
+                while (r == 0) {
+                        fr_frame *f;
+                        char err[256];
+                        int k = fr_wire_reader_next(&rd, &f, err, sizeof err);
+                        if (k == 0)
+                                break;
+                        if (k < 0) {
+                                fr__log_error("bad frame from flightrecd (%s); reconnecting", err);
+                                r = k;
+                                break;
+                        }
+                        r = handle(&rd, f);
+                        fr_wire_free(f);
+                }
+                if (r == -EAGAIN)
+                        continue;
+                if (r < 0) {
+                        bool was_welcomed = atomic_load(&cl.welcomed);
+                        disconnect();
+                        if (was_welcomed)
+                                backoff = BACKOFF_MIN_MS;
+                        else if (r == -ECONNREFUSED)
+                                backoff = BACKOFF_MAX_MS;
+                        next_try = now_ms() + backoff;
+                } else if (atomic_load(&cl.welcomed)) {
+                        backoff = BACKOFF_MIN_MS;
+                }
+        }
+        fr_wire_reader_free(&rd);
+        disconnect();
+        return NULL;
+}
+
+int fr__client_start(void) {
+        pthread_mutex_lock(&cl.lock);
+        if (cl.started) {
+                pthread_mutex_unlock(&cl.lock);
+                return -EALREADY;
+        }
+        if (cl.wake_fd < 0)
+                cl.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        if (cl.wake_fd < 0) {
+                int e = errno;
+                pthread_mutex_unlock(&cl.lock);
+                return -e;
+        }
+        pthread_condattr_t ca;
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        pthread_cond_init(&cl.cond, &ca);
+        pthread_condattr_destroy(&ca);
+        cl.stop = false;
+        /* Every signal blocked in the client thread: the application's
+         * handlers run on its own threads, and SIGPIPE is taken here. */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_SETMASK, &all, &old);
+        int r = pthread_create(&cl.thread, NULL, client_main, NULL);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (r == 0) {
+                cl.started = true;
+                pthread_setname_np(cl.thread, "flightrec-cli");
+        }
+        pthread_mutex_unlock(&cl.lock);
+        return -r;
+}
+
+void fr__client_stop(void) {
+        pthread_mutex_lock(&cl.lock);
+        if (!cl.started) {
+                pthread_mutex_unlock(&cl.lock);
+                return;
+        }
+        cl.stop = true;
+        fail_triggers_locked(-ECANCELED);
+        uint64_t one = 1;
+        (void)!write(cl.wake_fd, &one, sizeof one);
+        pthread_mutex_unlock(&cl.lock);
+        pthread_join(cl.thread, NULL);
+        pthread_mutex_lock(&cl.lock);
+        cl.started = false;
+        pthread_mutex_unlock(&cl.lock);
+}
+
+void fr__client_forget(void) {
+        pthread_mutex_init(&cl.lock, NULL);
+        pthread_cond_init(&cl.cond, NULL);
+        cl.started = false;
+        cl.stop = false;
+        cl.waiters = NULL;
+        atomic_store(&cl.welcomed, 0);
+        if (cl.sock >= 0)
+                close(cl.sock); /* the parent's connection: not ours to speak on */
+        cl.sock = -1;
+        if (cl.wake_fd >= 0)
+                close(cl.wake_fd);
+        cl.wake_fd = -1;
+}
