@@ -14,5 +14,6 @@ struct ctl_options {
 #define CTL_EXIT_USAGE 2
 
 int ctl_dump(const struct ctl_options *opts, int argc, char **argv);
+int ctl_pprof(const struct ctl_options *opts, int argc, char **argv);
 
 #endif

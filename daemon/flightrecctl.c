@@ -17,12 +17,21 @@ struct command {
 
 static const struct command commands[] = {
         {"dump", ctl_dump, "TRACE", "print a trace, one event per line, names resolved"},
+        {"pprof", ctl_pprof, "TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]",
+         "convert a trace's CPU samples to a gzip'd pprof profile"},
 };
 
 static void usage(FILE *f) {
         fprintf(f, "usage: flightrecctl [--socket PATH] COMMAND [ARGS...]\n\ncommands:\n");
-        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++)
-                fprintf(f, "  %s %-20s %s\n", commands[i].name, commands[i].args, commands[i].help);
+        for (size_t i = 0; i < sizeof commands / sizeof *commands; i++) {
+                const struct command *c = &commands[i];
+                int n = (int)(strlen(c->name) + 1 + strlen(c->args));
+                /* A long argument list gets its help on the next line. */
+                if (n <= 25)
+                        fprintf(f, "  %s %s%*s %s\n", c->name, c->args, 25 - n, "", c->help);
+                else
+                        fprintf(f, "  %s %s\n%28s%s\n", c->name, c->args, "", c->help);
+        }
         fprintf(f, "\noptions:\n"
                    "  --socket PATH   the daemon's socket (default $FLIGHTREC_SOCKET or %s)\n"
                    "  -h, --help      show this help\n",

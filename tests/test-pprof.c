@@ -12,12 +12,10 @@
 #include <cmocka.h>
 
 #include <dlfcn.h>
-#include <elf.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
-#include <link.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,6 +25,7 @@
 
 #include "pprof.h"
 #include "profile.pb-c.h"
+#include "selfmaps.h"
 #include "symbolize.h"
 #include "trace_format.h"
 #include "tracegen.h"
@@ -102,116 +101,29 @@ static void record_return_addresses(void) {
 }
 
 /* ------------------------------------------------------------------------ */
-/* Loaded objects, as /proc/self/maps and the ELF notes describe them.       */
+/* Loaded objects: this program and libc, as selfmaps.h reads them.         */
 
-struct segment {
-        uint64_t start, limit, offset;
-};
-
-struct object {
-        char path[PATH_MAX];
-        uint8_t build_id[64];
-        size_t build_id_len;
-        struct segment seg[32];
-        size_t nseg;
-};
-
-struct find_bid {
-        const char *path; /* resolved path of the wanted object; NULL: the executable */
-        struct object *obj;
-};
-
-static int note_cb(struct dl_phdr_info *info, size_t size, void *ud) {
-        struct find_bid *f = ud;
-        char resolved[PATH_MAX];
-        (void)size;
-        if (!f->path) {
-                if (info->dlpi_name && info->dlpi_name[0])
-                        return 0; /* the executable comes first, nameless */
-        } else if (!info->dlpi_name || !realpath(info->dlpi_name, resolved) ||
-                   strcmp(resolved, f->path) != 0) {
-                return 0;
-        }
-        for (int i = 0; i < info->dlpi_phnum; i++) {
-                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-                if (ph->p_type != PT_NOTE)
-                        continue;
-                const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-                const uint8_t *end = p + ph->p_memsz;
-                while (p + sizeof(ElfW(Nhdr)) <= end) {
-                        const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
-                        const uint8_t *name = p + sizeof *n;
-                        const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
-                        if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
-                            memcmp(name, "GNU", 4) == 0 && n->n_descsz <= sizeof f->obj->build_id) {
-                                memcpy(f->obj->build_id, desc, n->n_descsz);
-                                f->obj->build_id_len = n->n_descsz;
-                                return 1;
-                        }
-                        p = desc + ((n->n_descsz + 3) & ~3u);
-                }
-        }
-        return 1;
-}
-
-/* load_object - the file-backed mappings of path (resolved) in this process
- * and its build id. is_exe: the main program (found first by dl_iterate_phdr). */
-static void load_object(struct object *o, const char *path, bool is_exe) {
-        char line[PATH_MAX + 256];
-        FILE *f = fopen("/proc/self/maps", "r");
-        assert_non_null(f);
-        memset(o, 0, sizeof *o);
-        assert_true(strlen(path) < sizeof o->path);
-        strcpy(o->path, path);
-        while (fgets(line, sizeof line, f)) {
-                uint64_t start, limit, offset;
-                int pos = 0;
-                if (sscanf(line, "%" SCNx64 "-%" SCNx64 " %*s %" SCNx64 " %*s %*s %n", &start,
-                           &limit, &offset, &pos) < 3 || pos == 0)
-                        continue;
-                char *p = line + pos;
-                p[strcspn(p, "\n")] = 0;
-                if (strcmp(p, path) != 0)
-                        continue;
-                assert_true(o->nseg < sizeof o->seg / sizeof *o->seg);
-                o->seg[o->nseg++] = (struct segment){start, limit, offset};
-        }
-        fclose(f);
-        assert_true(o->nseg > 0);
-        struct find_bid fb = {is_exe ? NULL : path, o};
-        dl_iterate_phdr(note_cb, &fb);
-        assert_true(o->build_id_len > 0);
-}
-
-static struct object exe_obj, libc_obj;
-
-static void load_objects(void) {
-        char path[PATH_MAX];
-        Dl_info info;
-        if (exe_obj.nseg)
-                return;
-        assert_non_null(realpath("/proc/self/exe", path));
-        load_object(&exe_obj, path, true);
-        void *getpid_fn = dlsym(RTLD_DEFAULT, "getpid");
-        assert_non_null(getpid_fn);
-        assert_true(dladdr(getpid_fn, &info) != 0);
-        assert_non_null(realpath(info.dli_fname, path));
-        load_object(&libc_obj, path, false);
-}
+static struct sm_object exe_obj, libc_obj;
 
 static uint64_t libc_getpid(void) { return (uint64_t)(uintptr_t)dlsym(RTLD_DEFAULT, "getpid"); }
 
-static bool in_object(const struct object *o, uint64_t addr) {
-        for (size_t i = 0; i < o->nseg; i++)
-                if (addr >= o->seg[i].start && addr < o->seg[i].limit)
-                        return true;
-        return false;
+static void load_objects(void) {
+        char path[PATH_MAX];
+        if (exe_obj.nseg)
+                return;
+        assert_int_equal(sm_load(&exe_obj, (const void *)(uintptr_t)fn_addr(pp_leaf)), 0);
+        /* The executable as the kernel names it: the file the trace header names. */
+        assert_non_null(realpath("/proc/self/exe", path));
+        assert_string_equal(exe_obj.path, path);
+        assert_true(exe_obj.nseg >= 2);
+        assert_int_equal(sm_load(&libc_obj, (const void *)(uintptr_t)libc_getpid()), 0);
+        assert_non_null(strstr(libc_obj.path, "libc.so"));
 }
 
-static void add_object(struct tg_gen *g, const struct object *o, const char *path) {
-        for (size_t i = 0; i < o->nseg; i++)
-                tg_map(g, o->seg[i].start, o->seg[i].limit, o->seg[i].offset, path ? path : o->path,
-                       o->build_id, o->build_id_len);
+static bool in_object(const struct sm_object *o, uint64_t addr) { return sm_contains(o, addr); }
+
+static void add_object(struct tg_gen *g, const struct sm_object *o, const char *path) {
+        sm_add_maps(g, o, path);
 }
 
 static void hex(char *buf, const uint8_t *b, size_t n) {
@@ -484,8 +396,8 @@ static void test_profile_basics(void **state) {
         for (size_t i = 0; i < p->n_mapping; i++) {
                 const Mapping *m = p->mapping[i];
                 bool is_exe = i < exe_obj.nseg;
-                const struct object *o = is_exe ? &exe_obj : &libc_obj;
-                const struct segment *sg = &o->seg[is_exe ? i : i - exe_obj.nseg];
+                const struct sm_object *o = is_exe ? &exe_obj : &libc_obj;
+                const struct sm_segment *sg = &o->seg[is_exe ? i : i - exe_obj.nseg];
                 assert_string_equal(str(p, m->filename), o->path);
                 assert_string_equal(str(p, m->build_id), is_exe ? exe_hex : libc_hex);
                 assert_int_equal(m->memory_start, sg->start);
@@ -547,7 +459,7 @@ static void test_caller_pc_minus_one(void **state) {
         struct fr_sym_result res;
         assert_int_equal(fr_symbolizer_new(NULL, &sym), 0);
         for (size_t i = 0; i < exe_obj.nseg; i++) {
-                const struct segment *sg = &exe_obj.seg[i];
+                const struct sm_segment *sg = &exe_obj.seg[i];
                 if (ra_at_end < sg->start || ra_at_end >= sg->limit)
                         continue;
                 struct fr_object obj = {exe_obj.path, exe_obj.build_id, exe_obj.build_id_len,
@@ -676,7 +588,7 @@ static void test_unresolved_objects(void **state) {
         record_return_addresses();
         /* The executable's text segment, also recorded at made-up addresses
          * as a file that does not exist and as a build that is not this one. */
-        const struct segment *text = NULL;
+        const struct sm_segment *text = NULL;
         uint64_t leaf = fn_addr(pp_leaf);
         for (size_t i = 0; i < exe_obj.nseg; i++)
                 if (leaf >= exe_obj.seg[i].start && leaf < exe_obj.seg[i].limit)

@@ -1,0 +1,215 @@
+/* flightrecctl pprof TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]:
+ * convert a trace's CPU samples to a gzip'd pprof profile, offline.
+ *
+ * The output is written to a temporary file in the target's directory,
+ * synced and renamed over the target, so that a reader never sees a partial
+ * profile and a failed conversion leaves nothing behind. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "pprof.h"
+#include "trace_reader.h"
+
+#define PPROF_MAX_BYTES ((size_t)1 << 30) /* decoded trace size we accept */
+#define PPROF_FILE_MODE 0640
+
+static void pprof_usage(FILE *f) {
+        fprintf(f, "usage: flightrecctl pprof TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]\n"
+                   "\n"
+                   "  -o, --output FILE  where to write (default: TRACE with .trace[.lz4]\n"
+                   "                     replaced by .pb.gz)\n"
+                   "  --no-symbolize     leave frames unresolved (read no object file)\n"
+                   "  --root DIR         read the recorded objects under DIR (e.g. a\n"
+                   "                     container's root, /proc/PID/root)\n");
+}
+
+static bool has_suffix(const char *s, size_t n, const char *suffix) {
+        size_t l = strlen(suffix);
+        return n >= l && memcmp(s + n - l, suffix, l) == 0;
+}
+
+/* default_output - TRACE without .trace.lz4 / .trace, plus .pb.gz.
+ * Returns a malloc'd string or NULL. */
+static char *default_output(const char *trace) {
+        size_t n = strlen(trace);
+        char *out;
+        if (has_suffix(trace, n, ".trace.lz4"))
+                n -= strlen(".trace.lz4");
+        else if (has_suffix(trace, n, ".trace"))
+                n -= strlen(".trace");
+        if (asprintf(&out, "%.*s.pb.gz", (int)n, trace) < 0)
+                return NULL;
+        return out;
+}
+
+static int write_all(int fd, const uint8_t *p, size_t n) {
+        while (n > 0) {
+                ssize_t w = write(fd, p, n);
+                if (w < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        return -errno;
+                }
+                p += w;
+                n -= (size_t)w;
+        }
+        return 0;
+}
+
+/* write_atomic - data to path through a temporary file in the same
+ * directory (so that the rename stays on one file system), synced before the
+ * rename and the directory after it. Nothing is left on failure. Returns 0
+ * or a negative errno with *ret_what naming the failed step. */
+static int write_atomic(const char *path, const uint8_t *data, size_t len, const char **ret_what) {
+        const char *slash = strrchr(path, '/');
+        char *tmp = NULL, *dir = NULL;
+        int fd = -1, r;
+
+        /* A hidden name, so that a directory scan for *.pb.gz skips it. */
+        if (asprintf(&tmp, "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0, path,
+                     slash ? slash + 1 : path) < 0 ||
+            asprintf(&dir, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1,
+                     slash ? path : ".") < 0) {
+                free(tmp);
+                *ret_what = "cannot allocate";
+                return -ENOMEM;
+        }
+        fd = mkostemp(tmp, O_CLOEXEC);
+        if (fd < 0) {
+                r = -errno;
+                *ret_what = "cannot create a temporary file";
+                goto out;
+        }
+        /* mkostemp gives 0600; the profile is as readable as the trace's group. */
+        if (fchmod(fd, PPROF_FILE_MODE) < 0) {
+                r = -errno;
+                *ret_what = "cannot set the mode of the temporary file";
+                goto fail;
+        }
+        r = write_all(fd, data, len);
+        if (r < 0) {
+                *ret_what = "cannot write";
+                goto fail;
+        }
+        if (fsync(fd) < 0) {
+                r = -errno;
+                *ret_what = "cannot sync";
+                goto fail;
+        }
+        r = close(fd);
+        fd = -1;
+        if (r < 0) {
+                r = -errno;
+                *ret_what = "cannot write";
+                goto fail;
+        }
+        if (rename(tmp, path) < 0) {
+                r = -errno;
+                *ret_what = "cannot rename the temporary file";
+                goto fail;
+        }
+        /* The rename itself survives a crash once the directory is synced. */
+        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        if (dfd >= 0) {
+                (void)fsync(dfd);
+                close(dfd);
+        }
+        r = 0;
+        goto out;
+fail:
+        if (fd >= 0)
+                close(fd);
+        unlink(tmp);
+out:
+        free(tmp);
+        free(dir);
+        return r;
+}
+
+int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
+        enum { OPT_NO_SYMBOLIZE = 256, OPT_ROOT };
+        static const struct option longopts[] = {
+                {"output", required_argument, NULL, 'o'},
+                {"no-symbolize", no_argument, NULL, OPT_NO_SYMBOLIZE},
+                {"root", required_argument, NULL, OPT_ROOT},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        struct fr_pprof_options popts = {0};
+        struct fr_pprof_stats st;
+        const char *output = NULL, *what = NULL;
+        char *out_path = NULL, err[512];
+        uint8_t *data = NULL, *gz = NULL;
+        size_t len, gzlen;
+        int c, r, ret = CTL_EXIT_FAILURE;
+
+        (void)opts;
+        while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'o':
+                        output = optarg;
+                        break;
+                case OPT_NO_SYMBOLIZE:
+                        popts.flags |= FR_PPROF_NO_SYMBOLIZE;
+                        break;
+                case OPT_ROOT:
+                        popts.root = optarg;
+                        break;
+                case 'h':
+                        pprof_usage(stdout);
+                        return 0;
+                default:
+                        pprof_usage(stderr);
+                        return CTL_EXIT_USAGE;
+                }
+        }
+        if (argc - optind != 1 || (output && !*output)) {
+                pprof_usage(stderr);
+                return CTL_EXIT_USAGE;
+        }
+        const char *path = argv[optind];
+        out_path = output ? strdup(output) : default_output(path);
+        if (!out_path) {
+                fprintf(stderr, "flightrecctl: out of memory\n");
+                return CTL_EXIT_FAILURE;
+        }
+        /* Never replace the input with its own conversion. */
+        if (strcmp(out_path, path) == 0) {
+                fprintf(stderr, "flightrecctl: %s: the output would overwrite the trace\n", path);
+                goto out;
+        }
+        if (fr_trace_load_file(path, PPROF_MAX_BYTES, &data, &len, err, sizeof err) < 0) {
+                fprintf(stderr, "flightrecctl: %s: %s\n", path, err);
+                goto out;
+        }
+        r = fr_pprof_from_trace(data, len, &popts, &gz, &gzlen, &st, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "flightrecctl: %s: %s\n", path, err[0] ? err : strerror(-r));
+                goto out;
+        }
+        r = write_atomic(out_path, gz, gzlen, &what);
+        if (r < 0) {
+                fprintf(stderr, "flightrecctl: %s: %s: %s\n", out_path, what, strerror(-r));
+                goto out;
+        }
+        fprintf(stderr,
+                "flightrecctl: wrote %s: %" PRIu64 " samples (%zu distinct) in %zu generations, "
+                "%zu locations, %zu unresolved, %zu mappings\n",
+                out_path, st.nsamples, st.nprofile_samples, st.ngens, st.nlocations, st.nunresolved,
+                st.nmappings);
+        ret = 0;
+out:
+        free(gz);
+        free(data);
+        free(out_path);
+        return ret;
+}
