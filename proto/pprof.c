@@ -314,7 +314,8 @@ static size_t map_key(uint8_t *buf, uint64_t start, uint64_t limit, uint64_t off
         uint64_t v[4] = {start, limit, offset, bidlen};
         memcpy(buf, v, sizeof v);
         n += sizeof v;
-        memcpy(buf + n, bid, bidlen);
+        if (bidlen) /* bid may be NULL when there is none */
+                memcpy(buf + n, bid, bidlen);
         n += bidlen;
         memcpy(buf + n, path, pl);
         return n + pl;
@@ -338,7 +339,8 @@ static int add_map(struct conv *c, const struct fr_map *m) {
                 return -ENOMEM;
         *mp = (struct mapping){.start = m->start, .limit = m->limit, .offset = m->offset,
                                .build_id_len = bidlen, .first_seen = idx};
-        memcpy(mp->build_id, m->build_id, bidlen);
+        if (bidlen)
+                memcpy(mp->build_id, m->build_id, bidlen);
         mp->path = arena_strdup(&c->arena, path);
         if (!mp->path || keymap_put(&c->map_index, &c->arena, key, n, idx) < 0)
                 return -ENOMEM;
@@ -394,7 +396,9 @@ static int cmp_by_start(const void *a, const void *b, void *ud) {
 static int order_mappings(struct conv *c) {
         if (!c->exe)
                 c->exe = ""; /* no generation, no header seen */
-        qsort_r(c->maps.v, c->maps.n, sizeof *c->maps.v, cmp_mapping_order, c);
+        /* qsort with a NULL base is undefined even for 0 elements. */
+        if (c->maps.n)
+                qsort_r(c->maps.v, c->maps.n, sizeof *c->maps.v, cmp_mapping_order, c);
         /* The index must follow the new order: rebuild it. */
         keymap_free(&c->map_index);
         c->by_start = malloc((c->maps.n ? c->maps.n : 1) * sizeof *c->by_start);
@@ -410,7 +414,8 @@ static int order_mappings(struct conv *c) {
                         return -ENOMEM;
                 c->by_start[i] = i;
         }
-        qsort_r(c->by_start, c->maps.n, sizeof *c->by_start, cmp_by_start, c);
+        if (c->maps.n)
+                qsort_r(c->by_start, c->maps.n, sizeof *c->by_start, cmp_by_start, c);
         return 0;
 }
 
@@ -452,7 +457,8 @@ static int gen_maps(struct conv *c, const struct fr_generation *g) {
                         *gm = (struct gen_map){m->start, m->limit, c->by_start[i]};
                 }
         }
-        qsort(c->gmaps.v, c->gmaps.n, sizeof *c->gmaps.v, cmp_gen_map);
+        if (c->gmaps.n)
+                qsort(c->gmaps.v, c->gmaps.n, sizeof *c->gmaps.v, cmp_gen_map);
         return 0;
 }
 

@@ -152,33 +152,36 @@ enum fr_sym_status fr_sym_object_status(const struct fr_sym_object *o) { return 
 
 /* load_bias - the bias that puts file offset `offset` at `start`, from the
  * PT_LOAD segment the kernel mapped there. A mapping normally begins at a
- * segment's first page (offset at most a page below p_offset; the closest
- * such segment wins, since neighbouring segments may share a page); one
- * split later (mprotect of RELRO) begins inside a segment. Returns 0, or
- * -ENOENT when no segment fits. */
+ * segment's first page (offset at most a page below p_offset); one split
+ * later (mprotect of RELRO) begins inside a segment. Several segments can
+ * share the mapped file page: lld and mold do not page-align segments in the
+ * file, so a small program's read-only, code and data segments may all sit
+ * in file page 0, each mapped at its own address, and the one mapping alone
+ * cannot tell which it is. Only code is symbolized, so the executable
+ * segment wins, then one beginning in the mapping's first page, then the
+ * closest. Returns 0, or -ENOENT when no segment fits. */
 static int load_bias(Elf *elf, uint64_t start, uint64_t offset, uint64_t *ret) {
         const uint64_t max_page = 65536; /* largest page size Linux uses */
         size_t phnum;
         GElf_Phdr best = {0}, ph;
-        bool found = false, inside = false;
+        int best_rank = -1;
 
         if (elf_getphdrnum(elf, &phnum) != 0)
                 return -ENOENT;
         for (size_t i = 0; i < phnum; i++) {
                 if (!gelf_getphdr(elf, (int)i, &ph) || ph.p_type != PT_LOAD)
                         continue;
-                if (offset <= ph.p_offset && ph.p_offset - offset < max_page) {
-                        if (!found || inside || ph.p_offset < best.p_offset) {
-                                best = ph;
-                                found = true;
-                                inside = false;
-                        }
-                } else if (!found && offset > ph.p_offset && offset < ph.p_offset + ph.p_filesz) {
+                bool at_start = offset <= ph.p_offset && ph.p_offset - offset < max_page;
+                bool inside = offset > ph.p_offset && offset - ph.p_offset < ph.p_filesz;
+                if (!at_start && !inside)
+                        continue;
+                int rank = (ph.p_flags & PF_X ? 2 : 0) + (at_start ? 1 : 0);
+                if (rank > best_rank || (rank == best_rank && ph.p_offset < best.p_offset)) {
                         best = ph;
-                        found = inside = true;
+                        best_rank = rank;
                 }
         }
-        if (!found)
+        if (best_rank < 0)
                 return -ENOENT;
         /* vaddr of `offset` is p_vaddr - (p_offset - offset). */
         *ret = start + best.p_offset - offset - best.p_vaddr;
@@ -309,7 +312,8 @@ int fr_sym_open(struct fr_symbolizer *s, const struct fr_object *obj, struct fr_
                 bidlen = FR_MAX_BUILD_ID_BYTES; /* the reader never gives more */
         for (o = s->objects; o; o = o->next) {
                 if (o->start == obj->start && o->limit == obj->limit && o->offset == obj->offset &&
-                    o->build_id_len == bidlen && memcmp(o->build_id, obj->build_id, bidlen) == 0 &&
+                    o->build_id_len == bidlen &&
+                    (bidlen == 0 || memcmp(o->build_id, obj->build_id, bidlen) == 0) &&
                     strcmp(o->path, obj->path) == 0) {
                         *ret = o;
                         return 0;

@@ -859,6 +859,84 @@ static void test_shared_symbolizer(void **state) {
         fr_symbolizer_free(sym);
 }
 
+/* A program linked with lld: its code segment shares file page 0 with the
+ * read-only and data segments, so every one of its mappings has offset 0
+ * and only the executable segment gives the right load bias. The program
+ * has exited by the time its addresses are symbolized. */
+static void test_lld_shared_pages(void **state) {
+        (void)state;
+#ifndef FR_LLD_PROG
+        skip();
+#else
+        char line[PATH_MAX + 256], prog[PATH_MAX], bid_hex[129] = "";
+        uint64_t leaf = 0, caller = 0, ra = 0;
+        uint8_t bid[64];
+        size_t bidlen = 0;
+        struct sm_segment seg[16];
+        size_t nseg = 0;
+
+        assert_non_null(realpath(FR_LLD_PROG, prog));
+        FILE *f = popen(FR_LLD_PROG, "r");
+        assert_non_null(f);
+        while (fgets(line, sizeof line, f)) {
+                uint64_t start, limit, offset, v;
+                char name[64];
+                int pos = 0;
+                if (sscanf(line, "fn %63s %" SCNx64, name, &v) == 2)
+                        *(strcmp(name, "lld_leaf") == 0 ? &leaf : &caller) = v;
+                else if (sscanf(line, "ra %" SCNx64, &v) == 1)
+                        ra = v;
+                else if (sscanf(line, "buildid %128s", bid_hex) == 1)
+                        continue;
+                else if (sscanf(line, "map %" SCNx64 "-%" SCNx64 " %*s %" SCNx64 " %*s %*s %n",
+                                &start, &limit, &offset, &pos) >= 3 && pos > 0) {
+                        char *path = line + pos;
+                        path[strcspn(path, "\n")] = 0;
+                        if (strcmp(path, prog) == 0 && nseg < 16)
+                                seg[nseg++] = (struct sm_segment){start, limit, offset};
+                }
+        }
+        assert_int_equal(pclose(f), 0);
+        assert_true(leaf && caller && ra > caller);
+        for (size_t i = 0; bid_hex[2 * i] && bid_hex[2 * i + 1] && i < sizeof bid; i++) {
+                unsigned byte;
+                assert_int_equal(sscanf(bid_hex + 2 * i, "%2x", &byte), 1);
+                bid[bidlen++] = (uint8_t)byte;
+        }
+        assert_true(bidlen > 0);
+        /* The case this test is about: the code's file page mapped twice or more. */
+        size_t code = SIZE_MAX, same_offset = 0;
+        for (size_t i = 0; i < nseg; i++)
+                if (leaf >= seg[i].start && leaf < seg[i].limit)
+                        code = i;
+        assert_true(code != SIZE_MAX);
+        for (size_t i = 0; i < nseg; i++)
+                same_offset += seg[i].offset == seg[code].offset;
+        if (same_offset < 2)
+                print_message("note: %s no longer shares its code page\n", prog);
+
+        const uint64_t stack[] = {leaf, ra};
+        struct tg_trace *t = tg_trace_new();
+        tg_trace_header(t, 1, "pprof-lld-prog", prog, "test", 0);
+        struct tg_gen *g = new_gen(t, 1000, 2000, 100);
+        tg_status_thread(g, 1, "main");
+        for (size_t i = 0; i < nseg; i++)
+                tg_map(g, seg[i].start, seg[i].limit, seg[i].offset, prog, bid, bidlen);
+        tg_sample(tg_samples(g, 1, 1000), 1500, 1, 0, NULL, stack, 2);
+        struct result r = convert(t);
+        const Profile *p = r.p;
+        assert_int_equal(r.stats.nunresolved, 0);
+        const Location *l0 = loc_by_id(p, p->sample[0]->location_id[0]);
+        const Location *l1 = loc_by_id(p, p->sample[0]->location_id[1]);
+        assert_string_equal(line_func(p, l0, 0), "lld_leaf");
+        assert_string_equal(line_func(p, l1, 0), "lld_caller");
+        assert_int_equal(l1->address, ra - 1);
+        assert_string_equal(base_name(str(p, func_by_id(p, l0->line[0]->function_id)->filename)),
+                            "pprof-lld-prog.c");
+        result_free(&r);
+#endif
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_profile_basics),
@@ -871,6 +949,7 @@ int main(void) {
                 cmocka_unit_test(test_empty),
                 cmocka_unit_test(test_corrupt),
                 cmocka_unit_test(test_shared_symbolizer),
+                cmocka_unit_test(test_lld_shared_pages),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
