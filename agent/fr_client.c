@@ -303,8 +303,30 @@ static void drain_sigpipe(void) {
                 ;
 }
 
+/* A snapshot request covers the trigger it names and every trigger already
+ * sent: its data is written after they were asked for. */
+static void accept_triggers(uint64_t id) {
+        pthread_mutex_lock(&cl.lock);
+        for (struct trigger *t = cl.waiters; t; t = t->next)
+                if (t->state == TR_SENT || (id && t->id == id && t->state < TR_ACCEPTED))
+                        t->state = TR_ACCEPTED;
+        pthread_cond_broadcast(&cl.cond);
+        pthread_mutex_unlock(&cl.lock);
+}
+
+static void finish_triggers(int r) {
+        pthread_mutex_lock(&cl.lock);
+        for (struct trigger *t = cl.waiters; t; t = t->next)
+                if (t->state == TR_ACCEPTED) {
+                        t->state = TR_DONE;
+                        t->result = r;
+                }
+        pthread_cond_broadcast(&cl.cond);
+        pthread_mutex_unlock(&cl.lock);
+}
+
 static void do_snapshot(const Flightrec__Wire__SnapshotRequest *req, int fd) {
-        set_trigger(req->trigger_id, TR_ACCEPTED, 0);
+        accept_triggers(req->trigger_id);
         int r = fd < 0 ? -EBADF : fr__write_snapshot_reason(fd, req->reason);
         if (fd >= 0)
                 close(fd);
@@ -318,7 +340,7 @@ static void do_snapshot(const Flightrec__Wire__SnapshotRequest *req, int fd) {
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_DONE;
         f.snapshot_done = &d;
         send_frame(&f, -1);
-        set_trigger(req->trigger_id, TR_DONE, r);
+        finish_triggers(r);
 }
 
 /* Handle one frame from the daemon. Returns 0, or < 0 to disconnect. */

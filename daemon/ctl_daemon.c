@@ -1,0 +1,217 @@
+/* flightrecctl status / trigger: requests to flightrecd over its socket
+ * (wire.proto: CtlStatus -> StatusReply, CtlTrigger -> TriggerReply). */
+#include <errno.h>
+#include <getopt.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ctl.h"
+#include "wire.h"
+
+static int connect_daemon(const char *path) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        if (strlen(path) >= sizeof a.sun_path) {
+                fprintf(stderr, "flightrecctl: socket path %s is too long\n", path);
+                return -1;
+        }
+        strcpy(a.sun_path, path);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+                fprintf(stderr, "flightrecctl: cannot connect to flightrecd at %s: %s\n", path,
+                        strerror(errno));
+                if (s >= 0)
+                        close(s);
+                return -1;
+        }
+        return s;
+}
+
+/* Send f, wait (at most timeout_s) for one answer frame. */
+static fr_frame *request(const char *path, const fr_frame *f, int timeout_s) {
+        int s = connect_daemon(path);
+        if (s < 0)
+                return NULL;
+        int r = fr_wire_send(s, f, -1);
+        if (r < 0) {
+                fprintf(stderr, "flightrecctl: sending to flightrecd: %s\n", strerror(-r));
+                close(s);
+                return NULL;
+        }
+        struct fr_wire_reader rd;
+        fr_wire_reader_init(&rd, FR_WIRE_MAX_FRAME, 0);
+        fr_frame *ans = NULL;
+        struct timespec t0, t;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        for (;;) {
+                char err[512];
+                int k = fr_wire_reader_next(&rd, &ans, err, sizeof err);
+                if (k > 0)
+                        break;
+                if (k < 0) {
+                        fprintf(stderr, "flightrecctl: bad answer from flightrecd: %s\n", err);
+                        break;
+                }
+                clock_gettime(CLOCK_MONOTONIC, &t);
+                long left = (long)timeout_s * 1000 - ((t.tv_sec - t0.tv_sec) * 1000 +
+                                                      (t.tv_nsec - t0.tv_nsec) / 1000000);
+                struct pollfd p = {s, POLLIN, 0};
+                if (left <= 0 || poll(&p, 1, (int)left) == 0) {
+                        fprintf(stderr, "flightrecctl: no answer from flightrecd within %d s\n",
+                                timeout_s);
+                        break;
+                }
+                long n = fr_wire_reader_fill(&rd, s);
+                if (n == -EINTR || n == -EAGAIN)
+                        continue;
+                if (n <= 0) {
+                        fprintf(stderr, "flightrecctl: flightrecd closed the connection%s%s\n",
+                                n < 0 ? ": " : "", n < 0 ? strerror((int)-n) : "");
+                        break;
+                }
+        }
+        fr_wire_reader_free(&rd);
+        close(s);
+        if (ans && ans->msg_case == FLIGHTREC__WIRE__FRAME__MSG_REFUSED) {
+                fprintf(stderr, "flightrecctl: flightrecd refused: %s\n", ans->refused->reason);
+                fr_wire_free(ans);
+                return NULL;
+        }
+        return ans;
+}
+
+int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
+        if (argc > 1) {
+                fprintf(stderr, "usage: flightrecctl [--socket PATH] status\n");
+                return CTL_EXIT_USAGE;
+        }
+        (void)argv;
+        Flightrec__Wire__CtlStatus m = FLIGHTREC__WIRE__CTL_STATUS__INIT;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_CTL_STATUS;
+        f.ctl_status = &m;
+        fr_frame *ans = request(opts->socket, &f, 10);
+        if (!ans)
+                return CTL_EXIT_FAILURE;
+        if (ans->msg_case != FLIGHTREC__WIRE__FRAME__MSG_STATUS_REPLY) {
+                fprintf(stderr, "flightrecctl: unexpected %s from flightrecd\n", fr_wire_name(ans));
+                fr_wire_free(ans);
+                return CTL_EXIT_FAILURE;
+        }
+        const Flightrec__Wire__StatusReply *s = ans->status_reply;
+        printf("%s: %zu agent%s connected, %llu snapshots written, %llu failed, output in %s\n",
+               s->daemon, s->n_agents, s->n_agents == 1 ? "" : "s",
+               (unsigned long long)s->snapshots_written, (unsigned long long)s->snapshots_failed,
+               s->output_dir);
+        if (s->n_agents)
+                printf("%-8s %-16s %-20s %5s %10s %6s %7s  %s\n", "PID", "COMM", "CONNECTED (UTC)",
+                       "GENS", "BYTES", "HZ", "PERIOD", "EXE");
+        for (size_t i = 0; i < s->n_agents; i++) {
+                const Flightrec__Wire__AgentInfo *a = s->agents[i];
+                time_t t = (time_t)(a->connected_since_ns / 1000000000u);
+                struct tm tm;
+                char when[32];
+                gmtime_r(&t, &tm);
+                strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
+                printf("%-8u %-16s %-20s %5llu %10llu %6u %5ums  %s%s\n", a->pid, a->comm, when,
+                       (unsigned long long)a->generations, (unsigned long long)a->bytes, a->hz,
+                       a->period_ms, a->exe, a->snapshot_in_progress ? " (snapshot in progress)" : "");
+        }
+        fr_wire_free(ans);
+        return 0;
+}
+
+int ctl_trigger(const struct ctl_options *opts, int argc, char **argv) {
+        static const struct option longopts[] = {
+                {"pid", required_argument, NULL, 'p'},
+                {"reason", required_argument, NULL, 'r'},
+                {"timeout", required_argument, NULL, 't'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        unsigned long pid = 0;
+        const char *reason = "flightrecctl trigger";
+        int timeout = 120, c;
+        char *end;
+        while ((c = getopt_long(argc, argv, "p:r:t:h", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'p':
+                        pid = strtoul(optarg, &end, 10);
+                        if (*end || !*optarg || pid == 0 || pid > 0x7fffffff) {
+                                fprintf(stderr, "flightrecctl trigger: --pid %s: not a pid\n", optarg);
+                                return CTL_EXIT_USAGE;
+                        }
+                        break;
+                case 'r':
+                        reason = optarg;
+                        if (strlen(reason) > FR_WIRE_MAX_REASON) {
+                                fprintf(stderr, "flightrecctl trigger: --reason longer than %u bytes\n",
+                                        FR_WIRE_MAX_REASON);
+                                return CTL_EXIT_USAGE;
+                        }
+                        break;
+                case 't':
+                        timeout = atoi(optarg);
+                        if (timeout <= 0) {
+                                fprintf(stderr, "flightrecctl trigger: --timeout %s: not a number of seconds\n",
+                                        optarg);
+                                return CTL_EXIT_USAGE;
+                        }
+                        break;
+                case 'h':
+                        printf("usage: flightrecctl [--socket PATH] trigger [--pid PID] [--reason TEXT] [--timeout S]\n"
+                               "Asks flightrecd for a snapshot of every connected agent (or of PID), waits\n"
+                               "until the files are written and prints their paths, two per process.\n");
+                        return 0;
+                default:
+                        fprintf(stderr, "usage: flightrecctl [--socket PATH] trigger [--pid PID] [--reason TEXT] [--timeout S]\n");
+                        return CTL_EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "flightrecctl trigger: unexpected argument '%s'\n", argv[optind]);
+                return CTL_EXIT_USAGE;
+        }
+        char rs[FR_WIRE_MAX_REASON + 1];
+        snprintf(rs, sizeof rs, "%s", reason);
+        for (char *p = rs; *p; p++)
+                if ((unsigned char)*p < 0x20 || *p == 0x7f)
+                        *p = '?';
+        Flightrec__Wire__CtlTrigger m = FLIGHTREC__WIRE__CTL_TRIGGER__INIT;
+        m.pid = (uint32_t)pid;
+        m.reason = rs;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_CTL_TRIGGER;
+        f.ctl_trigger = &m;
+        fr_frame *ans = request(opts->socket, &f, timeout);
+        if (!ans)
+                return CTL_EXIT_FAILURE;
+        if (ans->msg_case != FLIGHTREC__WIRE__FRAME__MSG_TRIGGER_REPLY) {
+                fprintf(stderr, "flightrecctl: unexpected %s from flightrecd\n", fr_wire_name(ans));
+                fr_wire_free(ans);
+                return CTL_EXIT_FAILURE;
+        }
+        const Flightrec__Wire__TriggerReply *t = ans->trigger_reply;
+        int rc = 0;
+        if (t->error[0]) {
+                fprintf(stderr, "flightrecctl: %s\n", t->error);
+                rc = CTL_EXIT_FAILURE;
+        }
+        for (size_t i = 0; i < t->n_results; i++) {
+                const Flightrec__Wire__SnapshotResult *s = t->results[i];
+                if (s->error[0]) {
+                        fprintf(stderr, "flightrecctl: snapshot of %s[%u] failed: %s\n", s->comm,
+                                s->pid, s->error);
+                        rc = CTL_EXIT_FAILURE;
+                        continue;
+                }
+                printf("%s\n%s\n", s->trace_path, s->pprof_path);
+        }
+        fr_wire_free(ans);
+        return rc;
+}
