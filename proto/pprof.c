@@ -1041,6 +1041,11 @@ int fr_pprof_from_trace(const uint8_t *trace, size_t len, const struct fr_pprof_
 
         if (err && errlen)
                 err[0] = 0;
+        /* zlib would refuse it only at the end, as if memory had run out. */
+        if (c.opts->gzip_level < 0 || c.opts->gzip_level > 9) {
+                conv_fail(&c, "gzip level %d is not in 1..9", c.opts->gzip_level);
+                return -EINVAL;
+        }
         static char empty_string[] = "";
         char **empty = VEC_PUSH(c.strings); /* string_table[0] must be "" */
         c.keybuf = malloc(MAP_KEY_MAX);

@@ -832,6 +832,12 @@ static void test_corrupt(void **state) {
         assert_true(err[0] != 0);
         assert_int_equal(fr_pprof_from_trace(data, 0, NULL, &gz, &gzlen, NULL, err, sizeof err),
                          -EINVAL);
+        /* Bad options. */
+        opts = (struct fr_pprof_options){.gzip_level = 10};
+        err[0] = 0;
+        assert_int_equal(fr_pprof_from_trace(data, len, &opts, &gz, &gzlen, NULL, err, sizeof err),
+                         -EINVAL);
+        assert_string_equal(err, "gzip level 10 is not in 1..9");
         assert_ptr_equal(gz, (uint8_t *)&state);
         free(data);
 }
