@@ -287,6 +287,8 @@ int fd_config_load(const char *path, bool must_exist, struct fd_config *c, char 
 int fd_config_parse_string(const char *text, struct fd_config *c, char *err, size_t errlen) {
         fd_config_defaults(c);
         struct parse_state st = {.c = c};
+        if (!*text)
+                return 0;
         FILE *f = fmemopen((void *)text, strlen(text), "r");
         if (!f) {
                 snprintf(err, errlen, "fmemopen: %s", strerror(errno));

@@ -962,8 +962,10 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg) {
 
 /* ---- shutdown, reload, signals ------------------------------------------------------------ */
 static void maybe_exit(void) {
-        if (!D.stopping || D.snaps)
+        static bool said;
+        if (!D.stopping || D.snaps || said)
                 return;
+        said = true;
         fd_log(FD_NOTICE, "no snapshot in progress: exiting");
         event_base_loopexit(D.base, NULL);
 }

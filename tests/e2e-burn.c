@@ -1,8 +1,10 @@
 /* An unmodified program (no flightrec header) for the daemon's end-to-end
  * tests: two threads burn CPU in two functions, 2:1. Runs SECONDS (default
- * 3600), or until killed. Usage: e2e-burn [SECONDS] */
+ * 3600), or until killed; with "idle", only sleeps (many agents at once).
+ * Usage: e2e-burn [SECONDS [idle]] */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -15,28 +17,39 @@ static double now(void) {
         return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-__attribute__((noinline)) void burn_two_thirds(void) {
-        double x = 0;
-        for (int i = 0; i < 200000; i++)
-                x += (double)i * 1e-9;
+static double thread_cpu(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* Each burns CPU for the given CPU time, so that the split is exact whatever
+ * the CPU speed does meanwhile. */
+__attribute__((noinline)) void burn_two_thirds(double cpu_s) {
+        double end = thread_cpu() + cpu_s, x = 0;
+        do
+                for (int i = 0; i < 20000; i++)
+                        x += (double)i * 1e-9;
+        while (thread_cpu() < end);
         sink = x;
 }
 
-__attribute__((noinline)) void burn_one_third(void) {
-        double x = 0;
-        for (int i = 0; i < 200000; i++)
-                x += (double)i * 1e-9;
+__attribute__((noinline)) void burn_one_third(double cpu_s) {
+        double end = thread_cpu() + cpu_s, x = 0;
+        do
+                for (int i = 0; i < 20000; i++)
+                        x += (double)i * 1e-9;
+        while (thread_cpu() < end);
         sink = x;
 }
 
-/* Each thread runs 3 slices in turn: 2 in burn_two_thirds, 1 in burn_one_third. */
+/* Each thread alternates: 2 ms of CPU in burn_two_thirds, 1 ms in burn_one_third. */
 static void *worker(void *arg) {
         (void)arg;
         double end = now() + seconds;
         while (now() < end) {
-                burn_two_thirds();
-                burn_two_thirds();
-                burn_one_third();
+                burn_two_thirds(0.002);
+                burn_one_third(0.001);
         }
         return NULL;
 }
@@ -44,6 +57,12 @@ static void *worker(void *arg) {
 int main(int argc, char **argv) {
         if (argc > 1)
                 seconds = atof(argv[1]);
+        if (argc > 2 && strcmp(argv[2], "idle") == 0) {
+                double end = now() + seconds;
+                while (now() < end)
+                        usleep(100000);
+                return 0;
+        }
         pthread_t t[2];
         for (int i = 0; i < 2; i++)
                 pthread_create(&t[i], NULL, worker, NULL);

@@ -1,0 +1,262 @@
+#!/bin/sh
+# flightrecd end to end, without systemd: a daemon on a temporary socket and
+# output directory, programs under LD_PRELOAD=libflightrec.so, triggers by
+# SIGUSR1, flightrecctl and fr_snapshot, restart and reconnection, hostile
+# peers, SIGHUP reload, socket activation (systemd-socket-activate) with a
+# NOTIFY_SOCKET listener, and 64 agents at once.
+# Usage: test-daemon.sh FLIGHTRECD FLIGHTRECCTL LIBFLIGHTREC E2E_BURN FR_DEMO
+#                       NOTIFY_LISTEN WIRE_PEER LZ4 WORKDIR
+set -u
+D=$1 CTL=$2 LIB=$3 BURN=$4 DEMO=$5 NOTIFY=$6 PEER=$7 LZ4=$8 W=$9
+rm -rf "$W"
+mkdir -p "$W/out" "$W/local"
+SOCK=$W/agent.sock
+OUT=$W/out
+LOG=$W/daemon.log
+CONF=$W/flightrecd.conf
+PIDS=""
+DPID=""
+failures=0
+
+cleanup() {
+        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
+        wait 2>/dev/null
+}
+trap cleanup EXIT INT TERM
+
+say() { echo "--- $*"; }
+fail() {
+        echo "FAIL: $*"
+        failures=$((failures + 1))
+}
+ok() { echo "ok: $*"; }
+
+# wait_for SECONDS COMMAND...: poll every 0.1 s until COMMAND succeeds.
+wait_for() {
+        n=$(($1 * 10))
+        shift
+        while [ $n -gt 0 ]; do
+                if "$@" >/dev/null 2>&1; then return 0; fi
+                sleep 0.1
+                n=$((n - 1))
+        done
+        return 1
+}
+
+cat >"$CONF" <<EOF
+[daemon]
+snapshot_timeout = 20s
+[retention]
+max_files = 100000
+EOF
+
+start_daemon() {
+        "$D" --config "$CONF" --socket "$SOCK" --output-dir "$OUT" >>"$LOG" 2>&1 &
+        DPID=$!
+        wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; cat "$LOG"; exit 1; }
+}
+
+stop_daemon() {
+        kill -TERM "$DPID"
+        n=100
+        while kill -0 "$DPID" 2>/dev/null && [ $n -gt 0 ]; do sleep 0.1; n=$((n - 1)); done
+        if kill -0 "$DPID" 2>/dev/null; then fail "daemon still running 10 s after SIGTERM"; fi
+        wait "$DPID"
+        rc=$?
+        [ $rc -eq 0 ] || fail "daemon exited with $rc after SIGTERM"
+        DPID=""
+}
+
+# agent_up PID: flightrecctl status lists the process.
+agent_up() { "$CTL" --socket "$SOCK" status | awk -v p="$1" '$1 == p {f=1} END {exit !f}'; }
+# files_for PID [N]: at least N (default 1) complete snapshot pairs for PID.
+count_for() { ls "$OUT" | grep -c -- "-$1-.*\.$2\$"; }
+files_for() {
+        need=${2:-1}
+        [ "$(count_for "$1" trace.lz4)" -ge "$need" ] && [ "$(count_for "$1" pb.gz)" -ge "$need" ]
+}
+latest() { ls -t "$OUT"/*-"$1"-*."$2" | head -1; }
+
+run_agent() { # run_agent ARGS...: background process under the agent
+        FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local LD_PRELOAD=$LIB "$@" &
+        PIDS="$PIDS $!"
+        LAST=$!
+}
+
+say "daemon and an unmodified program under LD_PRELOAD"
+start_daemon
+run_agent "$BURN" 120
+BURN_PID=$LAST
+wait_for 10 agent_up "$BURN_PID" && ok "agent $BURN_PID connected" || fail "agent never listed by status"
+"$CTL" --socket "$SOCK" status
+
+say "SIGUSR1"
+sleep 2 # let a few generations complete
+t0=$(date +%s%N)
+kill -USR1 "$DPID"
+if wait_for 10 files_for "$BURN_PID"; then
+        t1=$(date +%s%N)
+        ok "SIGUSR1 -> both files in $(((t1 - t0) / 1000000)) ms"
+else
+        fail "no snapshot files for $BURN_PID after SIGUSR1"; ls -la "$OUT"
+fi
+TRACE=$(latest "$BURN_PID" trace.lz4)
+PPROF=$(latest "$BURN_PID" pb.gz)
+"$LZ4" -q -t "$TRACE" && ok "lz4 -t $TRACE" || fail "lz4 -t rejects $TRACE"
+"$LZ4" -q -dc "$TRACE" >"$W/raw.trace" && ok "lz4 -d" || fail "lz4 -d rejects $TRACE"
+"$CTL" dump "$TRACE" >"$W/dump.txt" && ok "flightrecctl dump reads it" || fail "flightrecctl dump $TRACE"
+grep -q 'reason "SIGUSR1"' "$W/dump.txt" || fail "trace header does not name SIGUSR1"
+perm=$(stat -c %a "$TRACE") ; [ "$perm" = 640 ] && ok "mode 0640" || fail "mode of $TRACE is $perm"
+ls -a "$OUT" | grep -q '\.tmp$' && fail "temporary files left in $OUT"
+gzip -t "$PPROF" && ok "pprof is gzip" || fail "$PPROF is not gzip"
+if command -v go >/dev/null 2>&1; then
+        go tool pprof -symbolize=none -top "$PPROF" >"$W/top.txt" 2>&1
+        two=$(awk '/burn_two_thirds/ {gsub("%","",$2); print $2}' "$W/top.txt")
+        one=$(awk '/burn_one_third/ {gsub("%","",$2); print $2}' "$W/top.txt")
+        if [ -n "$two" ] && [ -n "$one" ]; then
+                # 2:1 within 5 points: two thirds share is 66.7 +- 5.
+                share=$(awk -v a="$two" -v b="$one" 'BEGIN {printf "%.1f", 100 * a / (a + b)}')
+                awk -v s="$share" 'BEGIN {exit !(s > 61.7 && s < 71.7)}' &&
+                        ok "pprof: burn_two_thirds has $share% of the two functions (2:1)" ||
+                        fail "pprof ratio: burn_two_thirds $two%, burn_one_third $one%"
+        else
+                fail "go tool pprof does not show both functions"; cat "$W/top.txt"
+        fi
+else
+        echo "skip: go not installed, pprof ratio not checked"
+fi
+
+say "flightrecctl trigger --pid"
+"$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" --reason "test trigger" >"$W/trigger.txt"
+rc=$?
+[ $rc -eq 0 ] || fail "trigger exited $rc"
+[ "$(wc -l <"$W/trigger.txt")" -eq 2 ] || fail "trigger printed $(wc -l <"$W/trigger.txt") lines, expected 2"
+for f in $(cat "$W/trigger.txt"); do
+        [ -f "$f" ] && ok "trigger printed $f" || fail "trigger printed $f, which does not exist"
+done
+"$CTL" dump "$(head -1 "$W/trigger.txt")" | grep -q 'reason "test trigger"' || fail "--reason not in the trace"
+"$CTL" --socket "$SOCK" trigger --pid 999999 2>"$W/err.txt" && fail "trigger of a missing pid succeeded"
+grep -q "no agent with pid 999999" "$W/err.txt" && ok "missing pid: $(cat "$W/err.txt")" || fail "message: $(cat "$W/err.txt")"
+
+say "two triggers at once do not corrupt each other"
+before=$(count_for "$BURN_PID" trace.lz4)
+"$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" >"$W/t1.txt" &
+c1=$!
+"$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" >"$W/t2.txt" &
+c2=$!
+kill -USR1 "$DPID"
+wait $c1 || fail "first concurrent trigger failed"
+wait $c2 || fail "second concurrent trigger failed"
+for f in $(cat "$W/t1.txt" "$W/t2.txt"); do
+        case $f in *.trace.lz4) "$LZ4" -q -t "$f" && "$CTL" dump "$f" >/dev/null || fail "concurrent: $f bad" ;; esac
+done
+ok "concurrent triggers: $(( $(count_for "$BURN_PID" trace.lz4) - before )) new snapshot(s), all valid"
+
+say "fr_snapshot() in the application goes to the daemon"
+FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local "$DEMO" 2 >"$W/demo.txt" 2>&1 &
+DEMO_PID=$!
+PIDS="$PIDS $DEMO_PID"
+wait $DEMO_PID || fail "fr-demo failed: $(cat "$W/demo.txt")"
+if wait_for 10 files_for "$DEMO_PID"; then ok "fr_snapshot -> daemon files for fr-demo"; else fail "no daemon files for fr-demo"; cat "$W/demo.txt"; fi
+[ -z "$(ls "$W/local")" ] || fail "fr_snapshot wrote locally although the daemon answered: $(ls "$W/local")"
+
+say "hostile peers"
+for mode in garbage oversize badfield fd; do
+        out=$("$PEER" "$SOCK" $mode) && ok "$mode: $out" | tr '\n' ' ' && echo || fail "$mode: $out"
+done
+kill -0 "$DPID" && agent_up "$BURN_PID" && ok "daemon still serves, agent still listed" || fail "daemon harmed by hostile peers"
+
+say "SIGHUP reload: a bad config is refused, the old one stays"
+cp "$CONF" "$CONF.good"
+printf '[daemon]\nworkers = lots\n' >"$CONF"
+kill -HUP "$DPID"
+wait_for 5 grep -q "reload refused" "$LOG" && ok "$(grep "reload refused" "$LOG" | tail -1)" || fail "no 'reload refused' log line"
+cp "$CONF.good" "$CONF"
+kill -HUP "$DPID"
+wait_for 5 grep -q "configuration reloaded" "$LOG" && ok "good config reloaded" || fail "no reload log line"
+kill -0 "$DPID" || fail "daemon died on SIGHUP"
+
+say "daemon restart: the agent reconnects, the next SIGUSR1 covers it"
+stop_daemon
+before=$(count_for "$BURN_PID" trace.lz4)
+start_daemon
+wait_for 10 agent_up "$BURN_PID" && ok "agent reconnected" || fail "agent did not reconnect within 10 s"
+kill -USR1 "$DPID"
+wait_for 10 files_for "$BURN_PID" $((before + 1)) && ok "snapshot after restart" || fail "no snapshot after restart"
+
+say "64 agents, one SIGUSR1: 128 files"
+stop_daemon
+rm -f "$OUT"/*
+start_daemon
+MANY=""
+i=0
+while [ $i -lt 64 ]; do
+        run_agent "$BURN" 120 idle
+        MANY="$MANY $LAST"
+        i=$((i + 1))
+done
+n_up() { [ "$("$CTL" --socket "$SOCK" status | head -1 | awk '{print $3}')" -ge "$1" ]; }
+wait_for 30 n_up 65 && ok "65 agents connected" || fail "only $("$CTL" --socket "$SOCK" status | head -1)"
+sleep 1.5
+t0=$(date +%s%N)
+kill -USR1 "$DPID"
+all_files() { [ "$(ls "$OUT" | grep -c '\.trace\.lz4$')" -ge 65 ] && [ "$(ls "$OUT" | grep -c '\.pb\.gz$')" -ge 65 ]; }
+if wait_for 60 all_files; then
+        t1=$(date +%s%N)
+        ok "65 agents -> $(ls "$OUT" | grep -c -v '\.tmp$') files in $(((t1 - t0) / 1000000)) ms"
+else
+        fail "64 agents: $(ls "$OUT" | wc -l) files"
+fi
+missing=0
+for p in $MANY; do files_for "$p" || missing=$((missing + 1)); done
+[ $missing -eq 0 ] && ok "every one of the 64 pids has both files" || fail "$missing of 64 pids lack files"
+"$CTL" --socket "$SOCK" status | awk 'NR == 1'
+for p in $MANY; do kill -TERM "$p" 2>/dev/null; done
+stop_daemon
+[ -e "$SOCK" ] && fail "socket $SOCK left after SIGTERM"
+
+say "socket activation (systemd-socket-activate) and NOTIFY_SOCKET"
+SA=${SOCKET_ACTIVATE:-}
+[ -n "$SA" ] || SA=$(command -v systemd-socket-activate || true)
+if [ -n "$SA" ]; then
+        "$NOTIFY" "$W/notify.sock" 30 >"$W/notify.txt" &
+        NPID=$!
+        PIDS="$PIDS $NPID"
+        wait_for 5 test -S "$W/notify.sock"
+        SA_SOCK=$W/activated.sock
+        NOTIFY_SOCKET=$W/notify.sock WATCHDOG_USEC=400000 \
+                "$SA" -l "$SA_SOCK" -E NOTIFY_SOCKET -E WATCHDOG_USEC \
+                "$D" --config "$CONF" --output-dir "$OUT" >>"$W/sa.log" 2>&1 &
+        DPID=$!
+        wait_for 5 test -S "$SA_SOCK" || fail "systemd-socket-activate did not listen"
+        # The daemon starts on the first connection.
+        "$CTL" --socket "$SA_SOCK" status >"$W/sa-status.txt" 2>&1 && ok "status through the activated socket" || fail "status via socket activation: $(cat "$W/sa-status.txt")"
+        grep -q "socket passed by systemd" "$W/sa.log" && ok "daemon used the inherited socket" || fail "daemon did not say it used the passed socket"
+        SOCK=$SA_SOCK
+        run_agent "$BURN" 60
+        SA_AGENT=$LAST
+        wait_for 10 agent_up "$SA_AGENT" || fail "agent not connected through the activated socket"
+        sleep 1.2
+        "$CTL" --socket "$SOCK" trigger --pid "$SA_AGENT" >/dev/null && ok "trigger through the activated socket" || fail "trigger via socket activation"
+        sleep 0.5
+        grep -q '^READY=1' "$W/notify.txt" && ok "NOTIFY_SOCKET got READY=1" || fail "no READY=1: $(cat "$W/notify.txt")"
+        grep -q '^STATUS=1 agents connected, 1 snapshots written' "$W/notify.txt" && ok "STATUS: $(grep STATUS "$W/notify.txt" | tail -1)" || fail "no STATUS with counts: $(grep STATUS "$W/notify.txt" | tail -3)"
+        grep -q '^WATCHDOG=1' "$W/notify.txt" && ok "WATCHDOG=1 pings" || fail "no WATCHDOG=1"
+        kill -TERM "$DPID"
+        wait "$DPID"
+        DPID=""
+        sleep 0.3
+        grep -q '^STOPPING=1' "$W/notify.txt" && ok "STOPPING=1" || fail "no STOPPING=1"
+        kill "$NPID" 2>/dev/null
+else
+        echo "skip: systemd-socket-activate not installed"
+fi
+
+cleanup
+trap - EXIT
+if [ $failures -ne 0 ]; then
+        echo "$failures failure(s); daemon log: $LOG"
+        tail -30 "$LOG"
+        exit 1
+fi
+echo "all daemon end-to-end checks passed"

@@ -1,0 +1,88 @@
+/* A hostile or odd peer of flightrecd for tests. Connects to SOCKET, sends
+ * what MODE says and reports whether the daemon disconnected it.
+ *   garbage   random bytes that are no frame
+ *   oversize  a length prefix above any limit
+ *   badfield  a well-formed HELLO with a pid that is not ours
+ *   fd        a CtlStatus frame with a file descriptor attached
+ *   silent    nothing at all (the daemon drops it after its hello timeout)
+ * Exit 0 when the daemon closed the connection within 15 s (printing the
+ * reason it gave, if any), 1 otherwise. Usage: wire-peer SOCKET MODE */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "wire.h"
+
+int main(int argc, char **argv) {
+        if (argc != 3) {
+                fprintf(stderr, "usage: wire-peer SOCKET MODE\n");
+                return 2;
+        }
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        snprintf(a.sun_path, sizeof a.sun_path, "%s", argv[1]);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+                perror("wire-peer: connect");
+                return 1;
+        }
+        const char *mode = argv[2];
+        if (strcmp(mode, "garbage") == 0) {
+                uint8_t junk[4096];
+                srand(42);
+                for (size_t i = 0; i < sizeof junk; i++)
+                        junk[i] = (uint8_t)rand();
+                junk[0] = 200; /* a small length so that the payload is parsed */
+                junk[1] = junk[2] = junk[3] = 0;
+                (void)!send(s, junk, sizeof junk, MSG_NOSIGNAL);
+        } else if (strcmp(mode, "oversize") == 0) {
+                uint8_t len[4] = {0xff, 0xff, 0xff, 0x7f};
+                (void)!send(s, len, sizeof len, MSG_NOSIGNAL);
+        } else if (strcmp(mode, "badfield") == 0) {
+                Flightrec__Wire__Hello h = FLIGHTREC__WIRE__HELLO__INIT;
+                h.version = FR_WIRE_VERSION;
+                h.pid = (uint32_t)getpid() + 1;
+                h.comm = "impostor";
+                h.exe = "/bin/false";
+                h.period_ms = 1000;
+                h.generations = 10;
+                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
+                f.hello = &h;
+                fr_wire_send(s, &f, -1);
+        } else if (strcmp(mode, "fd") == 0) {
+                Flightrec__Wire__CtlStatus st = FLIGHTREC__WIRE__CTL_STATUS__INIT;
+                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_CTL_STATUS;
+                f.ctl_status = &st;
+                fr_wire_send(s, &f, STDIN_FILENO);
+        } else if (strcmp(mode, "silent") != 0) {
+                fprintf(stderr, "wire-peer: unknown mode %s\n", mode);
+                return 2;
+        }
+        struct fr_wire_reader rd;
+        fr_wire_reader_init(&rd, FR_WIRE_MAX_FRAME, 0);
+        for (int waited = 0; waited < 15000; waited += 100) {
+                struct pollfd p = {s, POLLIN, 0};
+                if (poll(&p, 1, 100) <= 0)
+                        continue;
+                long n = fr_wire_reader_fill(&rd, s);
+                if (n == 0 || n == -ECONNRESET) {
+                        fr_frame *f;
+                        char err[256];
+                        if (fr_wire_reader_next(&rd, &f, err, sizeof err) > 0 &&
+                            f->msg_case == FLIGHTREC__WIRE__FRAME__MSG_REFUSED)
+                                printf("refused: %s\n", f->refused->reason);
+                        printf("disconnected\n");
+                        return 0;
+                }
+                if (n < 0)
+                        return 1;
+        }
+        printf("still connected\n");
+        return 1;
+}
