@@ -50,6 +50,8 @@ static struct {
         uint64_t lost_generations; /* dropped whole: pool exhausted */
         uint64_t lost[FR_LOST_KIND_MAX + 1]; /* totals of the LOST events replayed */
         uint64_t generations;      /* completed */
+        uint64_t samples;          /* drained into generations */
+        struct fr_stack_table *stacks; /* reused from generation to generation */
 } adv = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The period is measured on CLOCK_MONOTONIC: wall-clock steps do not move it. */
@@ -254,6 +256,44 @@ static int pack_thread(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen,
         return r;
 }
 
+/* The THREAD_START (and name) or THREAD_EXIT an adopted thread cannot write
+ * itself (fr_sample.c), as an EVENTS batch of its own; replayed like the
+ * thread's own. before: the start, which goes before the thread's batches. */
+static int put_synthetic(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, bool before,
+                         size_t *nbatches, uint64_t *max_time) {
+        struct fr_buf ev = {0}, b = {0};
+        uint64_t time;
+        if (before) {
+                if (t->found_gen != gen)
+                        return 0;
+                time = t->found_time;
+                fr_buf_put_u8(&ev, FR_EV_THREAD_START);
+                fr_buf_put_uvarint(&ev, 0);
+                fr_buf_put_u8(&ev, FR_EV_THREAD_NAME);
+                fr_buf_put_uvarint(&ev, 0);
+                fr_buf_put_uvarint(&ev, t->found_name);
+                fr__name_mark(t->found_name, gen);
+        } else {
+                if (t->gone_gen != gen || !t->shadow_alive)
+                        return 0;
+                time = t->gone_time;
+                fr_buf_put_u8(&ev, FR_EV_THREAD_EXIT);
+                fr_buf_put_uvarint(&ev, 0);
+        }
+        int r = ev.failed ? -ENOMEM : 0;
+        if (r == 0) {
+                replay(t, ev.data, ev.data + ev.len, time);
+                if (time > *max_time)
+                        *max_time = time;
+                fr_buf_put_batch(&b, FR_BATCH_EVENTS, gen, (uint64_t)t->tid, time, ev.data, ev.len);
+                (*nbatches)++;
+                r = b.failed ? -ENOMEM : g ? gen_append(g, b.data, b.len) : 0;
+        }
+        fr_buf_free(&ev);
+        fr_buf_free(&b);
+        return r;
+}
+
 static void advance(void) {
         uint64_t old = atomic_load(&fr__gen);
         struct fr_clock_anchor start = adv.gen_start, next;
@@ -261,6 +301,8 @@ static void advance(void) {
         atomic_store(&fr__gen, old + 1);
         fr__fence_all_threads();
         adv.gen_start = next;
+        /* New threads found now are sampled from generation old + 1 on. */
+        fr__sampler_rescan(old + 1);
 
         /* Threads registered after this point write into the new generation. */
         fr__threads_lock();
@@ -276,7 +318,11 @@ static void advance(void) {
                 }
         }
 
-        struct fr_genbytes *g = calloc(1, sizeof *g);
+        if (!adv.stacks)
+                adv.stacks = fr__stacks_new();
+        if (adv.stacks)
+                fr__stacks_begin(adv.stacks, old);
+        struct fr_genbytes *g = adv.stacks ? calloc(1, sizeof *g) : NULL;
         struct fr_buf meta = {0};
         size_t nb = 0;
         uint64_t max_time = next.tick;
@@ -285,8 +331,8 @@ static void advance(void) {
         fr_buf_put_uvarint(&meta, fr__clock_ticks_per_second());
         fr_buf_put_uvarint(&meta, start.mono_ns);
         fr_buf_put_uvarint(&meta, start.real_ns);
-        fr_buf_put_uvarint(&meta, FR_SAMPLER_NONE);
-        fr_buf_put_uvarint(&meta, 0);
+        fr_buf_put_uvarint(&meta, fr__sampler_kind());
+        fr_buf_put_uvarint(&meta, fr__sampler_kind() ? fr__cfg.hz : 0);
         struct fr_buf batches = {0};
         fr_buf_put_batch(&batches, FR_BATCH_CLOCK, old, 0, start.tick, meta.data, meta.len);
         meta.len = 0;
@@ -296,13 +342,30 @@ static void advance(void) {
         if (r == 0 && !batches.failed)
                 r = gen_append(g, batches.data, batches.len);
 
+        /* Per thread: its events (between the adopted thread's synthetic
+         * start and exit), then its samples. */
+        batches.len = 0;
         for (struct fr_thread *t = head; t; t = t->next) {
-                int rt = pack_thread(r == 0 ? g : NULL, t, old, &nb, &max_time);
+                int rt = put_synthetic(r == 0 ? g : NULL, t, old, true, &nb, &max_time);
                 if (r == 0)
                         r = rt;
+                rt = pack_thread(r == 0 ? g : NULL, t, old, &nb, &max_time);
+                if (r == 0)
+                        r = rt;
+                rt = put_synthetic(r == 0 ? g : NULL, t, old, false, &nb, &max_time);
+                if (r == 0)
+                        r = rt;
+                uint64_t last = fr__samples_drain(t, old, start.tick, adv.stacks, &batches, &nb,
+                                                  &adv.lost[FR_LOST_SAMPLES], &adv.samples);
+                if (last > max_time)
+                        max_time = last;
+                if (r == 0 && batches.len > FR_BLOCK_SIZE)
+                        r = batches.failed ? -ENOMEM : gen_append(g, batches.data, batches.len);
+                if (batches.len > FR_BLOCK_SIZE)
+                        batches.len = 0;
         }
-
-        batches.len = 0;
+        fr__stacks_emit(adv.stacks, &batches, &nb);
+        fr__maps_emit(old, &batches, &nb);
         fr__names_emit(old, &batches, &nb);
         meta.len = 0;
         fr_buf_put_uvarint(&meta, nb);
@@ -383,6 +446,8 @@ int fr__advancer_start(void) {
         init_cond();
         adv.stop = false;
         adv.requested = adv.served = 0;
+        adv.generations = adv.lost_generations = adv.samples = 0;
+        memset(adv.lost, 0, sizeof adv.lost);
         atomic_store(&fr__gen, 1);
         sigset_t all, saved;
         sigfillset(&all);
@@ -425,6 +490,9 @@ void fr__advancer_stats(struct fr_stats *ret) {
                 .lost_events = adv.lost[FR_LOST_EVENTS],
                 .lost_samples = adv.lost[FR_LOST_SAMPLES],
                 .lost_regions = adv.lost[FR_LOST_REGIONS],
+                .samples = adv.samples,
+                .sampler = fr__sampler_kind(),
+                .hz = fr__sampler_kind() ? fr__cfg.hz : 0,
         };
 }
 

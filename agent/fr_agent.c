@@ -126,6 +126,13 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
                 return -EINVAL;
         }
         restart_after_fork = !fork_mode || strcmp(fork_mode, "off") != 0;
+        const char *sampler = getenv("FLIGHTREC_SAMPLER");
+        if (sampler && strcmp(sampler, "auto") && strcmp(sampler, "timer")) {
+                fr__log_error("FLIGHTREC_SAMPLER='%s' is neither 'auto' nor 'timer'; not starting",
+                              sampler);
+                return -EINVAL;
+        }
+        ret->force_timer = sampler && strcmp(sampler, "timer") == 0;
         ret->hz = (unsigned)hz;
         ret->period_ms = (unsigned)period;
         ret->generations = (unsigned)gens;
@@ -166,8 +173,17 @@ static int start_locked(const struct fr_agent_config *cfg) {
         if (r < 0)
                 return r;
         fr__ring_init(cfg->generations, cfg->max_bytes);
+        r = fr__sampler_init(cfg->hz);
+        if (r < 0) {
+                fr__pool_destroy();
+                return r;
+        }
+        /* Threads that exist already (this one among them) are sampled from
+         * the first generation on. */
+        fr__sampler_rescan(0);
         r = fr__advancer_start();
         if (r < 0) {
+                fr__sampler_disarm_all();
                 fr__pool_destroy();
                 return r;
         }
@@ -193,10 +209,14 @@ void fr_stop(void) {
         pthread_mutex_lock(&start_lock);
         if (atomic_load(&fr__running)) {
                 fr__client_stop(); /* first: it may be writing a snapshot */
+                fr__sampler_disarm_all();
                 fr__advancer_stop();
                 if (getenv("FLIGHTREC_DEBUG")) {
                         struct fr_stats st;
                         fr__advancer_stats(&st);
+                        fr__log_error("stop: sampler %u at %u Hz: %llu samples taken, %llu kept",
+                                      st.sampler, st.hz, (unsigned long long)fr__samples_taken(),
+                                      (unsigned long long)st.samples);
                         fr__log_error("stop: %llu generations (%llu dropped), lost %llu events, "
                                       "%llu samples, %llu region ends",
                                       (unsigned long long)st.generations,
@@ -222,6 +242,7 @@ static void atfork_child(void) {
                 return;
         atomic_store(&fr__running, 0);
         fr__client_forget();
+        fr__sampler_forget();
         fr__advancer_forget();
         fr__thread_forget_self();
         fr__pool_destroy();
@@ -232,6 +253,17 @@ static void atfork_child(void) {
                 if (r < 0)
                         fr__log_error("restart after fork failed: %s", strerror(-r));
         }
+}
+
+int fr_get_stats(struct fr_stats *ret) {
+        pthread_mutex_lock(&start_lock);
+        int r = atomic_load(&fr__running) ? 0 : -EINVAL;
+        if (r == 0) {
+                fr__advancer_stats(ret);
+                ret->samples_taken = fr__samples_taken();
+        }
+        pthread_mutex_unlock(&start_lock);
+        return r;
 }
 
 static bool preloaded(void) {

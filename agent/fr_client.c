@@ -474,7 +474,7 @@ int fr__client_start(void) {
         sigset_t all, old;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &old);
-        int r = pthread_create(&cl.thread, NULL, client_main, NULL);
+        int r = fr__thread_create(&cl.thread, client_main, NULL);
         pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (r == 0) {
                 cl.started = true;

@@ -103,6 +103,24 @@ struct fr_region {
         uint32_t name;
 };
 
+/* A thread's CPU-sample state. Raw records, in buf[gen % 2]: the time (8
+ * bytes), then varints weight, task, region name id, frame count, the leaf pc
+ * and zigzag deltas between frames. See fr_sample.c. */
+struct fr_samples {
+        uint8_t *mem;              /* 2 * cap bytes, mmap'd; NULL: no sampler yet */
+        uint32_t cap;
+        uint32_t pos[2];           /* bytes written per parity */
+        uint64_t lost[2];          /* samples dropped (buffer full) per parity */
+        _Atomic uint64_t taken;    /* samples the handler handled (recorded or lost) */
+        int perf_fd;               /* -1: none */
+        uint64_t perf_count;       /* event count (ns) accounted for by samples */
+        int timer_slot;            /* -1: none; else index in the timer table */
+        void *timer;               /* timer_t of the fallback sampler */
+        _Atomic uintptr_t stack_lo, stack_hi; /* 0: unknown (leaf-only samples) */
+        _Atomic uintptr_t first_sp;           /* a stack pointer seen, to find the bounds */
+        bool arm_failed;                      /* reported; not retried until restart */
+};
+
 struct fr_thread {
         /* Written by the owning thread on every event: one cache line of its own. */
         _Atomic uint64_t seq __attribute__((aligned(FR_CACHELINE))); /* odd: inside a write */
@@ -120,8 +138,19 @@ struct fr_thread {
                 uint32_t id;
         } name_cache[16];
 
+        /* CPU samples (fr_sample.c): written by this thread's SIGPROF handler
+         * inside the seqlock above, drained by the advancer. */
+        struct fr_samples samples;
+
         /* Set once. */
         pid_t tid;
+        bool adopted; /* found in /proc/self/task, not registered by the thread */
+        bool owned;   /* its thread holds it in fr__self (registered itself) */
+        /* An adopted thread writes no THREAD_START / THREAD_EXIT of its own:
+         * the advancer writes them for it, in the generation it was found
+         * in (found_gen) and the one it was seen gone in (gone_gen). */
+        uint64_t found_gen, found_time, gone_gen, gone_time;
+        uint32_t found_name;
         _Atomic uint64_t exit_gen;      /* 0 while alive; else generation of THREAD_EXIT */
 
         /* Owned by the advancer: the thread's state at the end of the last complete
@@ -148,6 +177,8 @@ struct fr_thread *fr__threads_head(void);
 /* fr__threads_reap - free records of threads that exited before generation gen
  * ended and whose data was flushed. Called by the advancer with the lock held. */
 void fr__threads_reap(uint64_t completed_gen);
+/* fr__threads_add_locked - link a record made by the sampler (lock held). */
+void fr__threads_add_locked(struct fr_thread *t);
 void fr__threads_destroy(void);
 void fr__thread_forget_self(void);
 
@@ -213,9 +244,6 @@ void fr__advancer_stop(void);
 void fr__advancer_forget(void);
 /* Counters for FLIGHTREC_DEBUG and the daemon's status. Read by the advancer's
  * own thread or after it stopped. */
-struct fr_stats {
-        uint64_t generations, lost_generations, lost_events, lost_samples, lost_regions;
-};
 void fr__advancer_stats(struct fr_stats *ret);
 /* fr__advance_now - force an advance and wait until it completed.
  * Returns 0 or a negative errno. */
@@ -233,6 +261,60 @@ void fr__ring_destroy(void);
 size_t fr__ring_bytes(void);
 void fr__genbytes_free(struct fr_genbytes *g);
 
+/* ---- CPU sampling (fr_sample.c, fr_stacks.c, fr_maps.c) ------------------ */
+/* fr__sampler_init - install the SIGPROF handler (once per process) and
+ * choose the sampler: the perf task-clock event, or the CPU timer where
+ * perf_event_open is refused. hz 0: no sampling. Returns 0 or -errno. */
+int fr__sampler_init(unsigned hz);
+/* fr__sampler_kind - enum fr_sampler_kind in use (NONE when off). */
+unsigned fr__sampler_kind(void);
+/* fr__sampler_arm - start sampling thread t (not from a signal handler);
+ * self: t is the calling thread (its stack bounds are read now). */
+void fr__sampler_arm(struct fr_thread *t, bool self);
+/* fr__sampler_disarm - stop sampling t; its pending signals are ignored. */
+void fr__sampler_disarm(struct fr_thread *t);
+/* fr__sampler_disarm_all - stop sampling every thread (fr_stop). */
+void fr__sampler_disarm_all(void);
+/* fr__sampler_forget - in a forked child: close the parent's samplers. */
+void fr__sampler_forget(void);
+/* fr__sampler_rescan - advancer: adopt threads in /proc/self/task that have
+ * no record (registry lock NOT held), retire adopted ones that are gone, and
+ * learn stack bounds. gen: the generation now current. */
+void fr__sampler_rescan(uint64_t gen);
+/* fr__samples_free - unmap t's sample memory (record being freed; its
+ * sampler is disarmed already). */
+void fr__samples_free(struct fr_thread *t);
+
+/* fr__samples_taken - sum of the handlers' counts since the sampler started. */
+uint64_t fr__samples_taken(void);
+
+struct fr_stack_table;
+/* fr__samples_drain - advancer: append t's samples of generation gen as
+ * SAMPLES batches to out (interning stacks in st), reset the parity and
+ * return the time of the last sample (0: none); lost samples are added to
+ * *ret_lost. */
+uint64_t fr__samples_drain(struct fr_thread *t, uint64_t gen, uint64_t start,
+                           struct fr_stack_table *st, struct fr_buf *out, size_t *nbatches,
+                           uint64_t *ret_lost, uint64_t *ret_samples);
+
+/* Stack table of one generation (fr_stacks.c). */
+struct fr_stack_table *fr__stacks_new(void);
+void fr__stacks_free(struct fr_stack_table *st);
+/* fr__stacks_intern - id (>= 1) of the stack pcs[0..n), 0 when out of memory. */
+uint64_t fr__stacks_intern(struct fr_stack_table *st, const uint64_t *pcs, uint32_t n);
+/* fr__stacks_begin - start the table of generation gen (empty). */
+void fr__stacks_begin(struct fr_stack_table *st, uint64_t gen);
+/* fr__stacks_emit - append the generation's STACKS batches to out; empties st. */
+void fr__stacks_emit(struct fr_stack_table *st, struct fr_buf *out, size_t *nbatches);
+
+/* fr__maps_emit - append a MAPS batch of the loaded objects (code segments,
+ * with build ids) to out. */
+void fr__maps_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches);
+
+/* fr__thread_create - start one of the agent's own threads: not seen by the
+ * pthread_create interposer (fr_interpose.c), all signals blocked. */
+int fr__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
+
 /* ---- the agent (fr_agent.c) ------------------------------------------- */
 struct fr_agent_config {
         char socket_path[108];
@@ -240,6 +322,7 @@ struct fr_agent_config {
         size_t max_bytes;
         char dir[4096];
         bool sampling_off;
+        bool force_timer; /* FLIGHTREC_SAMPLER=timer: skip the perf event */
 };
 extern struct fr_agent_config fr__cfg;
 extern _Atomic int fr__running;

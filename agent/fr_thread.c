@@ -29,6 +29,7 @@ struct fr_thread *fr__threads_head(void) { return reg.head; }
 
 static void on_thread_exit(void *arg) {
         struct fr_thread *t = arg;
+        fr__sampler_disarm(t); /* before the record can be freed */
         fr__self = NULL;
         self_gone = true;
         if (atomic_load(&fr__running)) {
@@ -46,6 +47,7 @@ static void on_thread_exit(void *arg) {
         fr__threads_unlock();
         fr__pool_put_chain(t->buf[0]);
         fr__pool_put_chain(t->buf[1]);
+        fr__samples_free(t);
         free(t);
 }
 
@@ -57,24 +59,51 @@ static struct fr_thread *register_self(void) {
         pthread_once(&reg.key_once, make_key);
         if (reg.key_err)
                 return NULL;
-        struct fr_thread *t;
-        if (posix_memalign((void **)&t, FR_CACHELINE, sizeof *t))
+        struct fr_thread *t, *fresh;
+        if (posix_memalign((void **)&fresh, FR_CACHELINE, sizeof *fresh))
                 return NULL;
-        memset(t, 0, sizeof *t);
-        t->tid = gettid();
+        memset(fresh, 0, sizeof *fresh);
+        fresh->tid = gettid();
+        fresh->owned = true;
+        fresh->samples.perf_fd = fresh->samples.timer_slot = -1;
+        /* One lock hold for both the lookup and the link: the sampler's scan
+         * (which adopts threads it finds without a record) cannot slip in. A
+         * record it made for this thread is taken over, samples and all. */
+        fr__threads_lock();
+        for (t = reg.head; t; t = t->next)
+                if (t->tid == fresh->tid && t->adopted && !t->owned && !atomic_load(&t->exit_gen))
+                        break;
+        if (t) {
+                t->owned = true;
+        } else {
+                t = fresh;
+                t->next = reg.head;
+                reg.head = t;
+        }
+        fr__threads_unlock();
+        if (t != fresh)
+                free(fresh);
+        /* The key's destructor (thread exit) needs the record; a failure here
+         * is out of memory at thread start and leaves the record unowned, as
+         * an adopted one, which the scan retires when the thread is gone. */
         if (pthread_setspecific(reg.key, t)) {
-                free(t);
+                t->owned = false;
+                t->adopted = true;
                 return NULL;
         }
-        char name[17] = {0};
-        prctl(PR_GET_NAME, name);
-        fr__threads_lock();
+        fr__self = t;
+        if (t == fresh) {
+                char name[17] = {0};
+                prctl(PR_GET_NAME, name);
+                fr__write_thread_start(t, name);
+        }
+        fr__sampler_arm(t, true); /* also learns the stack bounds */
+        return t;
+}
+
+void fr__threads_add_locked(struct fr_thread *t) {
         t->next = reg.head;
         reg.head = t;
-        fr__threads_unlock();
-        fr__self = t;
-        fr__write_thread_start(t, name);
-        return t;
 }
 
 struct fr_thread *fr__thread_register(void) { return register_self(); }
@@ -85,6 +114,8 @@ void fr__threads_reap(uint64_t completed_gen) {
                 uint64_t eg = atomic_load_explicit(&t->exit_gen, memory_order_acquire);
                 if (eg && eg <= completed_gen) {
                         *pp = t->next;
+                        fr__sampler_disarm(t);
+                        fr__samples_free(t);
                         free(t);
                 } else {
                         pp = &t->next;
@@ -106,6 +137,8 @@ void fr__threads_destroy(void) {
                 t->shadow_alive = false;
                 t->shadow_depth = 0;
                 t->shadow_name = 0;
+                t->samples.pos[0] = t->samples.pos[1] = 0;
+                t->samples.lost[0] = t->samples.lost[1] = 0;
         }
         fr__threads_unlock();
 }
@@ -116,6 +149,7 @@ void fr__thread_forget_self(void) {
         struct fr_thread *t = reg.head;
         while (t) {
                 struct fr_thread *next = t->next;
+                fr__samples_free(t); /* its sampler was closed by fr__sampler_forget */
                 free(t);
                 t = next;
         }

@@ -294,6 +294,8 @@ static void put_generation(struct dump *d, const struct fr_generation *g) {
                 " threads %zu tasks %zu events %zu samples %zu maps %zu sampler %s %" PRIu64 " Hz\n",
                 d->threads.n, g->ntasks, g->nevents, g->nsamples, g->nmaps,
                 sampler_name(g->sampler), g->sample_hz);
+        if (g->lost_samples)
+                fprintf(d->out, "  lost samples %" PRIu64 "\n", g->lost_samples);
         for (size_t i = 0; i < g->nthreads; i++) {
                 const struct fr_thread_state *t = &g->threads[i];
                 fprintf(d->out, "  thread %" PRIu64 " ", t->tid);

@@ -1260,6 +1260,12 @@ static int decode_sample(struct reader *r, struct gen *g, struct cursor *c, cons
                             *time, g->pub.start, g->pub.end);
         if (x.s.weight == 0)
                 return fail(r, off, "sample weight 0");
+        if (stack_id == 0) { /* lost samples: weight counts them */
+                g->pub.lost_samples = g->pub.lost_samples > UINT64_MAX - x.s.weight
+                                              ? UINT64_MAX
+                                              : g->pub.lost_samples + x.s.weight;
+                return 0;
+        }
         if (!map_get(&g->stack_index, stack_id, &i))
                 return fail(r, off, "sample: undefined stack id %" PRIu64, stack_id);
         x.s.time = *time;

@@ -91,6 +91,7 @@ struct fr_generation {
         /* Samples of all threads, sorted by time. */
         size_t nsamples;
         const struct fr_sample *samples;
+        uint64_t lost_samples; /* samples the agent dropped (buffer full) */
         size_t nmaps;
         const struct fr_map *maps;
 };

@@ -158,6 +158,18 @@ static void trace_error(struct tg_trace *t, const char *needle) {
 
 static const uint64_t pcs[] = {0x400123, 0x400456, 0x400010};
 
+struct lost_count {
+        uint64_t lost, samples;
+};
+
+static int count_lost(const struct fr_trace_header *h, const struct fr_generation *g, void *ud) {
+        (void)h;
+        struct lost_count *lc = ud;
+        lc->lost += g->lost_samples;
+        lc->samples += g->nsamples;
+        return 0;
+}
+
 /* A trace of n (<= 3) generations using every kind of batch and event. */
 static struct tg_trace *sample_trace(int n) {
         struct tg_trace *t = tg_trace_new();
@@ -776,18 +788,36 @@ static void test_stacks_and_samples(void **state) {
         tg_put_uvarint(b, 0);
         tg_put_uvarint(b, 3);
         trace_error(t, "sample: undefined stack id 3");
-        /* Stack id 0 is never defined, even when other stacks are. */
+        /* Stack id 0 is not a sample but a count of lost ones (its weight). */
         t = tg_trace_new();
         g = tg_gen_new(t, 0, 10);
         tg_status_thread(g, 1, NULL);
-        tg_stack_id(g, pcs, 2);
+        tg_sample(tg_samples(g, 1, 0), 1, 1, 0, NULL, pcs, 2);
+        b = tg_samples(g, 1, 2);
+        tg_put_uvarint(b, 0);
+        tg_put_uvarint(b, 7);
+        tg_put_uvarint(b, 0);
+        tg_put_uvarint(b, 0);
+        tg_put_uvarint(b, 0);
+        {
+                uint8_t *data;
+                size_t len;
+                tg_trace_encode(t, &data, &len);
+                tg_trace_free(t);
+                struct lost_count lc = {0};
+                assert_int_equal(fr_trace_read(data, len, 0, count_lost, &lc, NULL, NULL, 0), 0);
+                assert_int_equal(lc.lost, 7);
+                assert_int_equal(lc.samples, 1);
+                free(data);
+        }
+        /* ... and a lost count of 0 is refused like any weight 0. */
+        t = tg_trace_new();
+        g = tg_gen_new(t, 0, 10);
+        tg_status_thread(g, 1, NULL);
         b = tg_samples(g, 1, 0);
-        tg_put_uvarint(b, 1);
-        tg_put_uvarint(b, 1);
-        tg_put_uvarint(b, 0);
-        tg_put_uvarint(b, 0);
-        tg_put_uvarint(b, 0);
-        trace_error(t, "sample: undefined stack id 0");
+        for (int i = 0; i < 5; i++)
+                tg_put_uvarint(b, 0);
+        trace_error(t, "sample weight 0");
         t = tg_trace_new();
         g = tg_gen_new(t, 0, 10);
         tg_status_thread(g, 1, NULL);

@@ -74,6 +74,39 @@ int fr_snapshot(const char *reason);
  * Returns 0, -EINVAL when not recording, or the negative errno of the write. */
 int fr_write_snapshot(int fd);
 
+/* Counters since fr_start, for status displays and tests. */
+struct fr_stats {
+        uint64_t generations;      /* completed */
+        uint64_t lost_generations; /* dropped whole: out of memory */
+        uint64_t lost_events;      /* events dropped: buffer memory exhausted */
+        uint64_t lost_regions;     /* region begins too deep, or ends matching none */
+        uint64_t samples_taken;    /* CPU-sample signals handled for recorded threads */
+        uint64_t samples;          /* of those: recorded into a generation (drained) */
+        uint64_t lost_samples;     /* of those: dropped, sample buffer full */
+        unsigned sampler;          /* 0 none, 1 perf task-clock, 2 CPU timer */
+        unsigned hz;               /* sampling rate asked for */
+};
+
+/* fr_get_stats - the counters above. samples_taken counts at signal time; the
+ * two others when the advancer drains a generation, so after a snapshot of
+ * an idle process samples + lost_samples == samples_taken. Returns 0, or
+ * -EINVAL when not recording. */
+int fr_get_stats(struct fr_stats *ret);
+
+/* A traceback hook: called in the SIGPROF handler with the interrupted
+ * context (a ucontext_t *). It may store up to max frames (innermost first:
+ * program counters of code the frame-pointer unwinder cannot see, e.g. an
+ * interpreter's or a JIT's) in pcs and returns how many it stored. They go
+ * before the unwound frames of the sample. It runs in a signal handler: only
+ * async-signal-safe code, no locks, no allocation. */
+typedef size_t (*fr_traceback_fn)(const void *ucontext, uintptr_t *pcs, size_t max, void *arg);
+
+/* fr_set_traceback - install (fn non-NULL) or remove (NULL) the hook, for
+ * every thread. arg is passed to fn. Call it rarely (each call keeps a few
+ * bytes for the process lifetime, so that a handler still running the old
+ * hook never reads freed memory). Returns 0 or -ENOMEM. */
+int fr_set_traceback(fr_traceback_fn fn, void *arg);
+
 #ifdef __cplusplus
 }
 #endif

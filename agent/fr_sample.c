@@ -1,0 +1,787 @@
+/* CPU sampling: one sampler per thread, delivering SIGPROF to that thread
+ * after every 1/hz second of its CPU time, and the handler that records a
+ * stack into the thread's sample buffer of the current generation parity.
+ *
+ * Samplers. The primary one is a perf_event software task-clock event per
+ * thread (user time only), set to signal its own thread (F_SETOWN_EX with
+ * F_OWNER_TID, F_SETSIG SIGPROF, O_ASYNC) and re-armed from the handler with
+ * PERF_EVENT_IOC_REFRESH: it fires about hz times per CPU-second. Where
+ * perf_event_open is refused (seccomp, perf_event_paranoid 3), a POSIX CPU
+ * timer per thread (timer_create on the thread's CPU clock, SIGEV_THREAD_ID)
+ * does the job; it is checked at the scheduler tick, so its samples carry
+ * the weight 1 + si_overrun.
+ *
+ * Finding the thread's record in the handler. The signal says which sampler
+ * fired: si_fd for the perf event (a table indexed by fd), si_value for the
+ * timer (a table indexed by slot). The record is accepted only when its tid
+ * is the handler's own, so a stale signal after an fd was reused for another
+ * thread is dropped. Anything else (the application's own SIGPROF: kill,
+ * setitimer) goes to the handler that was installed before ours.
+ *
+ * Joining the generation barrier (seed 004): if the thread's seqlock is even
+ * the handler takes it; if it is odd, the signal interrupted this thread
+ * inside an event write and the advancer is already waiting for it, so the
+ * handler writes under that section. Either way it then loads the generation
+ * and writes into samples.buf[gen % 2], which the advancer drains only after
+ * it has seen the seqlock even after the generation moved on.
+ *
+ * The handler is async-signal-safe: no allocation, no lock, no stdio; it
+ * saves errno. Frames come from the interrupted context's frame pointers,
+ * each frame checked to lie above the previous one, aligned and inside the
+ * thread's stack, so a bad frame pointer ends the walk instead of faulting.
+ * A thread whose stack bounds are not known yet (found in /proc, never run
+ * our code) gets leaf-only samples until the advancer has looked its stack up
+ * in /proc/self/maps, within one period. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "fr_internal.h"
+
+#define FD_TABLE_MAX (1u << 16)    /* perf fds above this fall back to a timer */
+#define TIMER_TABLE_SIZE (1u << 16)
+#define TIMER_MAGIC 0x46520000     /* high half of sival_int for our timers */
+
+static struct {
+        bool installed;             /* our SIGPROF handler (stays for the process) */
+        /* The application's handler, chained. Two slots so that replacing it
+         * never tears the one a running handler reads. */
+        struct sigaction previous[2];
+        _Atomic int prev_slot;
+        unsigned kind;              /* enum fr_sampler_kind */
+        unsigned hz;
+        uint64_t period_ns;
+        _Atomic(struct fr_thread *) *by_fd;    /* perf fd -> record */
+        _Atomic(struct fr_thread *) *by_timer; /* timer slot -> record */
+        size_t nfd;
+        pthread_mutex_t timer_lock;            /* slot allocation */
+        _Atomic uint64_t taken_by_gone;        /* samples taken by threads since freed */
+        unsigned next_slot;
+} sp = {.timer_lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct hook {
+        fr_traceback_fn fn;
+        void *arg;
+};
+static _Atomic(struct hook *) traceback;
+
+static __thread pid_t my_tid FR_TLS; /* 0: not known yet (reset in a forked child) */
+
+unsigned fr__sampler_kind(void) { return sp.kind; }
+
+/* ---- the handler ----------------------------------------------------------- */
+
+static inline uint8_t *put_u64le(uint8_t *p, uint64_t v) {
+        memcpy(p, &v, 8);
+        return p + 8;
+}
+
+/* unwind - the interrupted pc, then the return addresses found by walking
+ * frame pointers inside [sp, hi). Returns the number of frames stored. */
+static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
+        uintptr_t pc, fp, sp_;
+#if defined(__x86_64__)
+        pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
+        fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+        sp_ = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
+#elif defined(__aarch64__)
+        pc = (uintptr_t)uc->uc_mcontext.pc;
+        fp = (uintptr_t)uc->uc_mcontext.regs[29];
+        sp_ = (uintptr_t)uc->uc_mcontext.sp;
+#else
+        (void)t, (void)uc, (void)pcs, (void)max;
+        return 0;
+#endif
+        uint32_t n = 0;
+        if (max == 0)
+                return 0;
+        pcs[n++] = pc;
+        uintptr_t lo = atomic_load_explicit(&t->samples.stack_lo, memory_order_relaxed);
+        uintptr_t hi = atomic_load_explicit(&t->samples.stack_hi, memory_order_acquire);
+        if (hi == 0) {
+                /* Bounds unknown: remember where the stack is for the advancer. */
+                if (atomic_load_explicit(&t->samples.first_sp, memory_order_relaxed) == 0)
+                        atomic_store_explicit(&t->samples.first_sp, sp_, memory_order_relaxed);
+                return n;
+        }
+        if (sp_ < lo || sp_ >= hi)
+                return n; /* on an alternate signal stack, or bounds wrong: leaf only */
+        lo = sp_;
+        /* Each frame: [fp] = caller's fp, [fp + 8] = return address. */
+        while (n < max && fp >= lo && fp <= hi - 2 * sizeof(uintptr_t) &&
+               (fp & (sizeof(uintptr_t) - 1)) == 0) {
+                const uintptr_t *frame = (const uintptr_t *)fp;
+                uintptr_t ret = frame[1];
+                if (ret < 4096)
+                        break;
+                pcs[n++] = ret;
+                lo = fp + 2 * sizeof(uintptr_t); /* the next frame is strictly above */
+                fp = frame[0];
+        }
+        return n;
+}
+
+static void record_sample(struct fr_thread *t, uint64_t g, const ucontext_t *uc, uint64_t weight) {
+        uint64_t pcs[FR_MAX_STACK_FRAMES];
+        uint32_t n = 0;
+        struct hook *h = atomic_load_explicit(&traceback, memory_order_acquire);
+        if (h)
+                n = (uint32_t)h->fn(uc, (uintptr_t *)pcs, FR_MAX_STACK_FRAMES / 2, h->arg);
+        if (n > FR_MAX_STACK_FRAMES / 2)
+                n = FR_MAX_STACK_FRAMES / 2;
+        n += unwind(t, uc, pcs + n, FR_MAX_STACK_FRAMES - n);
+        if (n == 0)
+                return;
+
+        /* Attribution: the innermost open region and its task. The region
+         * stack may be mid-update under us (same thread); any entry read is
+         * a valid name id or 0. */
+        uint32_t depth = t->depth < FR_MAX_REGION_DEPTH ? t->depth : FR_MAX_REGION_DEPTH;
+        uint64_t task = 0, region = 0;
+        if (depth) {
+                task = t->regions[depth - 1].task;
+                region = t->regions[depth - 1].name;
+        }
+
+        unsigned p = g & 1;
+        struct fr_samples *s = &t->samples;
+        size_t need = 8 + 4 * FR_VARINT_MAX + (size_t)n * FR_VARINT_MAX;
+        if (s->cap - s->pos[p] < need) {
+                s->lost[p]++;
+                return;
+        }
+        uint8_t *start = s->mem + (size_t)p * s->cap + s->pos[p];
+        uint8_t *q = put_u64le(start, fr__now());
+        q = fr_put_uvarint(q, weight);
+        q = fr_put_uvarint(q, task);
+        q = fr_put_uvarint(q, region);
+        q = fr_put_uvarint(q, n);
+        q = fr_put_uvarint(q, pcs[0]);
+        for (uint32_t i = 1; i < n; i++)
+                q = fr_put_uvarint(q, fr_zigzag((int64_t)(pcs[i] - pcs[i - 1])));
+        s->pos[p] += (uint32_t)(q - start);
+}
+
+static void chain(int sig, siginfo_t *si, void *uc) {
+        const struct sigaction *a = &sp.previous[atomic_load_explicit(&sp.prev_slot, memory_order_acquire)];
+        if (a->sa_flags & SA_SIGINFO) {
+                if (a->sa_sigaction)
+                        a->sa_sigaction(sig, si, uc);
+        } else if (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN) {
+                a->sa_handler(sig);
+        }
+        /* SIG_DFL would terminate the process: a stray SIGPROF is ignored. */
+}
+
+static void on_sigprof(int sig, siginfo_t *si, void *uc) {
+        int saved_errno = errno;
+        struct fr_thread *t = NULL;
+        uint64_t weight = 1;
+        int fd = -1;
+        if ((si->si_code == POLL_HUP || si->si_code == POLL_IN) && si->si_fd >= 0 &&
+            (size_t)si->si_fd < sp.nfd) {
+                fd = si->si_fd;
+                t = atomic_load_explicit(&sp.by_fd[fd], memory_order_acquire);
+                if (!t) /* a late signal of a closed sampler, or not ours at all */
+                        goto out;
+        } else if (si->si_code == SI_TIMER && (si->si_value.sival_int & 0xffff0000) == TIMER_MAGIC) {
+                unsigned slot = (unsigned)si->si_value.sival_int & 0xffff;
+                t = atomic_load_explicit(&sp.by_timer[slot], memory_order_acquire);
+                if (!t)
+                        goto out;
+                weight += (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0);
+        } else {
+                chain(sig, si, uc);
+                goto out;
+        }
+        if (my_tid == 0)
+                my_tid = (pid_t)syscall(SYS_gettid);
+        if (t->tid != my_tid)
+                goto out;
+        if (fd >= 0) {
+                /* The event's count is the thread's CPU time in ns. An
+                 * overflow that came while the thread was in the kernel was
+                 * not delivered (user-only sampling): weigh this sample by
+                 * the periods elapsed since the last one, so time is never
+                 * under-counted. */
+                uint64_t count;
+                if (read(fd, &count, sizeof count) == (ssize_t)sizeof count &&
+                    count > t->samples.perf_count) {
+                        uint64_t periods = (count - t->samples.perf_count) / sp.period_ns;
+                        if (periods > 1)
+                                weight = periods;
+                        t->samples.perf_count += weight * sp.period_ns;
+                }
+        }
+
+        uint64_t s = atomic_load_explicit(&t->seq, memory_order_relaxed);
+        bool take = !(s & 1);
+        if (take) {
+                /* Same Dekker pairing as fr__acquire: the advancer's membarrier
+                 * orders this store before our load of the generation. */
+                atomic_store_explicit(&t->seq, s + 1, memory_order_relaxed);
+                atomic_signal_fence(memory_order_seq_cst);
+        }
+        uint64_t g = atomic_load_explicit(&fr__gen, fr__asymmetric ? memory_order_acquire
+                                                                   : memory_order_seq_cst);
+        if (g) { /* 0: not recording (yet, or any more) */
+                atomic_fetch_add_explicit(&t->samples.taken, 1, memory_order_relaxed);
+                record_sample(t, g, uc, weight);
+        }
+        if (take)
+                atomic_store_explicit(&t->seq, s + 2, memory_order_release);
+out:
+        if (fd >= 0)
+                ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
+        errno = saved_errno;
+}
+
+/* ---- samplers ------------------------------------------------------------- */
+
+static long perf_open(pid_t tid, unsigned hz) {
+        struct perf_event_attr a = {
+                .type = PERF_TYPE_SOFTWARE,
+                .size = sizeof a,
+                .config = PERF_COUNT_SW_TASK_CLOCK,
+                .sample_period = 1000000000ull / hz,
+                .disabled = 1,
+                .exclude_kernel = 1,
+                .exclude_hv = 1,
+        };
+        return syscall(SYS_perf_event_open, &a, tid, -1, -1, PERF_FLAG_FD_CLOEXEC);
+}
+
+static int arm_perf(struct fr_thread *t) {
+        long fd = perf_open(t->tid, sp.hz);
+        if (fd < 0)
+                return -errno;
+        struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = t->tid};
+        if ((size_t)fd >= sp.nfd || fcntl((int)fd, F_SETOWN_EX, &owner) < 0 ||
+            fcntl((int)fd, F_SETSIG, SIGPROF) < 0 ||
+            fcntl((int)fd, F_SETFL, O_ASYNC | O_NONBLOCK) < 0) {
+                close((int)fd);
+                return -EMFILE;
+        }
+        t->samples.perf_count = 0;
+        atomic_store_explicit(&sp.by_fd[fd], t, memory_order_release);
+        t->samples.perf_fd = (int)fd;
+        if (ioctl((int)fd, PERF_EVENT_IOC_REFRESH, 1) < 0) {
+                int e = -errno;
+                atomic_store(&sp.by_fd[fd], NULL);
+                t->samples.perf_fd = -1;
+                close((int)fd);
+                return e;
+        }
+        return 0;
+}
+
+static int arm_timer(struct fr_thread *t) {
+        pthread_mutex_lock(&sp.timer_lock);
+        int slot = -1;
+        for (unsigned i = 0; i < TIMER_TABLE_SIZE; i++) {
+                unsigned k = (sp.next_slot + i) % TIMER_TABLE_SIZE;
+                if (!atomic_load(&sp.by_timer[k])) {
+                        slot = (int)k;
+                        sp.next_slot = k + 1;
+                        atomic_store_explicit(&sp.by_timer[k], t, memory_order_release);
+                        break;
+                }
+        }
+        pthread_mutex_unlock(&sp.timer_lock);
+        if (slot < 0)
+                return -EAGAIN;
+        /* The CPU clock of another thread of ours: the kernel's encoding of
+         * MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED). */
+        clockid_t clock = (clockid_t)((~(unsigned)t->tid << 3) | 6);
+        struct sigevent ev = {.sigev_notify = SIGEV_THREAD_ID, .sigev_signo = SIGPROF};
+        ev._sigev_un._tid = t->tid;
+        ev.sigev_value.sival_int = TIMER_MAGIC | slot;
+        timer_t timer;
+        if (timer_create(clock, &ev, &timer) < 0) {
+                int e = -errno;
+                atomic_store(&sp.by_timer[slot], NULL);
+                return e;
+        }
+        /* A random first expiry within one period: short-lived threads are
+         * not all sampled at the same point of their run. */
+        long period = 1000000000l / (long)sp.hz;
+        struct itimerspec it = {.it_interval = {period / 1000000000l, period % 1000000000l}};
+        long first = 1 + (long)((unsigned long)random() % (unsigned long)period);
+        it.it_value = (struct timespec){first / 1000000000l, first % 1000000000l};
+        t->samples.timer = timer;
+        t->samples.timer_slot = slot;
+        if (timer_settime(timer, 0, &it, NULL) < 0) {
+                int e = -errno;
+                timer_delete(timer);
+                atomic_store(&sp.by_timer[slot], NULL);
+                t->samples.timer_slot = -1;
+                return e;
+        }
+        return 0;
+}
+
+static uint32_t buffer_bytes(void) {
+        /* About 128 bytes a sample, hz * period samples per CPU-bound thread
+         * and generation, and half again for an advancer running late. */
+        uint64_t per_gen = (uint64_t)sp.hz * fr__cfg.period_ms / 1000 + 1;
+        uint64_t b = per_gen * 192;
+        if (b < 16384)
+                b = 16384;
+        if (b > (8u << 20))
+                b = 8u << 20;
+        return (uint32_t)((b + 4095) & ~(uint64_t)4095);
+}
+
+static void self_stack_bounds(struct fr_thread *t) {
+        pthread_attr_t a;
+        void *addr;
+        size_t size;
+        if (pthread_getattr_np(pthread_self(), &a) != 0)
+                return;
+        if (pthread_attr_getstack(&a, &addr, &size) == 0) {
+                atomic_store(&t->samples.stack_lo, (uintptr_t)addr);
+                atomic_store_explicit(&t->samples.stack_hi, (uintptr_t)addr + size,
+                                      memory_order_release);
+        }
+        pthread_attr_destroy(&a);
+}
+
+void fr__sampler_arm(struct fr_thread *t, bool self) {
+        if (sp.kind == FR_SAMPLER_NONE)
+                return;
+        if (self && atomic_load(&t->samples.stack_hi) == 0)
+                self_stack_bounds(t);
+        if (t->samples.perf_fd >= 0 || t->samples.timer_slot >= 0 || t->samples.arm_failed)
+                return;
+        if (!t->samples.mem) {
+                uint32_t cap = buffer_bytes();
+                void *m = mmap(NULL, 2 * (size_t)cap, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+                if (m == MAP_FAILED)
+                        return;
+                t->samples.mem = m;
+                t->samples.cap = cap;
+        }
+        int r = -ENOSYS;
+        if (sp.kind == FR_SAMPLER_PERF)
+                r = arm_perf(t);
+        if (r == -ESRCH)
+                return; /* the thread is gone already */
+        if (r < 0)
+                r = arm_timer(t); /* also for the odd thread perf refuses */
+        if (r < 0) {
+                t->samples.arm_failed = true; /* said once; not retried every period */
+                fr__log_error("cannot sample thread %d: %s", (int)t->tid, strerror(-r));
+        }
+}
+
+void fr__sampler_disarm_all(void) {
+        fr__threads_lock();
+        for (struct fr_thread *t = fr__threads_head(); t; t = t->next) {
+                fr__sampler_disarm(t);
+                t->samples.arm_failed = false;
+        }
+        fr__threads_unlock();
+}
+
+void fr__sampler_disarm(struct fr_thread *t) {
+        struct fr_samples *s = &t->samples;
+        if (s->perf_fd >= 0) {
+                atomic_store(&sp.by_fd[s->perf_fd], NULL);
+                close(s->perf_fd);
+                s->perf_fd = -1;
+        }
+        if (s->timer_slot >= 0) {
+                timer_delete((timer_t)s->timer);
+                atomic_store(&sp.by_timer[s->timer_slot], NULL);
+                s->timer_slot = -1;
+        }
+}
+
+void fr__samples_free(struct fr_thread *t) {
+        atomic_fetch_add(&sp.taken_by_gone, atomic_exchange(&t->samples.taken, 0));
+        if (t->samples.mem)
+                munmap(t->samples.mem, 2 * (size_t)t->samples.cap);
+        t->samples.mem = NULL;
+}
+
+static void *table(size_t n) {
+        void *p = mmap(NULL, n * sizeof(void *), PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+}
+
+static bool is_ours(const struct sigaction *a) {
+        return (a->sa_flags & SA_SIGINFO) && a->sa_sigaction == on_sigprof;
+}
+
+/* install_handler - put our SIGPROF handler in place, chaining to the one
+ * found there (the application's) unless it is ours already. Returns 1 when
+ * it had to (re)install, 0 when ours was in place, or -errno. */
+static int install_handler(void) {
+        struct sigaction cur;
+        if (sigaction(SIGPROF, NULL, &cur) < 0)
+                return -errno;
+        if (is_ours(&cur))
+                return 0;
+        int slot = !atomic_load(&sp.prev_slot);
+        sp.previous[slot] = cur;
+        atomic_store_explicit(&sp.prev_slot, slot, memory_order_release);
+        struct sigaction a = {.sa_sigaction = on_sigprof, .sa_flags = SA_SIGINFO | SA_RESTART};
+        sigemptyset(&a.sa_mask);
+        if (sigaction(SIGPROF, &a, NULL) < 0)
+                return -errno;
+        if ((cur.sa_flags & SA_SIGINFO) || (cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN))
+                fr__log_error("%s SIGPROF handler: it keeps receiving its own SIGPROF signals "
+                              "(kill, setitimer), the sampler's are filtered out",
+                              sp.installed ? "the application replaced our" : "the application has a");
+        sp.installed = true;
+        return 1;
+}
+
+int fr__sampler_init(unsigned hz) {
+        sp.kind = FR_SAMPLER_NONE;
+        sp.period_ns = hz ? 1000000000ull / hz : 0;
+        /* Counts start again with the recorder (records of live threads
+         * outlive a stop). */
+        atomic_store(&sp.taken_by_gone, 0);
+        fr__threads_lock();
+        for (struct fr_thread *t = fr__threads_head(); t; t = t->next)
+                atomic_store(&t->samples.taken, 0);
+        fr__threads_unlock();
+        sp.hz = hz;
+        if (hz == 0 || fr__cfg.sampling_off)
+                return 0;
+        if (!sp.by_fd) {
+                struct rlimit rl;
+                size_t n = FD_TABLE_MAX;
+                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
+                        n = rl.rlim_cur;
+                sp.by_fd = table(n);
+                sp.by_timer = table(TIMER_TABLE_SIZE);
+                if (!sp.by_fd || !sp.by_timer)
+                        return -ENOMEM;
+                sp.nfd = n;
+        }
+        int r = install_handler();
+        if (r < 0)
+                return r;
+        /* Probe: perf_event_open on ourselves tells which sampler works here. */
+        long fd = fr__cfg.force_timer ? (errno = EPERM, -1) : perf_open((pid_t)syscall(SYS_gettid), hz);
+        if (fd >= 0) {
+                close((int)fd);
+                sp.kind = FR_SAMPLER_PERF;
+        } else {
+                if (!fr__cfg.force_timer)
+                        fr__log_error("perf_event_open refused (%s): sampling with CPU timers, "
+                                      "which fire at the scheduler tick", strerror(errno));
+                sp.kind = FR_SAMPLER_TIMER;
+        }
+        return 0;
+}
+
+int fr_set_traceback(fr_traceback_fn fn, void *arg) {
+        struct hook *h = NULL;
+        if (fn) {
+                h = malloc(sizeof *h);
+                if (!h)
+                        return -ENOMEM;
+                *h = (struct hook){fn, arg};
+        }
+        /* The old hook stays allocated: a handler may still be running it. */
+        atomic_store_explicit(&traceback, h, memory_order_release);
+        return 0;
+}
+
+/* ---- finding threads --------------------------------------------------------- */
+
+static int cmp_tid(const void *a, const void *b) {
+        pid_t x = *(const pid_t *)a, y = *(const pid_t *)b;
+        return (x > y) - (x < y);
+}
+
+/* list_tasks - the tids of /proc/self/task, sorted; NULL on failure. */
+static pid_t *list_tasks(size_t *ret_n) {
+        DIR *d = opendir("/proc/self/task");
+        if (!d)
+                return NULL;
+        size_t n = 0, cap = 64;
+        pid_t *v = malloc(cap * sizeof *v);
+        struct dirent *e;
+        while (v && (e = readdir(d))) {
+                if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                        continue;
+                if (n == cap) {
+                        pid_t *nv = realloc(v, 2 * cap * sizeof *v);
+                        if (!nv) {
+                                free(v);
+                                v = NULL;
+                                break;
+                        }
+                        v = nv;
+                        cap *= 2;
+                }
+                v[n++] = (pid_t)atoi(e->d_name);
+        }
+        closedir(d);
+        if (v)
+                qsort(v, n, sizeof *v, cmp_tid);
+        *ret_n = n;
+        return v;
+}
+
+/* The agent's own threads are named "flightrec..." and are not sampled. */
+static bool agent_thread(pid_t tid, char *name, size_t len) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
+        name[0] = '\0';
+        FILE *f = fopen(path, "re");
+        if (f) {
+                if (fgets(name, (int)len, f))
+                        name[strcspn(name, "\n")] = '\0';
+                fclose(f);
+        }
+        return strncmp(name, "flightrec", 9) == 0;
+}
+
+/* Stack bounds of threads that reported a stack pointer: the mapping that
+ * holds it. */
+static void learn_stacks(struct fr_thread *head) {
+        bool want = false;
+        for (struct fr_thread *t = head; t; t = t->next)
+                want |= atomic_load(&t->samples.stack_hi) == 0 && atomic_load(&t->samples.first_sp);
+        if (!want)
+                return;
+        FILE *f = fopen("/proc/self/maps", "re");
+        if (!f)
+                return;
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+                unsigned long lo, hi;
+                if (sscanf(line, "%lx-%lx", &lo, &hi) != 2)
+                        continue;
+                for (struct fr_thread *t = head; t; t = t->next) {
+                        uintptr_t s = atomic_load(&t->samples.first_sp);
+                        if (s && s >= lo && s < hi && atomic_load(&t->samples.stack_hi) == 0) {
+                                atomic_store(&t->samples.stack_lo, (uintptr_t)lo);
+                                atomic_store_explicit(&t->samples.stack_hi, (uintptr_t)hi,
+                                                      memory_order_release);
+                        }
+                }
+        }
+        fclose(f);
+}
+
+static struct fr_thread *new_record(pid_t tid) {
+        struct fr_thread *t;
+        if (posix_memalign((void **)&t, FR_CACHELINE, sizeof *t))
+                return NULL;
+        memset(t, 0, sizeof *t);
+        t->tid = tid;
+        t->adopted = true;
+        t->samples.perf_fd = -1;
+        t->samples.timer_slot = -1;
+        return t;
+}
+
+void fr__sampler_rescan(uint64_t gen) {
+        if (sp.kind == FR_SAMPLER_NONE)
+                return;
+        /* An application that installs its own SIGPROF handler after we
+         * started takes our samplers' signals (and, not re-arming them, stops
+         * them): put ours back in front of it and restart the samplers. */
+        bool rearm = install_handler() > 0;
+        size_t n;
+        pid_t *tids = list_tasks(&n);
+        if (!tids)
+                return;
+        fr__threads_lock();
+        struct fr_thread *head = fr__threads_head();
+        if (rearm)
+                for (struct fr_thread *t = head; t; t = t->next)
+                        fr__sampler_disarm(t); /* re-armed below */
+        /* Adopted threads that are gone: no exit event of their own, so the
+         * advancer ends them at this generation's start. */
+        for (struct fr_thread *t = head; t; t = t->next) {
+                if (!t->adopted || t->owned || atomic_load(&t->exit_gen))
+                        continue;
+                if (!bsearch(&t->tid, tids, n, sizeof *tids, cmp_tid)) {
+                        fr__sampler_disarm(t);
+                        t->gone_gen = gen;
+                        t->gone_time = fr__now();
+                        /* Before the first generation (gen 0): no exit to
+                         * write, just not alive, freed after generation 1. */
+                        atomic_store(&t->exit_gen, gen ? gen : 1);
+                }
+        }
+        /* Threads without a record (created without pthread_create, or before
+         * the agent started): adopt them. */
+        size_t nrec = 0;
+        for (struct fr_thread *t = head; t; t = t->next)
+                nrec++;
+        pid_t *known = malloc((nrec + 1) * sizeof *known);
+        if (known) {
+                size_t k = 0;
+                for (struct fr_thread *t = head; t; t = t->next)
+                        if (!atomic_load(&t->exit_gen))
+                                known[k++] = t->tid;
+                qsort(known, k, sizeof *known, cmp_tid);
+                /* Live records without a sampler: after a restart of the agent. */
+                for (struct fr_thread *t = head; t; t = t->next)
+                        if (!atomic_load(&t->exit_gen) && t->samples.perf_fd < 0 &&
+                            t->samples.timer_slot < 0 && bsearch(&t->tid, tids, n, sizeof *tids, cmp_tid))
+                                fr__sampler_arm(t, false);
+                for (size_t i = 0; i < n; i++) {
+                        char name[64];
+                        if (bsearch(&tids[i], known, k, sizeof *known, cmp_tid) ||
+                            agent_thread(tids[i], name, sizeof name))
+                                continue;
+                        struct fr_thread *t = new_record(tids[i]);
+                        if (!t)
+                                break;
+                        /* Alive from now on: in this generation through the
+                         * THREAD_START the advancer writes for it; before the
+                         * first generation, through its STATUS. */
+                        t->found_gen = gen;
+                        t->found_time = fr__now();
+                        t->found_name = fr__name_intern(name);
+                        fr__sampler_arm(t, tids[i] == (pid_t)syscall(SYS_gettid));
+                        fr__threads_add_locked(t);
+                }
+                free(known);
+        }
+        learn_stacks(fr__threads_head());
+        fr__threads_unlock();
+        free(tids);
+}
+
+/* In a forked child: the parent's samplers signal the parent's threads. */
+void fr__sampler_forget(void) {
+        my_tid = 0;
+        if (sp.by_fd) {
+                for (size_t fd = 0; fd < sp.nfd; fd++) {
+                        if (atomic_load_explicit(&sp.by_fd[fd], memory_order_relaxed)) {
+                                atomic_store(&sp.by_fd[fd], NULL);
+                                close((int)fd);
+                        }
+                }
+        }
+        if (sp.by_timer)
+                memset((void *)sp.by_timer, 0, TIMER_TABLE_SIZE * sizeof(void *));
+        pthread_mutex_init(&sp.timer_lock, NULL);
+}
+
+uint64_t fr__samples_taken(void) {
+        uint64_t n = atomic_load(&sp.taken_by_gone);
+        fr__threads_lock();
+        for (struct fr_thread *t = fr__threads_head(); t; t = t->next)
+                n += atomic_load_explicit(&t->samples.taken, memory_order_relaxed);
+        fr__threads_unlock();
+        return n;
+}
+
+/* ---- draining a generation (advancer) --------------------------------------- */
+
+static const uint8_t *get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+        uint64_t x = 0;
+        for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
+                uint8_t c = *p++;
+                x |= (uint64_t)(c & 0x7f) << shift;
+                if (!(c & 0x80)) {
+                        *v = x;
+                        return p;
+                }
+        }
+        return NULL;
+}
+
+static void flush_batch(struct fr_buf *out, struct fr_buf *payload, uint64_t gen, pid_t tid,
+                        uint64_t base, size_t *nbatches) {
+        if (payload->len == 0)
+                return;
+        fr_buf_put_batch(out, FR_BATCH_SAMPLES, gen, (uint64_t)tid, base, payload->data, payload->len);
+        (*nbatches)++;
+        payload->len = 0;
+}
+
+uint64_t fr__samples_drain(struct fr_thread *t, uint64_t gen, uint64_t start,
+                           struct fr_stack_table *st, struct fr_buf *out, size_t *nbatches,
+                           uint64_t *ret_lost, uint64_t *ret_samples) {
+        struct fr_samples *s = &t->samples;
+        unsigned p = gen & 1;
+        uint64_t lost = s->lost[p];
+        s->lost[p] = 0;
+        if (!s->mem || (s->pos[p] == 0 && lost == 0))
+                return 0;
+        const uint8_t *q = s->mem + (size_t)p * s->cap, *end = q + s->pos[p];
+        struct fr_buf payload = {0};
+        uint64_t base = 0, last = 0, v = 0, pcs[FR_MAX_STACK_FRAMES];
+        while (q + 8 <= end) {
+                uint64_t time, weight, task, region, n;
+                memcpy(&time, q, 8);
+                q += 8;
+                if (!(q = get_uv(q, end, &weight)) || !(q = get_uv(q, end, &task)) ||
+                    !(q = get_uv(q, end, &region)) || !(q = get_uv(q, end, &n)) || n == 0 ||
+                    n > FR_MAX_STACK_FRAMES || !(q = get_uv(q, end, &pcs[0])))
+                        break;
+                for (uint64_t i = 1; i < n && q; i++) {
+                        q = get_uv(q, end, &v);
+                        pcs[i] = pcs[i - 1] + (uint64_t)fr_unzigzag(v);
+                }
+                if (!q)
+                        break;
+                uint64_t stack = fr__stacks_intern(st, pcs, (uint32_t)n);
+                if (!stack) {
+                        lost++;
+                        continue;
+                }
+                /* Times never go back within a thread, nor before the generation
+                 * (the TSCs of two CPUs may differ by a few ticks). */
+                if (time < last)
+                        time = last;
+                if (time < start)
+                        time = start;
+                if (payload.len > FR_MAX_BATCH_BYTES - 5 * FR_VARINT_MAX) {
+                        flush_batch(out, &payload, gen, t->tid, base, nbatches);
+                }
+                if (payload.len == 0)
+                        base = last = time;
+                fr_buf_put_uvarint(&payload, time - last);
+                fr_buf_put_uvarint(&payload, weight ? weight : 1);
+                fr_buf_put_uvarint(&payload, task);
+                fr_buf_put_uvarint(&payload, region);
+                fr_buf_put_uvarint(&payload, stack);
+                if (region)
+                        fr__name_mark((uint32_t)region, gen);
+                last = time;
+                (*ret_samples)++;
+        }
+        if (lost) {
+                /* The loss, where it happened: after the last sample kept. An
+                 * entry with stack id 0 counts `weight` lost samples. */
+                if (payload.len == 0)
+                        base = last = last ? last : start;
+                fr_buf_put_uvarint(&payload, 0);
+                fr_buf_put_uvarint(&payload, lost);
+                fr_buf_put_uvarint(&payload, 0);
+                fr_buf_put_uvarint(&payload, 0);
+                fr_buf_put_uvarint(&payload, 0);
+                *ret_lost += lost;
+        }
+        flush_batch(out, &payload, gen, t->tid, base, nbatches);
+        fr_buf_free(&payload);
+        s->pos[p] = 0;
+        return last;
+}
