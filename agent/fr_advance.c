@@ -270,7 +270,7 @@ static int put_synthetic(struct fr_genbytes *g, struct fr_thread *t, uint64_t ge
                 fr_buf_put_u8(&ev, FR_EV_THREAD_START);
                 fr_buf_put_uvarint(&ev, 0);
                 fr_buf_put_u8(&ev, FR_EV_THREAD_NAME);
-                fr_buf_put_uvarint(&ev, 0);
+                fr_buf_put_uvarint(&ev, 1); /* times strictly increase per thread */
                 fr_buf_put_uvarint(&ev, t->found_name);
                 fr__name_mark(t->found_name, gen);
         } else {
@@ -282,9 +282,9 @@ static int put_synthetic(struct fr_genbytes *g, struct fr_thread *t, uint64_t ge
         }
         int r = ev.failed ? -ENOMEM : 0;
         if (r == 0) {
-                replay(t, ev.data, ev.data + ev.len, time);
-                if (time > *max_time)
-                        *max_time = time;
+                uint64_t last = replay(t, ev.data, ev.data + ev.len, time);
+                if (last > *max_time)
+                        *max_time = last;
                 fr_buf_put_batch(&b, FR_BATCH_EVENTS, gen, (uint64_t)t->tid, time, ev.data, ev.len);
                 (*nbatches)++;
                 r = b.failed ? -ENOMEM : g ? gen_append(g, b.data, b.len) : 0;

@@ -74,8 +74,11 @@ static struct {
 struct hook {
         fr_traceback_fn fn;
         void *arg;
+        struct hook *older; /* every hook ever set stays reachable */
 };
 static _Atomic(struct hook *) traceback;
+static struct hook *all_hooks;
+static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static __thread pid_t my_tid FR_TLS; /* 0: not known yet (reset in a forked child) */
 
@@ -498,7 +501,10 @@ int fr_set_traceback(fr_traceback_fn fn, void *arg) {
                 h = malloc(sizeof *h);
                 if (!h)
                         return -ENOMEM;
-                *h = (struct hook){fn, arg};
+                pthread_mutex_lock(&hooks_lock);
+                *h = (struct hook){fn, arg, all_hooks};
+                all_hooks = h;
+                pthread_mutex_unlock(&hooks_lock);
         }
         /* The old hook stays allocated: a handler may still be running it. */
         atomic_store_explicit(&traceback, h, memory_order_release);
@@ -656,6 +662,9 @@ void fr__sampler_rescan(uint64_t gen) {
                          * first generation, through its STATUS. */
                         t->found_gen = gen;
                         t->found_time = fr__now();
+                        /* Its start and name take two ticks; events of its
+                         * own (if it registers) come after them. */
+                        t->last_time = t->found_time + 1;
                         t->found_name = fr__name_intern(name);
                         fr__sampler_arm(t, tids[i] == (pid_t)syscall(SYS_gettid));
                         fr__threads_add_locked(t);
