@@ -24,6 +24,10 @@ static struct {
         char *arena[ARENA_MAX_CHUNKS];
         unsigned narena;
         size_t arena_used;
+        /* Slot indexes in insertion order: the advancer walks these, not
+         * the whole (mostly empty, 2 MiB) table, every generation. */
+        uint32_t order[NAMES_MAX];
+        _Atomic uint32_t norder;
 } names = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* A short multiply-xorshift hash, 8 bytes at a time: names are short. */
@@ -94,6 +98,9 @@ static uint32_t insert_locked(const char *s, size_t n, uint32_t h) {
         atomic_store_explicit(&e->used[1], 0, memory_order_relaxed);
         atomic_store_explicit(&e->str, copy, memory_order_release);
         names.count++;
+        uint32_t k = atomic_load_explicit(&names.norder, memory_order_relaxed);
+        names.order[k] = i;
+        atomic_store_explicit(&names.norder, k + 1, memory_order_release);
         return i + 1;
 }
 
@@ -106,6 +113,7 @@ int fr__names_init(void) {
         if (!fr__name_slots)
                 return -ENOMEM;
         names.count = 0;
+        atomic_store(&names.norder, 0);
         names.narena = 0;
         names.arena_used = 0;
         const char *ov = "<too many names>";
@@ -131,7 +139,9 @@ void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches) {
         /* Batches stay under one block's payload so the ring can pack them. */
         const size_t limit = FR_BLOCK_SIZE / 2;
         struct fr_buf payload = {0};
-        for (uint32_t i = 0; i < NAMES_SLOTS; i++) {
+        uint32_t n = atomic_load_explicit(&names.norder, memory_order_acquire);
+        for (uint32_t k = 0; k < n; k++) {
+                uint32_t i = names.order[k];
                 struct fr_name_slot *e = &fr__name_slots[i];
                 const char *p = atomic_load_explicit(&e->str, memory_order_acquire);
                 if (!p || atomic_load_explicit(&e->used[gen & 1], memory_order_relaxed) != gen)
