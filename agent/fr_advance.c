@@ -52,6 +52,7 @@ static struct {
         uint64_t generations;      /* completed */
         uint64_t samples;          /* drained into generations */
         struct fr_stack_table *stacks; /* reused from generation to generation */
+        struct fr_stats published;     /* the counters, copied under lock after each advance */
 } adv = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The period is measured on CLOCK_MONOTONIC: wall-clock steps do not move it. */
@@ -62,6 +63,8 @@ static void init_cond(void) {
         pthread_cond_init(&adv.cond, &a);
         pthread_condattr_destroy(&a);
 }
+
+static void publish_stats(void);
 
 /* ---- packed generation bytes ---------------------------------------------- */
 
@@ -413,6 +416,7 @@ static void *advancer_main(void *arg) {
                 pthread_mutex_unlock(&adv.lock);
                 advance();
                 pthread_mutex_lock(&adv.lock);
+                publish_stats();
                 adv.served = want;
                 pthread_cond_broadcast(&adv.cond);
         }
@@ -448,12 +452,9 @@ int fr__advancer_start(void) {
         adv.requested = adv.served = 0;
         adv.generations = adv.lost_generations = adv.samples = 0;
         memset(adv.lost, 0, sizeof adv.lost);
+        publish_stats();
         atomic_store(&fr__gen, 1);
-        sigset_t all, saved;
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &saved); /* the advancer takes no signals */
-        int r = -pthread_create(&adv.thread, NULL, advancer_main, NULL);
-        pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        int r = -fr__thread_create(&adv.thread, advancer_main, NULL); /* takes no signals */
         if (r == 0)
                 adv.started = true;
         else
@@ -483,8 +484,8 @@ void fr__advancer_stop(void) {
         fr_task_table_free(&adv.tasks);
 }
 
-void fr__advancer_stats(struct fr_stats *ret) {
-        *ret = (struct fr_stats){
+static void publish_stats(void) {
+        adv.published = (struct fr_stats){
                 .generations = adv.generations,
                 .lost_generations = adv.lost_generations,
                 .lost_events = adv.lost[FR_LOST_EVENTS],
@@ -494,6 +495,12 @@ void fr__advancer_stats(struct fr_stats *ret) {
                 .sampler = fr__sampler_kind(),
                 .hz = fr__sampler_kind() ? fr__cfg.hz : 0,
         };
+}
+
+void fr__advancer_stats(struct fr_stats *ret) {
+        pthread_mutex_lock(&adv.lock);
+        *ret = adv.published;
+        pthread_mutex_unlock(&adv.lock);
 }
 
 int fr__advance_now(void) {

@@ -314,6 +314,8 @@ void fr__maps_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches);
 /* fr__thread_create - start one of the agent's own threads: not seen by the
  * pthread_create interposer (fr_interpose.c), all signals blocked. */
 int fr__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg);
+/* fr__thread_is_internal - tid is one of the agent's own threads. */
+bool fr__thread_is_internal(pid_t tid);
 
 /* ---- the agent (fr_agent.c) ------------------------------------------- */
 struct fr_agent_config {

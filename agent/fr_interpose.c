@@ -7,7 +7,9 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "fr_internal.h"
 
@@ -35,11 +37,32 @@ static create_fn real_create(void) {
         return f;
 }
 
+/* first_is_ours - whether the application's calls reach our pthread_create
+ * first. When another interposer comes first (a sanitizer runtime), it calls
+ * us as its "real" pthread_create with a start routine that must run before
+ * any code of ours on the new thread: then we pass through, and the new
+ * thread is found by the scan of /proc/self/task instead. */
+static bool first_is_ours(void) {
+        static _Atomic int known; /* 0 unknown, 1 yes, 2 no */
+        int k = atomic_load_explicit(&known, memory_order_relaxed);
+        if (k == 0) {
+                Dl_info found, self;
+                void *f = dlsym(RTLD_DEFAULT, "pthread_create");
+                k = f && dladdr(f, &found) && dladdr((void *)real_create, &self) &&
+                                    found.dli_fbase == self.dli_fbase
+                            ? 1
+                            : 2;
+                atomic_store_explicit(&known, k, memory_order_relaxed);
+        }
+        return k == 1;
+}
+
 int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
         create_fn create = real_create();
         if (!create)
                 return EAGAIN;
-        if (atomic_load_explicit(&fr__running, memory_order_relaxed) && fr__sampler_kind()) {
+        if (atomic_load_explicit(&fr__running, memory_order_relaxed) && fr__sampler_kind() &&
+            first_is_ours()) {
                 struct start *s = malloc(sizeof *s);
                 if (s) {
                         *s = (struct start){fn, arg};
@@ -52,16 +75,61 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
         return create(thread, attr, fn, arg);
 }
 
+/* The agent's own threads, by tid, so the scan of /proc/self/task never
+ * adopts them (even before they are named). */
+#define MAX_INTERNAL 8
+static _Atomic pid_t internal_tids[MAX_INTERNAL];
+
+bool fr__thread_is_internal(pid_t tid) {
+        for (int i = 0; i < MAX_INTERNAL; i++)
+                if (atomic_load_explicit(&internal_tids[i], memory_order_relaxed) == tid)
+                        return true;
+        return false;
+}
+
+struct internal_start {
+        void *(*fn)(void *);
+        void *arg;
+};
+
+static void *internal_trampoline(void *p) {
+        struct internal_start s = *(struct internal_start *)p;
+        free(p);
+        pid_t tid = gettid();
+        int slot = -1;
+        for (int i = 0; i < MAX_INTERNAL && slot < 0; i++) {
+                pid_t none = 0;
+                if (atomic_compare_exchange_strong(&internal_tids[i], &none, tid))
+                        slot = i;
+        }
+        void *r = s.fn(s.arg);
+        if (slot >= 0)
+                atomic_store(&internal_tids[slot], 0);
+        return r;
+}
+
 int fr__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg) {
-        create_fn create = real_create();
+        /* The first pthread_create in the lookup order, unless it is ours: a
+         * sanitizer runtime loaded before us must see every thread start. */
+        create_fn create = (create_fn)dlsym(RTLD_DEFAULT, "pthread_create");
+        Dl_info found, self;
+        if (!create || !dladdr((void *)create, &found) || !dladdr((void *)fr__thread_create, &self) ||
+            found.dli_fbase == self.dli_fbase)
+                create = real_create();
         if (!create)
                 return EAGAIN;
         /* The agent's threads take no signals (SIGPROF included): block them
          * all across the creation, the new thread inherits the mask. */
+        struct internal_start *s = malloc(sizeof *s);
+        if (!s)
+                return ENOMEM;
+        *s = (struct internal_start){fn, arg};
         sigset_t all, saved;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
-        int r = create(thread, NULL, fn, arg);
+        int r = create(thread, NULL, internal_trampoline, s);
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
+        if (r)
+                free(s);
         return r;
 }

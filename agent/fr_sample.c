@@ -652,7 +652,7 @@ void fr__sampler_rescan(uint64_t gen) {
                 for (size_t i = 0; i < n; i++) {
                         char name[64];
                         if (bsearch(&tids[i], known, k, sizeof *known, cmp_tid) ||
-                            agent_thread(tids[i], name, sizeof name))
+                            fr__thread_is_internal(tids[i]) || agent_thread(tids[i], name, sizeof name))
                                 continue;
                         struct fr_thread *t = new_record(tids[i]);
                         if (!t)

@@ -138,6 +138,7 @@ void fr__threads_destroy(void) {
                 t->shadow_depth = 0;
                 t->shadow_name = 0;
                 t->samples.pos[0] = t->samples.pos[1] = 0;
+                t->found_gen = t->gone_gen = 0; /* generation numbers restart */
                 t->samples.lost[0] = t->samples.lost[1] = 0;
         }
         fr__threads_unlock();
