@@ -195,12 +195,26 @@ void fr_wire_reader_init(struct fr_wire_reader *r, size_t max_frame, int accept_
 }
 
 long fr_wire_reader_fill(struct fr_wire_reader *r, int sock) {
-        /* Never buffer more than one maximal frame plus a read's worth. */
-        size_t want = 65536;
-        if (r->len + want > r->max_frame + 4 + want)
-                return -EMSGSIZE;
+        /* Small while idle (many connections), as large as the frame being
+         * received needs (never more than one maximal frame). */
+        size_t want = 4096;
+        if (r->len >= 4) {
+                size_t n = (size_t)r->buf[0] | (size_t)r->buf[1] << 8 | (size_t)r->buf[2] << 16 |
+                           (size_t)r->buf[3] << 24;
+                if (n > r->max_frame)
+                        return -EMSGSIZE;
+                if (n + 4 > r->len && n + 4 - r->len > want)
+                        want = n + 4 - r->len;
+                if (want > 65536)
+                        want = 65536;
+        }
+        if (r->len == 0 && r->cap > 8192) {
+                free(r->buf);
+                r->buf = NULL;
+                r->cap = 0;
+        }
         if (r->cap - r->len < want) {
-                size_t cap = r->cap ? r->cap : 65536;
+                size_t cap = r->cap ? r->cap : 4096;
                 while (cap - r->len < want)
                         cap *= 2;
                 uint8_t *b = realloc(r->buf, cap);
