@@ -60,7 +60,7 @@ for mib in 1 16 64; do
         echo "ring ~${mib} MiB (trace ${bytes} bytes): median ${med} ms  [runs: ${all}]"
 done
 echo "daemon's own figure (request to rename), last runs:"
-grep -o "snapshot of bench_fill.*in [0-9]* ms" "$W/daemon.log" | tail -3 | sed 's/.*(\([0-9]*\) bytes.* in \([0-9]*\) ms/  \1 bytes: \2 ms/'
+grep -o "snapshot of bench_fill.*ms)" "$W/daemon.log" | tail -3 | sed 's/.*(\([0-9]*\) bytes.* in \([0-9]*\) ms (\(.*\))/  \1 bytes: \2 ms (\3)/'
 t0=$(now_ms); before=$(npb)
 kill -USR1 $DPID
 while [ "$(npb)" -lt $((before + 3)) ]; do sleep 0.005; done

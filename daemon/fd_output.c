@@ -350,6 +350,11 @@ void fd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files,
                 v[n].nfiles = 1;
                 n++;
         }
+        if (n == 0) {
+                free(v);
+                closedir(d);
+                return;
+        }
         /* Merge the two files of each snapshot. */
         qsort(v, n, sizeof *v, by_stem);
         size_t m = 0;

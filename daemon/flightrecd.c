@@ -70,6 +70,7 @@ struct snap {
         bool eof, confirmed, with_worker, orphaned;
         int agent_error;
         struct timespec t0;
+        double transfer_ms;       /* request to the data's end */
         struct ctl_req **waiters;
         unsigned nwaiters;
         uint64_t trigger_id;      /* the agent's own TRIGGER, answered by the agent side */
@@ -126,7 +127,7 @@ static struct {
         int listen_fd;
         bool socket_activated, we_bound;
         char bound_path[108];
-        struct event *listen_ev, *watchdog_ev, *retention_ev;
+        struct event *listen_ev, *watchdog_ev, *retention_ev, *accept_pause;
         struct conn *conns, *dead;
         struct event *reaper;
         struct snap *snaps;
@@ -320,10 +321,10 @@ static void on_job_done(struct fd_job *j) {
         } else {
                 fd_log(FD_NOTICE,
                        "snapshot of %s[%d]%s: %s (%llu bytes of trace, %llu samples) and %s in "
-                       "%.0f ms",
+                       "%.0f ms (transfer and lz4 %.0f ms, pprof %.0f ms)",
                        j->comm, (int)j->pid, j->partial ? " (unconfirmed end)" : "", j->trace_path,
                        (unsigned long long)j->raw_len, (unsigned long long)j->nsamples,
-                       j->pprof_path, total);
+                       j->pprof_path, total, s->transfer_ms, j->convert_ms);
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
                 snprintf(tp, sizeof tp, "%s", j->trace_path);
                 snprintf(pp, sizeof pp, "%s", j->pprof_path);
@@ -380,6 +381,10 @@ static void snap_finish_reading_(struct snap *s, const char *error) {
         }
         j->partial = !s->confirmed;
         j->trace_bytes = j->raw_len;
+        struct timespec t1;
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        s->transfer_ms = (double)(t1.tv_sec - s->t0.tv_sec) * 1e3 +
+                         (double)(t1.tv_nsec - s->t0.tv_nsec) / 1e6;
         s->with_worker = true;
         fd_output_submit(j);
 }
@@ -931,8 +936,18 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg) {
         for (int k = 0; k < 64; k++) {
                 int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
                 if (fd < 0) {
-                        if (errno != EAGAIN && errno != EINTR)
+                        if (errno == EMFILE || errno == ENFILE) {
+                                /* Out of descriptors: stop accepting for a second
+                                 * rather than spin on a listener that stays readable. */
+                                fd_log(FD_WARN, "accept: %s; new connections wait 1 s "
+                                                "(raise LimitNOFILE or lower max_agents)",
+                                       strerror(errno));
+                                event_del(D.listen_ev);
+                                struct timeval one = {1, 0};
+                                evtimer_add(D.accept_pause, &one);
+                        } else if (errno != EAGAIN && errno != EINTR) {
                                 fd_log(FD_WARN, "accept: %s", strerror(errno));
+                        }
                         return;
                 }
                 struct conn *c = calloc(1, sizeof *c);
@@ -958,6 +973,14 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg) {
                         conn_close(c);
                 }
         }
+}
+
+static void on_accept_pause(evutil_socket_t fd, short what, void *arg) {
+        (void)fd;
+        (void)what;
+        (void)arg;
+        if (!D.stopping)
+                event_add(D.listen_ev, NULL);
 }
 
 /* ---- shutdown, reload, signals ------------------------------------------------------------ */
@@ -987,6 +1010,7 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg) {
                n ? " after the snapshots in progress" : "");
         if (D.listen_ev)
                 event_del(D.listen_ev);
+        evtimer_del(D.accept_pause);
         notify_status();
         maybe_exit();
 }
@@ -1267,8 +1291,9 @@ int main(int argc, char **argv) {
         struct event *sig_int = evsignal_new(D.base, SIGINT, on_sigterm, NULL);
         D.retention_ev = event_new(D.base, -1, EV_PERSIST, on_retention, NULL);
         D.reaper = event_new(D.base, -1, 0, reap, NULL);
+        D.accept_pause = evtimer_new(D.base, on_accept_pause, NULL);
         struct timeval hour = {600, 0};
-        if (!D.listen_ev || !sig_usr1 || !sig_hup || !sig_term || !sig_int || !D.retention_ev || !D.reaper ||
+        if (!D.listen_ev || !sig_usr1 || !sig_hup || !sig_term || !sig_int || !D.retention_ev || !D.reaper || !D.accept_pause ||
             event_add(D.listen_ev, NULL) < 0 || event_add(sig_usr1, NULL) < 0 ||
             event_add(sig_hup, NULL) < 0 || event_add(sig_term, NULL) < 0 ||
             event_add(sig_int, NULL) < 0 || event_add(D.retention_ev, &hour) < 0) {
@@ -1318,6 +1343,7 @@ int main(int argc, char **argv) {
         event_free(sig_int);
         event_free(D.retention_ev);
         event_free(D.reaper);
+        event_free(D.accept_pause);
         if (D.watchdog_ev)
                 event_free(D.watchdog_ev);
         close(D.listen_fd);

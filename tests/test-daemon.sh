@@ -77,8 +77,10 @@ files_for() {
 }
 latest() { ls -t "$OUT"/*-"$1"-*."$2" | head -1; }
 
+# In sanitizer builds the sanitizer's runtime must come first (FR_PRELOAD_FIRST).
+PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
 run_agent() { # run_agent ARGS...: background process under the agent
-        FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local LD_PRELOAD=$LIB "$@" &
+        FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local LD_PRELOAD=$PRELOAD "$@" &
         PIDS="$PIDS $!"
         LAST=$!
 }

@@ -74,15 +74,20 @@ int main(int argc, char **argv) {
                 if (n == 0 || n == -ECONNRESET) {
                         fr_frame *f;
                         char err[256];
-                        if (fr_wire_reader_next(&rd, &f, err, sizeof err) > 0 &&
-                            f->msg_case == FLIGHTREC__WIRE__FRAME__MSG_REFUSED)
-                                printf("refused: %s\n", f->refused->reason);
+                        if (fr_wire_reader_next(&rd, &f, err, sizeof err) > 0) {
+                                if (f->msg_case == FLIGHTREC__WIRE__FRAME__MSG_REFUSED)
+                                        printf("refused: %s\n", f->refused->reason);
+                                fr_wire_free(f);
+                        }
                         printf("disconnected\n");
+                        fr_wire_reader_free(&rd);
+                        close(s);
                         return 0;
                 }
                 if (n < 0)
                         return 1;
         }
         printf("still connected\n");
+        fr_wire_reader_free(&rd);
         return 1;
 }
