@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       libevent-dev libprotobuf-c-dev protobuf-c-compiler liblz4-dev lz4 libsystemd-dev
       libcmocka-dev libdw-dev libelf-dev zlib1g-dev libinih-dev golang-go bc
-      lttng-tools liblttng-ust-dev libgoogle-perftools4)
+      lttng-tools liblttng-ust-dev libgoogle-perftools4
+      systemd)  # systemd: systemd-analyze and systemd-socket-activate for the daemon tests
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
