@@ -53,6 +53,7 @@ static struct {
         uint64_t samples;          /* drained into generations */
         struct fr_stack_table *stacks; /* reused from generation to generation */
         struct fr_stats published;     /* the counters, copied under lock after each advance */
+        bool poked;                    /* rescan threads now (fr__advancer_poke) */
 } adv = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The period is measured on CLOCK_MONOTONIC: wall-clock steps do not move it. */
@@ -406,9 +407,20 @@ static void *advancer_main(void *arg) {
                         uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)fr__cfg.period_ms * 1000000u;
                         until.tv_sec += (time_t)(ns / 1000000000u);
                         until.tv_nsec = (long)(ns % 1000000000u);
-                        while (!adv.stop && adv.requested == adv.served &&
-                               pthread_cond_timedwait(&adv.cond, &adv.lock, &until) != ETIMEDOUT)
-                                ;
+                        int r = 0;
+                        while (!adv.stop && adv.requested == adv.served && r != ETIMEDOUT) {
+                                if (!adv.poked) /* a poke while advancing is served first */
+                                        r = pthread_cond_timedwait(&adv.cond, &adv.lock, &until);
+                                if (adv.poked) {
+                                        /* A thread was created behind another
+                                         * pthread_create interposer: find it now,
+                                         * within the same period. */
+                                        adv.poked = false;
+                                        pthread_mutex_unlock(&adv.lock);
+                                        fr__sampler_rescan(atomic_load(&fr__gen));
+                                        pthread_mutex_lock(&adv.lock);
+                                }
+                        }
                         if (adv.stop)
                                 break;
                 }
@@ -422,6 +434,15 @@ static void *advancer_main(void *arg) {
         }
         pthread_mutex_unlock(&adv.lock);
         return NULL;
+}
+
+void fr__advancer_poke(void) {
+        pthread_mutex_lock(&adv.lock);
+        if (adv.started && !adv.stop) {
+                adv.poked = true;
+                pthread_cond_broadcast(&adv.cond);
+        }
+        pthread_mutex_unlock(&adv.lock);
 }
 
 static uint32_t kernel_thread_name(pid_t tid) {

@@ -245,6 +245,8 @@ void fr__advancer_forget(void);
 /* Counters for FLIGHTREC_DEBUG and the daemon's status. Read by the advancer's
  * own thread or after it stopped. */
 void fr__advancer_stats(struct fr_stats *ret);
+/* fr__advancer_poke - have the advancer scan for new threads now. */
+void fr__advancer_poke(void);
 /* fr__advance_now - force an advance and wait until it completed.
  * Returns 0 or a negative errno. */
 int fr__advance_now(void);

@@ -72,7 +72,10 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
                         return r;
                 }
         }
-        return create(thread, attr, fn, arg);
+        int r = create(thread, attr, fn, arg);
+        if (r == 0 && atomic_load_explicit(&fr__running, memory_order_relaxed) && fr__sampler_kind())
+                fr__advancer_poke(); /* not wrapped: the advancer adopts it at once */
+        return r;
 }
 
 /* The agent's own threads, by tid, so the scan of /proc/self/task never

@@ -22,7 +22,7 @@ run() {
         dir="$work/$1-$3"
         mkdir -p "$dir"
         FLIGHTREC_DIR="$dir" FLIGHTREC_HZ=$3 FLIGHTREC_SOCKET="$work/none.sock" \
-                LD_PRELOAD="$agent" "$target" "$1" "$2" || fail "$1: target failed"
+                LD_PRELOAD="${FR_SAN_PRELOAD:+$FR_SAN_PRELOAD }$agent" "$target" "$1" "$2" || fail "$1: target failed"
         trace=$(ls "$dir"/*.trace.lz4) || fail "$1: no snapshot in $dir"
         "$ctl" pprof "$trace" -o "$dir/profile.pb.gz" 2>"$dir/pprof.log" || fail "$1: $(cat "$dir/pprof.log")"
         echo "$dir/profile.pb.gz"
