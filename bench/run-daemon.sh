@@ -31,8 +31,10 @@ while [ ! -S "$SOCK" ]; do sleep 0.05; done
 
 echo "== snapshot latency (SIGUSR1 -> .trace.lz4 and .pb.gz in place)"
 for mib in 1 16 64; do
-        FLIGHTREC_SOCKET=$SOCK FLIGHTREC_MAX_BYTES=$((mib + mib / 4 + 1))M FLIGHTREC_PERIOD_MS=100 \
-                FLIGHTREC_GENERATIONS=100000 FLIGHTREC_HZ=0 "$FILL" $((mib / 8 + 2)) >"$W/fill$mib.txt" &
+        # Log about 1.1 x the size over 4 s into a ring allowed 1.5 x + 2 MiB.
+        FLIGHTREC_SOCKET=$SOCK FLIGHTREC_MAX_BYTES=$((mib * 3 / 2 + 2))M FLIGHTREC_PERIOD_MS=100 \
+                FLIGHTREC_GENERATIONS=100000 FLIGHTREC_HZ=0 \
+                "$FILL" 4 "$(awk -v m=$mib 'BEGIN {print m * 1.1 / 4}')" >"$W/fill$mib.txt" &
         eval "F$mib=$!"
         PIDS="$PIDS $!"
 done

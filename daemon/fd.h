@@ -74,8 +74,8 @@ struct fd_job {
         char stem[160];
         int trace_fd;
         char trace_tmp[4300], trace_path[4300], pprof_tmp[4300], pprof_path[4300];
-        uint8_t *raw;
-        size_t raw_len;
+        uint8_t *raw;      /* fd_raw_reserve / fd_raw_free */
+        size_t raw_len, raw_cap;
         bool partial;      /* the agent never confirmed the end: accept a partial tail */
         bool symbolize;
         gid_t gid;         /* (gid_t)-1: leave the group */
@@ -86,6 +86,12 @@ struct fd_job {
         double convert_ms;
         void *owner;
 };
+
+/* The raw trace buffer: anonymous memory asking for transparent huge pages,
+ * so that receiving 64 MiB costs tens of page faults rather than 16000 (each
+ * costly on a VM). fd_raw_reserve - make room for at least cap bytes. */
+int fd_raw_reserve(struct fd_job *j, size_t cap);
+void fd_raw_free(struct fd_job *j);
 
 /* fd_output_start - workers threads; done(job) runs on the loop once a job
  * is finished (files in place, or error set and temporaries removed). */

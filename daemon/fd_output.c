@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -31,6 +32,28 @@ static struct {
         struct event *ev;
         void (*done_cb)(struct fd_job *);
 } out = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .efd = -1};
+
+int fd_raw_reserve(struct fd_job *j, size_t cap) {
+        const size_t huge = 2u << 20;
+        cap = (cap + huge - 1) & ~(huge - 1);
+        if (cap <= j->raw_cap)
+                return 0;
+        void *p = j->raw ? mremap(j->raw, j->raw_cap, cap, MREMAP_MAYMOVE)
+                         : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (p == MAP_FAILED)
+                return -ENOMEM;
+        madvise(p, cap, MADV_HUGEPAGE); /* best effort */
+        j->raw = p;
+        j->raw_cap = cap;
+        return 0;
+}
+
+void fd_raw_free(struct fd_job *j) {
+        if (j->raw)
+                munmap(j->raw, j->raw_cap);
+        j->raw = NULL;
+        j->raw_cap = j->raw_len = 0;
+}
 
 static double mono_ms(void) {
         struct timespec ts;
@@ -140,8 +163,7 @@ static void *worker(void *arg) {
                 if (!sym && fr_symbolizer_new(NULL, &sym) < 0)
                         sym = NULL;
                 run_job(j, sym);
-                free(j->raw);
-                j->raw = NULL;
+                fd_raw_free(j);
                 pthread_mutex_lock(&out.lock);
                 j->next = out.done;
                 out.done = j;

@@ -66,11 +66,13 @@ struct snap {
         struct event *rev, *timer;
         struct fr_lz4_out *lz;
         struct fd_job *job;
-        size_t raw_cap;
         bool eof, confirmed, with_worker, orphaned;
         int agent_error;
         struct timespec t0;
         double transfer_ms;       /* request to the data's end */
+        double lz4_ms;            /* of which compressing */
+        double first_ms;          /* request to the first byte */
+        size_t expect;            /* bytes the agent last said it holds, + slack */
         struct ctl_req **waiters;
         unsigned nwaiters;
         uint64_t trigger_id;      /* the agent's own TRIGGER, answered by the agent side */
@@ -321,10 +323,10 @@ static void on_job_done(struct fd_job *j) {
         } else {
                 fd_log(FD_NOTICE,
                        "snapshot of %s[%d]%s: %s (%llu bytes of trace, %llu samples) and %s in "
-                       "%.0f ms (transfer and lz4 %.0f ms, pprof %.0f ms)",
+                       "%.0f ms (first byte %.0f ms, transfer %.0f ms incl. lz4 %.0f ms, worker %.0f ms)",
                        j->comm, (int)j->pid, j->partial ? " (unconfirmed end)" : "", j->trace_path,
-                       (unsigned long long)j->raw_len, (unsigned long long)j->nsamples,
-                       j->pprof_path, total, s->transfer_ms, j->convert_ms);
+                       (unsigned long long)j->trace_bytes, (unsigned long long)j->nsamples,
+                       j->pprof_path, total, s->first_ms, s->transfer_ms, s->lz4_ms, j->convert_ms);
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
                 snprintf(tp, sizeof tp, "%s", j->trace_path);
                 snprintf(pp, sizeof pp, "%s", j->pprof_path);
@@ -374,8 +376,7 @@ static void snap_finish_reading_(struct snap *s, const char *error) {
         if (error) {
                 fd_log(FD_ERR, "snapshot of %s[%d] failed: %s", j->comm, (int)j->pid, error);
                 fd_output_discard(j);
-                free(j->raw);
-                j->raw = NULL;
+                fd_raw_free(j);
                 snap_complete(s, "", "", error);
                 return;
         }
@@ -408,15 +409,15 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg) {
         struct snap *s = arg;
         struct fd_job *j = s->job;
         for (int rounds = 0; rounds < 4; rounds++) {
-                if (j->raw_len + PIPE_CHUNK > s->raw_cap) {
-                        size_t cap = s->raw_cap ? s->raw_cap * 2 : 4 * PIPE_CHUNK;
-                        uint8_t *b = realloc(j->raw, cap);
-                        if (!b) {
+                if (j->raw_len + PIPE_CHUNK > j->raw_cap) {
+                        /* First guess: what the agent said its ring holds. */
+                        size_t cap = j->raw_cap ? j->raw_cap * 2 : 4 * PIPE_CHUNK;
+                        if (!j->raw_cap && s->expect > cap)
+                                cap = s->expect;
+                        if (fd_raw_reserve(j, cap) < 0) {
                                 snap_finish_reading(s, "out of memory");
                                 return;
                         }
-                        j->raw = b;
-                        s->raw_cap = cap;
                 }
                 ssize_t n = read(fd, j->raw + j->raw_len, PIPE_CHUNK);
                 if (n < 0) {
@@ -429,6 +430,12 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg) {
                         snap_finish_reading(s, msg);
                         return;
                 }
+                if (n > 0 && j->raw_len == 0) {
+                        struct timespec t;
+                        clock_gettime(CLOCK_MONOTONIC, &t);
+                        s->first_ms = (double)(t.tv_sec - s->t0.tv_sec) * 1e3 +
+                                      (double)(t.tv_nsec - s->t0.tv_nsec) / 1e6;
+                }
                 if (n == 0) {
                         s->eof = true;
                         event_del(s->rev);
@@ -437,7 +444,12 @@ static void on_pipe(evutil_socket_t fd, short what, void *arg) {
                 }
                 /* Compress as it comes: at most 1 MiB per step keeps the loop
                  * responsive for other agents. */
+                struct timespec c0, c1;
+                clock_gettime(CLOCK_MONOTONIC, &c0);
                 int r = fr_lz4_out_write(s->lz, j->raw + j->raw_len, (size_t)n);
+                clock_gettime(CLOCK_MONOTONIC, &c1);
+                s->lz4_ms += (double)(c1.tv_sec - c0.tv_sec) * 1e3 +
+                             (double)(c1.tv_nsec - c0.tv_nsec) / 1e6;
                 j->raw_len += (size_t)n;
                 if (r < 0) {
                         char msg[256];
@@ -502,6 +514,8 @@ static int snapshot_agent(struct conn *c, const char *reason, struct ctl_req *q,
         s->id = ++D.next_snap_id;
         s->agent = c;
         s->trigger_id = trigger_id;
+        if (c->stat_bytes && c->stat_bytes < D.cfg.max_trace_bytes)
+                s->expect = (size_t)c->stat_bytes + c->stat_bytes / 8 + 4 * PIPE_CHUNK;
         clock_gettime(CLOCK_MONOTONIC, &s->t0);
         s->next = D.snaps;
         D.snaps = s;
@@ -1327,7 +1341,7 @@ int main(int argc, char **argv) {
                         if (s->lz)
                                 fr_lz4_out_close(s->lz, 1);
                         fd_output_discard(s->job);
-                        free(s->job->raw);
+                        fd_raw_free(s->job);
                         free(s->job);
                 }
                 s->job = NULL;
