@@ -29,7 +29,8 @@ DPID=$!
 PIDS="$PIDS $DPID"
 while [ ! -S "$SOCK" ]; do sleep 0.05; done
 
-echo "== snapshot latency (SIGUSR1 -> .trace.lz4 and .pb.gz in place)"
+echo "== snapshot latency (trigger -> .trace.lz4 and .pb.gz in place)"
+touch "$W/fill1.txt" "$W/fill16.txt" "$W/fill64.txt"
 for mib in 1 16 64; do
         # Log about 1.1 x the size over 4 s into a ring allowed 1.5 x + 2 MiB.
         FLIGHTREC_SOCKET=$SOCK FLIGHTREC_MAX_BYTES=$((mib * 3 / 2 + 2))M FLIGHTREC_PERIOD_MS=100 \
