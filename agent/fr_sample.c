@@ -623,7 +623,11 @@ void fr__sampler_rescan(uint64_t gen) {
         for (struct fr_thread *t = head; t; t = t->next) {
                 if (!t->adopted || t->owned || atomic_load(&t->exit_gen))
                         continue;
-                if (!bsearch(&t->tid, tids, n, sizeof *tids, cmp_tid)) {
+                /* readdir of /proc/self/task can skip entries while other
+                 * threads exit: confirm with the thread's own entry. */
+                char path[48];
+                snprintf(path, sizeof path, "/proc/self/task/%d", (int)t->tid);
+                if (!bsearch(&t->tid, tids, n, sizeof *tids, cmp_tid) && access(path, F_OK) != 0) {
                         fr__sampler_disarm(t);
                         t->gone_gen = gen;
                         t->gone_time = fr__now();
