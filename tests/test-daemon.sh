@@ -164,6 +164,12 @@ wait $DEMO_PID || fail "fr-demo failed: $(cat "$W/demo.txt")"
 if wait_for 10 files_for "$DEMO_PID"; then ok "fr_snapshot -> daemon files for fr-demo"; else fail "no daemon files for fr-demo"; cat "$W/demo.txt"; fi
 [ -z "$(ls "$W/local")" ] || fail "fr_snapshot wrote locally although the daemon answered: $(ls "$W/local")"
 
+say "fr_snapshot() without a daemon falls back to FLIGHTREC_DIR"
+FLIGHTREC_SOCKET=$W/nobody.sock FLIGHTREC_DIR=$W/local TSAN_OPTIONS="${TSAN_OPTIONS:-} report_bugs=0" \
+        "$DEMO" 1 >"$W/demo2.txt" 2>&1 || fail "fr-demo without daemon: $(cat "$W/demo2.txt")"
+ls "$W/local" | grep -q '\.trace\.lz4$' && ok "local snapshot: $(ls "$W/local")" || fail "no local snapshot without a daemon"
+rm -f "$W/local"/*
+
 say "hostile peers"
 for mode in garbage oversize badfield fd; do
         out=$("$PEER" "$SOCK" $mode) && ok "$mode: $out" | tr '\n' ' ' && echo || fail "$mode: $out"
@@ -180,10 +186,44 @@ kill -HUP "$DPID"
 wait_for 5 grep -q "configuration reloaded" "$LOG" && ok "good config reloaded" || fail "no reload log line"
 kill -0 "$DPID" || fail "daemon died on SIGHUP"
 
+say "access: a uid not in agent_users is refused with a reason"
+printf '[daemon]\nsnapshot_timeout = 20s\n[access]\nagent_users = 12345\n[retention]\nmax_files = 100000\n' >"$CONF"
+kill -HUP "$DPID"
+wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -ge 2 || fail "no reload"
+run_agent "$BURN" 3 idle
+wait_for 5 grep -q "may not connect as an agent" "$LOG" && ok "$(grep "may not connect" "$LOG" | tail -1)" || fail "agent of uid $(id -u) not refused"
+agent_up "$BURN_PID" && ok "agents connected before stay" || fail "connected agent dropped by the reload"
+
+say "snapshot_timeout: an agent that never writes its snapshot"
+printf '[daemon]\nsnapshot_timeout = 1s\n[retention]\nmax_files = 100000\n' >"$CONF"
+kill -HUP "$DPID"
+wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -ge 3 || fail "no reload"
+"$PEER" "$SOCK" stall >"$W/stall.txt" &
+STALL=$!
+PIDS="$PIDS $STALL"
+wait_for 5 grep -q welcome "$W/stall.txt" || fail "stalling peer not welcomed"
+"$CTL" --socket "$SOCK" trigger --pid "$STALL" 2>"$W/stall-err.txt" && fail "trigger of a stalling agent succeeded"
+grep -q "no complete snapshot within 1000 ms" "$W/stall-err.txt" && ok "$(cat "$W/stall-err.txt")" || fail "stall: $(cat "$W/stall-err.txt")"
+ls -a "$OUT" | grep -q '\.tmp$' && fail "temporaries left after a timeout"
+kill "$STALL" 2>/dev/null
+
+say "retention: max_files"
+printf '[daemon]\nsnapshot_timeout = 20s\n[retention]\nmax_files = 4\n' >"$CONF"
+kill -HUP "$DPID"
+wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -ge 4 || fail "no reload"
+"$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" >/dev/null || fail "trigger"
+n=$(ls "$OUT" | grep -c -E '\.(trace\.lz4|pb\.gz)$')
+[ "$n" -le 4 ] && [ "$n" -ge 2 ] && ok "retention kept $n files (max_files = 4)" || fail "retention: $n files left"
+cp "$CONF.good" "$CONF"
+kill -HUP "$DPID"
+
 say "daemon restart: the agent reconnects, the next SIGUSR1 covers it"
 stop_daemon
+# A daemon killed mid-write leaves temporaries: the next start removes them.
+touch "$OUT/stale-1-20260101T000000.000Z.trace.lz4.tmp"
 before=$(count_for "$BURN_PID" trace.lz4)
 start_daemon
+[ -e "$OUT/stale-1-20260101T000000.000Z.trace.lz4.tmp" ] && fail "stale temporary not removed at start" || ok "stale temporary removed at start"
 wait_for 10 agent_up "$BURN_PID" && ok "agent reconnected" || fail "agent did not reconnect within 10 s"
 kill -USR1 "$DPID"
 wait_for 10 files_for "$BURN_PID" $((before + 1)) && ok "snapshot after restart" || fail "no snapshot after restart"

@@ -5,8 +5,12 @@
  *   badfield  a well-formed HELLO with a pid that is not ours
  *   fd        a CtlStatus frame with a file descriptor attached
  *   silent    nothing at all (the daemon drops it after its hello timeout)
+ *   stall     a valid agent that takes the snapshot pipe and never writes
+ *             (prints "welcome", then "request" when the request came; the
+ *             daemon's snapshot_timeout must end that snapshot)
  * Exit 0 when the daemon closed the connection within 15 s (printing the
- * reason it gave, if any), 1 otherwise. Usage: wire-peer SOCKET MODE */
+ * reason it gave, if any), 1 otherwise; stall: 0 after 15 s connected.
+ * Usage: wire-peer SOCKET MODE */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -60,6 +64,39 @@ int main(int argc, char **argv) {
                 f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_CTL_STATUS;
                 f.ctl_status = &st;
                 fr_wire_send(s, &f, STDIN_FILENO);
+        } else if (strcmp(mode, "stall") == 0) {
+                Flightrec__Wire__Hello h = FLIGHTREC__WIRE__HELLO__INIT;
+                h.version = FR_WIRE_VERSION;
+                h.pid = (uint32_t)getpid();
+                h.comm = "stall";
+                h.exe = "/bin/false";
+                h.period_ms = 1000;
+                h.generations = 10;
+                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
+                f.hello = &h;
+                fr_wire_send(s, &f, -1);
+                setvbuf(stdout, NULL, _IOLBF, 0);
+                struct fr_wire_reader rd;
+                fr_wire_reader_init(&rd, FR_WIRE_MAX_FRAME, 1);
+                for (int waited = 0; waited < 15000; waited += 100) {
+                        struct pollfd p = {s, POLLIN, 0};
+                        if (poll(&p, 1, 100) <= 0)
+                                continue;
+                        if (fr_wire_reader_fill(&rd, s) <= 0)
+                                break;
+                        fr_frame *g;
+                        char err[256];
+                        while (fr_wire_reader_next(&rd, &g, err, sizeof err) > 0) {
+                                if (g->msg_case == FLIGHTREC__WIRE__FRAME__MSG_WELCOME)
+                                        printf("welcome\n");
+                                if (g->msg_case == FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST)
+                                        printf("request\n"); /* keep the pipe, write nothing */
+                                fr_wire_free(g);
+                        }
+                }
+                fr_wire_reader_free(&rd);
+                return 0;
         } else if (strcmp(mode, "silent") != 0) {
                 fprintf(stderr, "wire-peer: unknown mode %s\n", mode);
                 return 2;
