@@ -17,7 +17,9 @@ BURN=$B/tests/e2e-burn
 SOCK=$W/s.sock
 OUT=$W/out
 PIDS=""
-trap 'for p in $PIDS; do kill -KILL $p 2>/dev/null || true; done; rm -rf "$W"' EXIT
+cleanup() { for p in $PIDS; do kill -KILL $p 2>/dev/null || true; done; rm -rf "$W"; }
+trap cleanup EXIT
+trap 'cleanup; exit 1' INT TERM PIPE HUP
 mkdir -p "$OUT"
 now_ms() { echo $(($(date +%s%N) / 1000000)); }
 npb() { ls "$OUT" | grep -c '\.pb\.gz$' || true; }

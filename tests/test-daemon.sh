@@ -22,7 +22,8 @@ cleanup() {
         for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
         wait 2>/dev/null
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'cleanup; exit 1' INT TERM HUP
 
 say() { echo "--- $*"; }
 fail() {
