@@ -17,7 +17,7 @@
  * the full one for the advancer and fetch another; NULL when the pool is dry
  * (the event is then counted as lost). */
 static __attribute__((noinline)) struct fr_block *roll_block(struct fr_thread *t, uint64_t g,
-                                                            size_t need) {
+                                                            size_t need, bool critical) {
         unsigned p = g & 1;
         struct fr_block *old = t->buf[p];
         if (old && old->pos > old->data_start) {
@@ -29,6 +29,10 @@ static __attribute__((noinline)) struct fr_block *roll_block(struct fr_thread *t
                 t->buf[p] = NULL;
         }
         struct fr_block *b = old && old->pos == old->data_start ? old : fr__pool_get();
+        /* A thread's start and exit may not be lost: readers rebuild who is
+         * alive from them. They may take from the advancer's reserve. */
+        if (!b && critical)
+                b = fr__pool_get_reserve();
         if (!b)
                 return NULL;
         b->gen = g;
@@ -65,7 +69,8 @@ static inline uint8_t *ev_start(struct fr_thread *t, uint64_t g, size_t args, ui
         size_t need = EV_FIXED + args;
         struct fr_block *b = t->buf[g & 1];
         if (__builtin_expect(!b || FR_BLOCK_SIZE - b->pos < need, 0)) {
-                b = roll_block(t, g, need + 2 * (EV_FIXED + 2 * FR_VARINT_MAX));
+                b = roll_block(t, g, need + 2 * (EV_FIXED + 2 * FR_VARINT_MAX),
+                               type == FR_EV_THREAD_START || type == FR_EV_THREAD_EXIT);
                 if (!b) {
                         t->lost_events++;
                         return NULL;
@@ -295,9 +300,12 @@ void fr__write_thread_exit(struct fr_thread *t) {
                 return;
         }
         uint8_t *p = ev_start(t, g, 0, FR_EV_THREAD_EXIT);
-        if (p)
+        if (p) {
                 ev_commit(t, g, p);
-        /* The advancer frees the record once generation g is complete. */
-        atomic_store_explicit(&t->exit_gen, g, memory_order_relaxed);
+                /* The advancer frees the record once generation g is complete. */
+                atomic_store_explicit(&t->exit_gen, g, memory_order_relaxed);
+        }
+        /* Else (even the reserve is gone) the record stays, alive as far as
+         * the trace can tell: never a STATUS that contradicts the events. */
         fr__release(t);
 }
