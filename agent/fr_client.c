@@ -134,6 +134,7 @@ static int send_hello(void) {
         h.build_id.data = bid.bytes;
         h.build_id.len = bid.len;
         h.hz = fr__cfg.sampling_off ? 0 : fr__cfg.hz;
+        h.sampler = fr__sampler_kind();
         h.period_ms = fr__cfg.period_ms;
         h.generations = fr__cfg.generations;
         h.max_bytes = fr__cfg.max_bytes;

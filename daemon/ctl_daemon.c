@@ -109,8 +109,8 @@ int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
                (unsigned long long)s->snapshots_written, (unsigned long long)s->snapshots_failed,
                s->output_dir);
         if (s->n_agents)
-                printf("%-8s %-16s %-20s %5s %10s %6s %7s  %s\n", "PID", "COMM", "CONNECTED (UTC)",
-                       "GENS", "BYTES", "HZ", "PERIOD", "EXE");
+                printf("%-8s %-16s %-20s %5s %10s %6s %-7s %7s  %s\n", "PID", "COMM",
+                       "CONNECTED (UTC)", "GENS", "BYTES", "HZ", "SAMPLER", "PERIOD", "EXE");
         for (size_t i = 0; i < s->n_agents; i++) {
                 const Flightrec__Wire__AgentInfo *a = s->agents[i];
                 time_t t = (time_t)(a->connected_since_ns / 1000000000u);
@@ -118,9 +118,11 @@ int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
                 char when[32];
                 gmtime_r(&t, &tm);
                 strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", &tm);
-                printf("%-8u %-16s %-20s %5llu %10llu %6u %5ums  %s%s\n", a->pid, a->comm, when,
-                       (unsigned long long)a->generations, (unsigned long long)a->bytes, a->hz,
-                       a->period_ms, a->exe, a->snapshot_in_progress ? " (snapshot in progress)" : "");
+                static const char *const samplers[] = {"off", "perf", "timer"};
+                printf("%-8u %-16s %-20s %5llu %10llu %6u %-7s %5ums  %s%s\n", a->pid, a->comm,
+                       when, (unsigned long long)a->generations, (unsigned long long)a->bytes, a->hz,
+                       a->sampler < 3 ? samplers[a->sampler] : "?", a->period_ms, a->exe,
+                       a->snapshot_in_progress ? " (snapshot in progress)" : "");
         }
         fr_wire_free(ans);
         return 0;

@@ -110,7 +110,7 @@ struct conn {
         char comm[FR_WIRE_MAX_COMM + 1];
         char exe[FR_WIRE_MAX_PATH + 1];
         char build_id[2 * FR_WIRE_MAX_BUILD_ID + 1];
-        uint32_t hz, period_ms, generations;
+        uint32_t hz, period_ms, generations, sampler;
         uint64_t max_bytes, stat_gens, stat_bytes;
         uint64_t since_ns;
         struct snap *reading;     /* the snapshot whose pipe is being read */
@@ -684,6 +684,7 @@ static void handle_ctl_status(struct conn *c) {
                 x->bytes = a->stat_bytes;
                 x->uid = a->cred.uid;
                 x->hz = a->hz;
+                x->sampler = a->sampler;
                 x->period_ms = a->period_ms;
                 x->snapshot_in_progress = a->reading != NULL;
                 ptrs[i++] = x;
@@ -732,6 +733,7 @@ static void handle_hello(struct conn *c, const Flightrec__Wire__Hello *h) {
         for (size_t i = 0; i < h->build_id.len; i++)
                 snprintf(c->build_id + 2 * i, 3, "%02x", h->build_id.data[i]);
         c->hz = h->hz;
+        c->sampler = h->sampler;
         c->period_ms = h->period_ms;
         c->generations = h->generations;
         c->max_bytes = h->max_bytes;
