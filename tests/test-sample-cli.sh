@@ -9,6 +9,10 @@
 set -eu
 ctl=$1 agent=$2 target=$3 work=$4
 rm -rf "$work" && mkdir -p "$work"
+if [ -n "${FR_SKIP_PROPORTIONS:-}" ]; then
+        echo "SKIP: under $FR_SKIP_PROPORTIONS the sanitizer's runtime dominates every profile"
+        exit 77
+fi
 if ! command -v go >/dev/null 2>&1; then
         echo "SKIP: go (golang-go) is not installed"
         exit 77
