@@ -6,6 +6,7 @@
  * application links libflightrec before libc. */
 #include <dlfcn.h>
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -93,11 +94,13 @@ bool fr__thread_is_internal(pid_t tid) {
 struct internal_start {
         void *(*fn)(void *);
         void *arg;
+        _Atomic int registered; /* the new thread's tid is in internal_tids */
 };
 
 static void *internal_trampoline(void *p) {
-        struct internal_start s = *(struct internal_start *)p;
-        free(p);
+        struct internal_start *start = p;
+        void *(*fn)(void *) = start->fn;
+        void *arg = start->arg;
         pid_t tid = gettid();
         int slot = -1;
         for (int i = 0; i < MAX_INTERNAL && slot < 0; i++) {
@@ -105,7 +108,8 @@ static void *internal_trampoline(void *p) {
                 if (atomic_compare_exchange_strong(&internal_tids[i], &none, tid))
                         slot = i;
         }
-        void *r = s.fn(s.arg);
+        atomic_store_explicit(&start->registered, 1, memory_order_release); /* creator frees it */
+        void *r = fn(arg);
         if (slot >= 0)
                 atomic_store(&internal_tids[slot], 0);
         return r;
@@ -126,13 +130,18 @@ int fr__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg) {
         struct internal_start *s = malloc(sizeof *s);
         if (!s)
                 return ENOMEM;
-        *s = (struct internal_start){fn, arg};
+        *s = (struct internal_start){fn, arg, 0};
         sigset_t all, saved;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
+        /* The registry lock keeps the sampler's scan from adopting the new
+         * thread between its birth and the registration of its tid. */
+        fr__threads_lock();
         int r = create(thread, NULL, internal_trampoline, s);
+        while (r == 0 && !atomic_load_explicit(&s->registered, memory_order_acquire))
+                sched_yield();
+        fr__threads_unlock();
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
-        if (r)
-                free(s);
+        free(s);
         return r;
 }
