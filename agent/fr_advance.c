@@ -347,9 +347,26 @@ static void advance(void) {
                 r = gen_append(g, batches.data, batches.len);
 
         /* Per thread: its events (between the adopted thread's synthetic
-         * start and exit), then its samples. */
+         * start and exit), then its samples. Oldest record first: when a
+         * thread id was reused within the generation, the old thread's exit
+         * must come before the new one's start. */
         batches.len = 0;
-        for (struct fr_thread *t = head; t; t = t->next) {
+        size_t nthreads = 0;
+        for (struct fr_thread *t = head; t; t = t->next)
+                nthreads++;
+        struct fr_thread **order = malloc((nthreads + 1) * sizeof *order);
+        if (!order)
+                r = -ENOMEM; /* the generation is dropped (counted), its buffers freed */
+        else
+                for (struct fr_thread *t = head, **o = order + nthreads; t; t = t->next)
+                        *--o = t;
+        for (size_t k = 0; k < nthreads; k++) {
+                struct fr_thread *t = order ? order[k] : NULL;
+                if (!t) { /* no memory for the order: walk the list as it is */
+                        t = head;
+                        for (size_t i = 0; i < k; i++)
+                                t = t->next;
+                }
                 int rt = put_synthetic(r == 0 ? g : NULL, t, old, true, &nb, &max_time);
                 if (r == 0)
                         r = rt;
@@ -368,6 +385,7 @@ static void advance(void) {
                 if (batches.len > FR_BLOCK_SIZE)
                         batches.len = 0;
         }
+        free(order);
         fr__stacks_emit(adv.stacks, &batches, &nb);
         fr__maps_emit(old, &batches, &nb);
         fr__names_emit(old, &batches, &nb);

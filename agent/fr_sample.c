@@ -386,7 +386,10 @@ void fr__sampler_arm(struct fr_thread *t, bool self) {
                 r = arm_timer(t); /* also for the odd thread perf refuses */
         if (r < 0) {
                 t->samples.arm_failed = true; /* said once; not retried every period */
-                fr__log_error("cannot sample thread %d: %s", (int)t->tid, strerror(-r));
+                char path[48];
+                snprintf(path, sizeof path, "/proc/self/task/%d", (int)t->tid);
+                if (access(path, F_OK) == 0) /* a thread exiting under us is no news */
+                        fr__log_error("cannot sample thread %d: %s", (int)t->tid, strerror(-r));
         }
 }
 
