@@ -105,19 +105,6 @@ static int gen_append(struct fr_genbytes *g, const uint8_t *p, size_t n) {
 
 /* ---- replaying a thread's events ----------------------------------------- */
 
-static const uint8_t *get_uvarint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
-        uint64_t x = 0;
-        for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
-                uint8_t c = *p++;
-                x |= (uint64_t)(c & 0x7f) << shift;
-                if (!(c & 0x80)) {
-                        *v = x;
-                        return p;
-                }
-        }
-        return NULL;
-}
-
 /* Replay one batch written by the agent itself into t's shadow state and the
  * task table; returns the time of its last event. */
 static uint64_t replay(struct fr_thread *t, const uint8_t *p, const uint8_t *end, uint64_t time) {
@@ -125,7 +112,7 @@ static uint64_t replay(struct fr_thread *t, const uint8_t *p, const uint8_t *end
         while (p && p < end) {
                 uint8_t type = *p++;
                 uint64_t delta;
-                p = get_uvarint(p, end, &delta);
+                p = fr_get_uvarint(p, end, &delta);
                 if (!p)
                         break;
                 time += delta;
@@ -137,7 +124,7 @@ static uint64_t replay(struct fr_thread *t, const uint8_t *p, const uint8_t *end
                 if (type == 0 || type > FR_EV_TYPE_MAX)
                         break;
                 for (unsigned i = 0; i < nargs[type] && p; i++)
-                        p = get_uvarint(p, end, &a[i]);
+                        p = fr_get_uvarint(p, end, &a[i]);
                 if (!p)
                         break;
                 switch (type) {
@@ -463,24 +450,14 @@ void fr__advancer_poke(void) {
         pthread_mutex_unlock(&adv.lock);
 }
 
-static uint32_t kernel_thread_name(pid_t tid) {
-        char path[64], name[64] = "";
-        snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
-        FILE *f = fopen(path, "re");
-        if (f) {
-                if (fgets(name, sizeof name, f))
-                        name[strcspn(name, "\n")] = '\0';
-                fclose(f);
-        }
-        return fr__name_intern(name);
-}
-
 int fr__advancer_start(void) {
         /* Threads registered in an earlier run of the recorder are alive now. */
         fr__threads_lock();
         for (struct fr_thread *t = fr__threads_head(); t; t = t->next) {
                 t->shadow_alive = atomic_load(&t->exit_gen) == 0;
-                t->shadow_name = kernel_thread_name(t->tid);
+                char name[64];
+                fr__thread_comm(t->tid, name, sizeof name);
+                t->shadow_name = fr__name_intern(name);
                 t->shadow_depth = 0;
         }
         fr__threads_unlock();

@@ -177,6 +177,10 @@ struct fr_thread *fr__threads_head(void);
 /* fr__threads_reap - free records of threads that exited before generation gen
  * ended and whose data was flushed. Called by the advancer with the lock held. */
 void fr__threads_reap(uint64_t completed_gen);
+/* fr__thread_comm - the kernel's name of thread tid ("" when gone). */
+void fr__thread_comm(pid_t tid, char *ret_name, size_t len);
+/* fr__thread_exists - whether tid is (still) a thread of this process. */
+bool fr__thread_exists(pid_t tid);
 /* fr__threads_add_locked - link a record made by the sampler (lock held). */
 void fr__threads_add_locked(struct fr_thread *t);
 void fr__threads_destroy(void);

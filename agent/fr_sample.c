@@ -386,9 +386,7 @@ void fr__sampler_arm(struct fr_thread *t, bool self) {
                 r = arm_timer(t); /* also for the odd thread perf refuses */
         if (r < 0) {
                 t->samples.arm_failed = true; /* said once; not retried every period */
-                char path[48];
-                snprintf(path, sizeof path, "/proc/self/task/%d", (int)t->tid);
-                if (access(path, F_OK) == 0) /* a thread exiting under us is no news */
+                if (fr__thread_exists(t->tid)) /* a thread exiting under us is no news */
                         fr__log_error("cannot sample thread %d: %s", (int)t->tid, strerror(-r));
         }
 }
@@ -553,15 +551,7 @@ static pid_t *list_tasks(size_t *ret_n) {
 
 /* The agent's own threads are named "flightrec..." and are not sampled. */
 static bool agent_thread(pid_t tid, char *name, size_t len) {
-        char path[64];
-        snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
-        name[0] = '\0';
-        FILE *f = fopen(path, "re");
-        if (f) {
-                if (fgets(name, (int)len, f))
-                        name[strcspn(name, "\n")] = '\0';
-                fclose(f);
-        }
+        fr__thread_comm(tid, name, len);
         return strncmp(name, "flightrec", 9) == 0;
 }
 
@@ -628,9 +618,7 @@ void fr__sampler_rescan(uint64_t gen) {
                         continue;
                 /* readdir of /proc/self/task can skip entries while other
                  * threads exit: confirm with the thread's own entry. */
-                char path[48];
-                snprintf(path, sizeof path, "/proc/self/task/%d", (int)t->tid);
-                if (!bsearch(&t->tid, tids, n, sizeof *tids, cmp_tid) && access(path, F_OK) != 0) {
+                if (!bsearch(&t->tid, tids, n, sizeof *tids, cmp_tid) && !fr__thread_exists(t->tid)) {
                         fr__sampler_disarm(t);
                         t->gone_gen = gen;
                         t->gone_time = fr__now();
@@ -710,19 +698,6 @@ uint64_t fr__samples_taken(void) {
 
 /* ---- draining a generation (advancer) --------------------------------------- */
 
-static const uint8_t *get_uv(const uint8_t *p, const uint8_t *end, uint64_t *v) {
-        uint64_t x = 0;
-        for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
-                uint8_t c = *p++;
-                x |= (uint64_t)(c & 0x7f) << shift;
-                if (!(c & 0x80)) {
-                        *v = x;
-                        return p;
-                }
-        }
-        return NULL;
-}
-
 static void flush_batch(struct fr_buf *out, struct fr_buf *payload, uint64_t gen, pid_t tid,
                         uint64_t base, size_t *nbatches) {
         if (payload->len == 0)
@@ -748,12 +723,12 @@ uint64_t fr__samples_drain(struct fr_thread *t, uint64_t gen, uint64_t start,
                 uint64_t time, weight, task, region, n;
                 memcpy(&time, q, 8);
                 q += 8;
-                if (!(q = get_uv(q, end, &weight)) || !(q = get_uv(q, end, &task)) ||
-                    !(q = get_uv(q, end, &region)) || !(q = get_uv(q, end, &n)) || n == 0 ||
-                    n > FR_MAX_STACK_FRAMES || !(q = get_uv(q, end, &pcs[0])))
+                if (!(q = fr_get_uvarint(q, end, &weight)) || !(q = fr_get_uvarint(q, end, &task)) ||
+                    !(q = fr_get_uvarint(q, end, &region)) || !(q = fr_get_uvarint(q, end, &n)) || n == 0 ||
+                    n > FR_MAX_STACK_FRAMES || !(q = fr_get_uvarint(q, end, &pcs[0])))
                         break;
                 for (uint64_t i = 1; i < n && q; i++) {
-                        q = get_uv(q, end, &v);
+                        q = fr_get_uvarint(q, end, &v);
                         pcs[i] = pcs[i - 1] + (uint64_t)fr_unzigzag(v);
                 }
                 if (!q)

@@ -5,6 +5,7 @@
  * under it: at exit the thread writes THREAD_EXIT and forgets the record, and
  * the advancer frees it once the generation holding the exit is complete. */
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
@@ -99,6 +100,24 @@ static struct fr_thread *register_self(void) {
         }
         fr__sampler_arm(t, true); /* also learns the stack bounds */
         return t;
+}
+
+void fr__thread_comm(pid_t tid, char *ret_name, size_t len) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
+        ret_name[0] = '\0';
+        FILE *f = fopen(path, "re");
+        if (f) {
+                if (fgets(ret_name, (int)len, f))
+                        ret_name[strcspn(ret_name, "\n")] = '\0';
+                fclose(f);
+        }
+}
+
+bool fr__thread_exists(pid_t tid) {
+        char path[48];
+        snprintf(path, sizeof path, "/proc/self/task/%d", (int)tid);
+        return access(path, F_OK) == 0;
 }
 
 void fr__threads_add_locked(struct fr_thread *t) {

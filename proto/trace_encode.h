@@ -36,6 +36,21 @@ static inline size_t fr_uvarint_len(uint64_t v) {
         return n;
 }
 
+/* fr_get_uvarint - decode a varint from [p, end) into *v. Returns the byte
+ * after it, or NULL when the input ends first or it is longer than 64 bits. */
+static inline const uint8_t *fr_get_uvarint(const uint8_t *p, const uint8_t *end, uint64_t *v) {
+        uint64_t x = 0;
+        for (unsigned shift = 0; p < end && shift < 64; shift += 7) {
+                uint8_t c = *p++;
+                x |= (uint64_t)(c & 0x7f) << shift;
+                if (!(c & 0x80)) {
+                        *v = x;
+                        return p;
+                }
+        }
+        return NULL;
+}
+
 /* Zigzag mapping of signed deltas (stack frames) onto unsigned varints. */
 static inline uint64_t fr_zigzag(int64_t v) { return ((uint64_t)v << 1) ^ (uint64_t)(v >> 63); }
 static inline int64_t fr_unzigzag(uint64_t v) { return (int64_t)(v >> 1) ^ -(int64_t)(v & 1); }
