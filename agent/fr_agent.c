@@ -208,6 +208,7 @@ int fr_start(const struct fr_config *c) {
 void fr_stop(void) {
         pthread_mutex_lock(&start_lock);
         if (atomic_load(&fr__running)) {
+                fr__pm_mark_closed(); /* a clean stop: no post-mortem snapshot */
                 fr__client_stop(); /* first: it may be writing a snapshot */
                 fr__sampler_disarm_all();
                 fr__advancer_stop();
@@ -272,6 +273,18 @@ static bool preloaded(void) {
         if (a && strcmp(a, "1") == 0)
                 return true;
         return p && strstr(p, "libflightrec");
+}
+
+/* exit() is a clean stop too: tell the daemon, through the ring, that the
+ * end of this connection is no death. Not fr_stop: other threads may still be
+ * running, and an exit path must not wait on them. A _exit() or a fatal
+ * signal skips this, and the daemon writes a post-mortem snapshot. */
+__attribute__((destructor)) static void fr_at_exit(void) {
+        if (pthread_mutex_trylock(&start_lock) != 0)
+                return;
+        if (atomic_load(&fr__running))
+                fr__pm_mark_closed();
+        pthread_mutex_unlock(&start_lock);
 }
 
 __attribute__((constructor)) static void fr_autostart(void) {

@@ -1,6 +1,6 @@
 /* The agent's client of flightrecd: one thread, blocked in poll, that
  *  - connects to fr__cfg.socket_path and sends HELLO (pid, comm, exe, build id,
- *    configuration), reconnecting with exponential backoff (100 ms .. 2 s)
+ *    configuration, and the post-mortem ring's memfd), reconnecting with exponential backoff (100 ms .. 2 s)
  *    whenever the daemon is absent or goes away;
  *  - on SNAPSHOT_REQUEST (which carries the write end of a pipe) writes the
  *    retained generations into the pipe, closes it, answers SNAPSHOT_DONE;
@@ -138,10 +138,15 @@ static int send_hello(void) {
         h.period_ms = fr__cfg.period_ms;
         h.generations = fr__cfg.generations;
         h.max_bytes = fr__cfg.max_bytes;
+        int ring_fd = fr__pm_dup_readonly(); /* -ENOENT: no memfd, no post-mortem */
+        h.ring = ring_fd >= 0;
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
         f.hello = &h;
-        return send_frame(&f, -1);
+        int r = send_frame(&f, ring_fd >= 0 ? ring_fd : -1);
+        if (ring_fd >= 0)
+                close(ring_fd);
+        return r;
 }
 
 static void send_stats(void) {

@@ -67,6 +67,21 @@ struct fr_block *fr__pool_get_reserve(void);
 void fr__pool_put_chain(struct fr_block *b);
 size_t fr__pool_blocks_in_use(void);
 
+/* ---- post-mortem ring (fr_pmring.c, proto/pm_ring.h) -------------------- */
+/* fr__pm_map - memory for nblocks pool blocks (block_bytes in all) behind the
+ * ring's header and index, in a memfd when possible. NULL when out of memory. */
+uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks);
+void fr__pm_unmap(void);
+/* fr__pm_dup_readonly - a new read-only descriptor of the memfd for the
+ * daemon, or -ENOENT (no memfd) / -errno. */
+int fr__pm_dup_readonly(void);
+struct fr_genbytes;
+/* fr__pm_publish - rewrite the index to name the generations from oldest on
+ * (ring lock held). Blocks it no longer names may be freed after it returns. */
+void fr__pm_publish(const struct fr_genbytes *oldest);
+/* fr__pm_mark_closed - a clean stop: no post-mortem wanted. */
+void fr__pm_mark_closed(void);
+
 /* ---- names (fr_names.c) ----------------------------------------------- */
 /* Names (tasks, regions, categories, thread names) are interned once per
  * process into an append-only table; the id is stable and the generation's

@@ -2,7 +2,6 @@
  * free list. Taken under a mutex, once per FR_BLOCK_SIZE bytes of events. */
 #include <errno.h>
 #include <stdbool.h>
-#include <sys/mman.h>
 
 #include "fr_internal.h"
 
@@ -26,11 +25,11 @@ int fr__pool_init(size_t max_bytes) {
          * bound leaves room for the generations being written. Pages are
          * touched only when a block is first used. */
         size_t nblocks = 2 * max_bytes / FR_BLOCK_SIZE + ADVANCER_RESERVE;
-        void *p = mmap(NULL, nblocks * FR_BLOCK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (p == MAP_FAILED)
-                return -errno;
-        pthread_mutex_init(&pool.lock, NULL); /* fresh, also in a forked child */
+        /* In the post-mortem ring's memfd (fr_pmring.c), so that what is
+         * recorded survives this process. */
+        uint8_t *p = fr__pm_map(nblocks * FR_BLOCK_SIZE, nblocks);
+        if (!p)
+                return -ENOMEM;
         pthread_mutex_init(&pool.lock, NULL); /* fresh, also in a forked child */
         atomic_store(&pool.dry, false);
         pool.base = p;
@@ -43,7 +42,7 @@ int fr__pool_init(size_t max_bytes) {
 
 void fr__pool_destroy(void) {
         if (pool.base)
-                munmap(pool.base, pool.nblocks * FR_BLOCK_SIZE);
+                fr__pm_unmap();
         pool.base = NULL;
         pool.nblocks = pool.carved = pool.in_use = 0;
         pool.free = NULL;

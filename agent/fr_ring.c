@@ -1,6 +1,7 @@
 /* The ring of complete generations, bounded by count and by the pool memory
  * they hold (FLIGHTREC_MAX_BYTES): the oldest is
- * dropped whole. A snapshot pins the generations it writes; an evicted
+ * dropped whole, after the post-mortem index stopped naming it
+ * (fr_pmring.c). A snapshot pins the generations it writes; an evicted
  * generation that is pinned is freed by the last unpin. */
 #include <stdlib.h>
 
@@ -27,7 +28,9 @@ void fr__ring_init(unsigned generations, size_t max_bytes) {
         ring.max_bytes = max_bytes;
 }
 
-static void drop_oldest_locked(void) {
+/* Unlink the oldest generation; the caller frees it (release_locked)
+ * once the post-mortem index no longer names it. */
+static struct fr_genbytes *unlink_oldest_locked(void) {
         struct fr_genbytes *g = ring.head;
         ring.head = g->next;
         if (!ring.head)
@@ -35,10 +38,19 @@ static void drop_oldest_locked(void) {
         ring.count--;
         ring.bytes -= g->mem;
         g->next = NULL;
-        if (g->refs)
-                g->evicted = true;
-        else
-                fr__genbytes_free(g);
+        return g;
+}
+
+static void release_locked(struct fr_genbytes *g) {
+        while (g) {
+                struct fr_genbytes *next = g->next;
+                g->next = NULL;
+                if (g->refs)
+                        g->evicted = true; /* the last unpin frees it */
+                else
+                        fr__genbytes_free(g);
+                g = next;
+        }
 }
 
 void fr__ring_push(struct fr_genbytes *g) {
@@ -52,9 +64,14 @@ void fr__ring_push(struct fr_genbytes *g) {
         ring.count++;
         ring.bytes += g->mem;
         /* The newest generation stays even when it alone is over the byte bound. */
+        struct fr_genbytes *evicted = NULL, **tail = &evicted;
         while (ring.head != ring.tail &&
-               (ring.count > ring.max_count || ring.bytes > ring.max_bytes))
-                drop_oldest_locked();
+               (ring.count > ring.max_count || ring.bytes > ring.max_bytes)) {
+                *tail = unlink_oldest_locked();
+                tail = &(*tail)->next;
+        }
+        fr__pm_publish(ring.head);
+        release_locked(evicted);
         pthread_mutex_unlock(&ring.lock);
 }
 
@@ -88,7 +105,10 @@ size_t fr__ring_bytes(void) {
 
 void fr__ring_destroy(void) {
         pthread_mutex_lock(&ring.lock);
-        while (ring.head)
-                drop_oldest_locked();
+        fr__pm_publish(NULL);
+        struct fr_genbytes *all = ring.head;
+        ring.head = ring.tail = NULL;
+        ring.count = ring.bytes = 0;
+        release_locked(all);
         pthread_mutex_unlock(&ring.lock);
 }

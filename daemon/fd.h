@@ -77,6 +77,9 @@ struct fd_job {
         uint8_t *raw;      /* fd_raw_reserve / fd_raw_free */
         size_t raw_len, raw_cap;
         bool partial;      /* the agent never confirmed the end: accept a partial tail */
+        int ring_fd;       /* >= 0: post-mortem; the worker appends the ring to raw */
+        bool postmortem;
+        uint64_t max_trace_bytes;
         bool symbolize;
         gid_t gid;         /* (gid_t)-1: leave the group */
         /* Results, set by the worker. */
@@ -109,5 +112,28 @@ void fd_output_discard(struct fd_job *j);
 void fd_output_clean_tmp(const char *dir);
 /* fd_retention - delete the oldest snapshots of dir beyond the limits. */
 void fd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files, uint64_t max_age_s);
+
+/* ---- post-mortem (fd_postmortem.c) -------------------------------------- */
+/* A process that died without a clean stop, and its ring (proto/pm_ring.h). */
+struct fd_pm_dead {
+        int ring_fd;
+        pid_t pid;
+        char comm[256];
+        char exe[4096];
+};
+/* fd_pm_init - died(d) runs on the loop for each death found; it owns
+ * d->ring_fd. */
+void fd_pm_init(void (*died)(struct fd_pm_dead *));
+/* fd_pm_pidfd - a pidfd for pid, or a negative errno (old kernel, seccomp). */
+int fd_pm_pidfd(pid_t pid);
+/* fd_pm_watch - an agent's connection ended: watch for up to 1 s whether the
+ * process died without a clean stop. Takes ring_fd and pidfd (may be -1).
+ * Returns 0 or -ENOMEM (both descriptors closed). */
+int fd_pm_watch(struct event_base *base, int ring_fd, int pidfd, pid_t pid, const char *comm,
+                const char *exe);
+/* fd_pm_forget - pid said HELLO again (it exec'd): stop watching it. */
+void fd_pm_forget(pid_t pid);
+/* fd_pm_watching - ended agents still being watched. */
+unsigned fd_pm_watching(void);
 
 #endif

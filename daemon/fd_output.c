@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "fd.h"
+#include "pm_ring.h"
 #include "pprof.h"
 #include "symbolize.h"
 #include "trace_out.h"
@@ -77,9 +78,51 @@ static int write_file(const char *path, const uint8_t *p, size_t n, gid_t gid) {
         return r;
 }
 
+/* Post-mortem: append the dead agent's ring to the header in raw, and write
+ * the trace file from it (live snapshots stream it from the loop instead). */
+static int load_ring(struct fd_job *j) {
+        struct fr_pm_plan plan;
+        char err[256];
+        int r = fr_pm_plan(j->ring_fd, j->max_trace_bytes, &plan, err, sizeof err);
+        if (r == 0 && plan.n == 0) {
+                snprintf(err, sizeof err, "the ring holds no complete generation yet");
+                r = -ENODATA;
+        }
+        if (r == 0 && fd_raw_reserve(j, j->raw_len + plan.total) < 0) {
+                snprintf(err, sizeof err, "out of memory for %llu bytes",
+                         (unsigned long long)plan.total);
+                r = -ENOMEM;
+        }
+        if (r == 0)
+                r = fr_pm_copy(j->ring_fd, &plan, j->raw + j->raw_len, err, sizeof err);
+        if (r == 0)
+                j->raw_len += plan.total;
+        fr_pm_plan_free(&plan);
+        close(j->ring_fd);
+        j->ring_fd = -1;
+        if (r < 0) {
+                snprintf(j->errmsg, sizeof j->errmsg, "post-mortem ring of pid %d: %s", (int)j->pid,
+                         err);
+                return r;
+        }
+        j->trace_bytes = j->raw_len;
+        struct fr_lz4_out *lz;
+        r = fr_lz4_out_open(j->trace_fd, &lz);
+        if (r == 0) {
+                r = fr_lz4_out_write(lz, j->raw, j->raw_len);
+                int c = fr_lz4_out_close(lz, r < 0);
+                r = r < 0 ? r : c;
+        }
+        if (r < 0)
+                snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->trace_tmp, strerror(-r));
+        return r;
+}
+
 static void run_job(struct fd_job *j, struct fr_symbolizer *sym) {
         double t0 = mono_ms();
         int r = 0;
+        if (j->ring_fd >= 0 && (r = load_ring(j)) < 0)
+                goto fail;
         if (fdatasync(j->trace_fd) < 0)
                 r = -errno;
         if (r == 0 && j->gid != (gid_t)-1 && fchown(j->trace_fd, (uid_t)-1, j->gid) < 0)

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #include "fd.h"
+#include "pm_ring.h"
+#include "trace_encode.h"
 #include "trace_out.h"
 #include "wire.h"
 
@@ -113,6 +115,7 @@ struct conn {
         uint32_t hz, period_ms, generations, sampler;
         uint64_t max_bytes, stat_gens, stat_bytes;
         uint64_t since_ns;
+        int ring_fd, pidfd;       /* post-mortem: the agent's ring, its process (or -1) */
         struct snap *reading;     /* the snapshot whose pipe is being read */
         uint64_t queued_trigger;  /* TRIGGER that came after `reading` was written */
         char queued_reason[FR_WIRE_MAX_REASON + 1];
@@ -322,9 +325,10 @@ static void on_job_done(struct fd_job *j) {
                 snap_complete(s, "", "", j->errmsg);
         } else {
                 fd_log(FD_NOTICE,
-                       "snapshot of %s[%d]%s: %s (%llu bytes of trace, %llu samples) and %s in "
+                       "%ssnapshot of %s[%d]%s: %s (%llu bytes of trace, %llu samples) and %s in "
                        "%.0f ms (first byte %.0f ms, transfer %.0f ms incl. lz4 %.0f ms, worker %.0f ms)",
-                       j->comm, (int)j->pid, j->partial ? " (unconfirmed end)" : "", j->trace_path,
+                       j->postmortem ? "post-mortem " : "", j->comm, (int)j->pid,
+                       j->partial ? " (unconfirmed end)" : "", j->trace_path,
                        (unsigned long long)j->trace_bytes, (unsigned long long)j->nsamples,
                        j->pprof_path, total, s->first_ms, s->transfer_ms, s->lz4_ms, j->convert_ms);
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
@@ -505,6 +509,7 @@ static int snapshot_agent(struct conn *c, const char *reason, struct ctl_req *q,
         }
         s->pipe_fd = -1;
         j->trace_fd = -1;
+        j->ring_fd = -1;
         j->pid = (pid_t)c->pid;
         snprintf(j->comm, sizeof j->comm, "%s", c->comm);
         j->symbolize = D.cfg.symbolize;
@@ -572,6 +577,65 @@ fail:
         fd_log(FD_ERR, "snapshot of %s[%u] failed: %s", c->comm, c->pid, msg);
         snap_complete(s, "", "", msg);
         return -EIO;
+}
+
+/* A process died without a clean stop: write what its ring holds, marked as
+ * post-mortem. The worker reads the ring (untrusted) and writes both files. */
+static void snapshot_postmortem(struct fd_pm_dead *d) {
+        struct snap *s = calloc(1, sizeof *s);
+        struct fd_job *j = calloc(1, sizeof *j);
+        struct fr_buf hdr = {0};
+        char msg[512] = "";
+        if (!s || !j) {
+                free(s);
+                free(j);
+                close(d->ring_fd);
+                fd_log(FD_ERR, "post-mortem of %s[%d]: out of memory", d->comm, (int)d->pid);
+                return;
+        }
+        s->pipe_fd = -1;
+        s->id = ++D.next_snap_id;
+        s->job = j;
+        s->with_worker = true;
+        clock_gettime(CLOCK_MONOTONIC, &s->t0);
+        s->next = D.snaps;
+        D.snaps = s;
+        j->owner = s;
+        j->trace_fd = -1;
+        j->ring_fd = d->ring_fd;
+        j->postmortem = true;
+        j->pid = d->pid;
+        snprintf(j->comm, sizeof j->comm, "%s", d->comm);
+        j->symbolize = D.cfg.symbolize;
+        j->gid = D.out_gid;
+        j->max_trace_bytes = D.cfg.max_trace_bytes;
+        fr_buf_put_header(&hdr, (uint64_t)d->pid, d->comm, d->exe,
+                          "post-mortem: the process died without a clean stop",
+                          FR_HEADER_POSTMORTEM);
+        int r = hdr.failed ? -ENOMEM : fd_raw_reserve(j, hdr.len);
+        if (r == 0) {
+                memcpy(j->raw, hdr.data, hdr.len);
+                j->raw_len = hdr.len;
+                r = fd_output_create(D.cfg.output_dir, j);
+                if (r < 0)
+                        snprintf(msg, sizeof msg, "cannot create a file in %s: %s",
+                                 D.cfg.output_dir, strerror(-r));
+        } else {
+                snprintf(msg, sizeof msg, "out of memory");
+        }
+        fr_buf_free(&hdr);
+        if (r < 0) {
+                close(j->ring_fd);
+                j->ring_fd = -1;
+                fd_raw_free(j);
+                fd_output_discard(j);
+                fd_log(FD_ERR, "post-mortem of %s[%d] failed: %s", d->comm, (int)d->pid, msg);
+                snap_complete(s, "", "", msg);
+                return;
+        }
+        fd_log(FD_NOTICE, "agent %s[%d] died without a clean stop: writing a post-mortem snapshot",
+               d->comm, (int)d->pid);
+        fd_output_submit(j);
 }
 
 static void snapshot_all(const char *reason) {
@@ -726,6 +790,19 @@ static void handle_hello(struct conn *c, const Flightrec__Wire__Hello *h) {
                 refuse(c, "the daemon is stopping");
                 return;
         }
+        if (h->ring) {
+                c->ring_fd = fr_wire_reader_take_fd(&c->rd);
+                int closed = c->ring_fd >= 0 ? fr_pm_closed(c->ring_fd) : -EBADF;
+                if (closed != 0) {
+                        refuse(c, "hello.ring: %s",
+                               c->ring_fd < 0 ? "no file descriptor came with it"
+                               : closed > 0   ? "the ring is marked closed already"
+                                              : "not a readable post-mortem ring");
+                        return;
+                }
+                c->pidfd = fd_pm_pidfd((pid_t)h->pid);
+        }
+        fd_pm_forget((pid_t)h->pid);
         c->kind = PEER_AGENT;
         c->pid = h->pid;
         snprintf(c->comm, sizeof c->comm, "%s", h->comm);
@@ -741,9 +818,11 @@ static void handle_hello(struct conn *c, const Flightrec__Wire__Hello *h) {
         D.nagents++;
         if (c->hello_timer)
                 event_del(c->hello_timer);
-        fd_log(FD_INFO, "agent %s[%u] connected (uid %u, exe %s, build id %s, %u Hz, %u ms x %u)",
+        fd_log(FD_INFO,
+               "agent %s[%u] connected (uid %u, exe %s, build id %s, %u Hz, %u ms x %u, %s)",
                c->comm, c->pid, c->cred.uid, c->exe, c->build_id[0] ? c->build_id : "none", c->hz,
-               c->period_ms, c->generations);
+               c->period_ms, c->generations,
+               c->ring_fd >= 0 ? "post-mortem ring" : "no post-mortem ring");
         notify_status();
         Flightrec__Wire__Welcome w = FLIGHTREC__WIRE__WELCOME__INIT;
         w.version = FR_WIRE_VERSION;
@@ -873,6 +952,10 @@ static void on_readable(evutil_socket_t fd, short what, void *arg) {
                 fr_wire_free(f);
                 if (c->closing || c->dead)
                         return;
+                if (c->rd.nfds) {
+                        refuse(c, "a file descriptor came with a message that takes none");
+                        return;
+                }
         }
 }
 
@@ -910,7 +993,16 @@ static void conn_close(struct conn *c) {
                 D.nagents--;
                 fd_log(FD_INFO, "agent %s[%u] disconnected", c->comm, c->pid);
                 notify_status();
+                /* Did it die? fd_pm_watch takes both descriptors. */
+                if (c->ring_fd >= 0 && !D.stopping) {
+                        fd_pm_watch(D.base, c->ring_fd, c->pidfd, (pid_t)c->pid, c->comm, c->exe);
+                        c->ring_fd = c->pidfd = -1;
+                }
         }
+        if (c->ring_fd >= 0)
+                close(c->ring_fd);
+        if (c->pidfd >= 0)
+                close(c->pidfd);
         for (struct snap *s = D.snaps; s; s = s->next)
                 if (s->agent == c) {
                         s->agent = NULL;
@@ -976,7 +1068,9 @@ static void on_accept(evutil_socket_t lfd, short what, void *arg) {
                 }
                 c->fd = fd;
                 c->outq_tail = &c->outq;
-                fr_wire_reader_init(&c->rd, D.cfg.max_frame_bytes, 0);
+                c->ring_fd = c->pidfd = -1;
+                /* One descriptor is taken: the ring that comes with HELLO. */
+                fr_wire_reader_init(&c->rd, D.cfg.max_frame_bytes, 1);
                 c->rev = event_new(D.base, fd, EV_READ | EV_PERSIST, on_readable, c);
                 c->wev = event_new(D.base, fd, EV_WRITE, on_writable, c);
                 c->hello_timer = evtimer_new(D.base, on_hello_timeout, c);
@@ -1002,7 +1096,7 @@ static void on_accept_pause(evutil_socket_t fd, short what, void *arg) {
 /* ---- shutdown, reload, signals ------------------------------------------------------------ */
 static void maybe_exit(void) {
         static bool said;
-        if (!D.stopping || D.snaps || said)
+        if (!D.stopping || D.snaps || fd_pm_watching() || said)
                 return;
         said = true;
         fd_log(FD_NOTICE, "no snapshot in progress: exiting");
@@ -1295,6 +1389,7 @@ int main(int argc, char **argv) {
                 return 1;
         }
         fd_output_clean_tmp(D.cfg.output_dir);
+        fd_pm_init(snapshot_postmortem);
         r = fd_output_start(D.base, D.cfg.workers, on_job_done);
         if (r < 0) {
                 fd_log(FD_ERR, "cannot start the worker threads: %s", strerror(-r));

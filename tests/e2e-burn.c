@@ -1,8 +1,11 @@
 /* An unmodified program (no flightrec header) for the daemon's end-to-end
  * tests: two threads burn CPU in two functions, 2:1. Runs SECONDS (default
- * 3600), or until killed; with "idle", only sleeps (many agents at once).
- * Usage: e2e-burn [SECONDS [idle]] */
+ * 3600), or until killed; with "idle", only sleeps (many agents at once);
+ * with "abort", prints the time (CLOCK_REALTIME, ns) and calls abort() at
+ * the end (post-mortem tests).
+ * Usage: e2e-burn [SECONDS [idle|abort]] */
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -66,6 +69,16 @@ int main(int argc, char **argv) {
         pthread_t t[2];
         for (int i = 0; i < 2; i++)
                 pthread_create(&t[i], NULL, worker, NULL);
+        if (argc > 2 && strcmp(argv[2], "abort") == 0) {
+                double end = now() + seconds;
+                while (now() < end)
+                        usleep(10000);
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                printf("abort at %lld\n", (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec);
+                fflush(stdout);
+                abort();
+        }
         for (int i = 0; i < 2; i++)
                 pthread_join(t[i], NULL);
         return 0;

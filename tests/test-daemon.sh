@@ -229,6 +229,57 @@ wait_for 10 agent_up "$BURN_PID" && ok "agent reconnected" || fail "agent did no
 kill -USR1 "$DPID"
 wait_for 10 files_for "$BURN_PID" $((before + 1)) && ok "snapshot after restart" || fail "no snapshot after restart"
 
+say "post-mortem: abort(), kill -9, and no snapshot after a clean exit or an exec"
+# abort() after 3 s: the ring (a memfd the daemon holds) outlives the process.
+FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 3 abort >"$W/abort.txt" 2>/dev/null &
+AB=$!
+PIDS="$PIDS $AB"
+wait "$AB" 2>/dev/null
+if wait_for 10 files_for "$AB"; then
+        T=$(latest "$AB" trace.lz4)
+        "$LZ4" -q -t "$T" && ok "post-mortem after abort(): $(basename "$T"), lz4 -t passes" || fail "lz4 -t rejects $T"
+        "$CTL" dump "$T" >"$W/pm-dump.txt" || fail "flightrecctl dump $T"
+        grep -q 'flags 0x1 (post-mortem)' "$W/pm-dump.txt" && ok "marked post-mortem" || fail "not marked post-mortem: $(head -1 "$W/pm-dump.txt")"
+        # The last generation ends within one period (1 s) of the death.
+        death=$(awk '/^abort at/ {print $3}' "$W/abort.txt")
+        last=$(grep '^gen ' "$W/pm-dump.txt" | tail -1)
+        wall=$(echo "$last" | sed 's/.* wall \([^ ]*\) .*/\1/')
+        span=$(echo "$last" | sed 's/.* span \([^ ]*\) .*/\1/')
+        end=$(( $(date -d "$wall" +%s%N) + $(echo "$span" | awk '{printf "%d", $1 * 1e9}') ))
+        gap_ms=$(( (death - end) / 1000000 ))
+        if [ -n "$death" ] && [ "$gap_ms" -ge 0 ] && [ "$gap_ms" -le 1000 ]; then
+                ok "last of $(grep -c '^gen ' "$W/pm-dump.txt") generations ends $gap_ms ms before the death (period 1000 ms)"
+        else
+                fail "post-mortem's last generation ends $gap_ms ms before the death ($last; death $death)"
+        fi
+        grep -c 'SAMPLE' "$W/pm-dump.txt" | awk '$1 > 50 {f=1} END {exit !f}' && ok "it holds the CPU samples" || fail "post-mortem without samples"
+else
+        fail "no post-mortem files for pid $AB after abort()"; tail -5 "$LOG"
+fi
+# kill -9 while running.
+run_agent "$BURN" 60
+K9=$LAST
+wait_for 10 agent_up "$K9" || fail "agent $K9 not connected"
+sleep 2.2
+kill -KILL "$K9"
+wait_for 10 files_for "$K9" && ok "post-mortem after kill -9: $(basename "$(latest "$K9" trace.lz4)")" || fail "no post-mortem after kill -9"
+# A clean exit (return from main) and an exec are no deaths.
+FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 2.5 &
+CLEAN=$!
+FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD sh -c 'sleep 1.5; exec sleep 1.5' &
+EXE=$!
+PIDS="$PIDS $CLEAN $EXE"
+wait "$CLEAN" "$EXE"
+sleep 1.5 # the daemon watches an ended agent for 1 s
+n=$(ls "$OUT" | grep -c -e "-$CLEAN-" -e "-$EXE-")
+[ "$n" -eq 0 ] && ok "no post-mortem after a clean exit ($CLEAN) and an exec ($EXE)" || fail "$n files for pids $CLEAN (clean exit) and $EXE (exec)"
+# Without the agent in the new image, the exec shows as a process still running.
+FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD sh -c 'sleep 0.5; LD_PRELOAD= exec sleep 2' &
+EXE2=$!
+PIDS="$PIDS $EXE2"
+wait_for 10 grep -q "agent sh\[$EXE2\] closed its connection but is still running" "$LOG" && ok "an exec without the agent is no death either" || fail "no log line for the exec of $EXE2"
+wait "$EXE2"
+
 say "64 agents, one SIGUSR1: 128 files"
 stop_daemon
 rm -f "$OUT"/*
