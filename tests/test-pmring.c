@@ -1,0 +1,267 @@
+/* The post-mortem ring (proto/pm_ring.h): the agent's memfd read the way
+ * flightrecd reads it after a death, and the daemon's reader on hostile rings. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "flightrec.h"
+#include "pm_ring.h"
+#include "trace_encode.h"
+#include "trace_reader.h"
+
+/* The ring of process pid, opened read-only through /proc as a second
+ * process sees it; -1 when there is none (yet). */
+static int open_agent_ring(pid_t pid) {
+        char dir[64];
+        snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+        DIR *d = opendir(dir);
+        int found = -1;
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                char path[320], target[300];
+                snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+                ssize_t n = readlink(path, target, sizeof target - 1);
+                if (n <= 0)
+                        continue;
+                target[n] = '\0';
+                if (strstr(target, "memfd:flightrec-ring")) {
+                        found = open(path, O_RDONLY | O_CLOEXEC);
+                        break;
+                }
+        }
+        if (d)
+                closedir(d);
+        return found;
+}
+
+/* What flightrecd does: header, then the ring's extents; validated. */
+static int read_ring(int fd, size_t *ret_ngens, char *err, size_t errlen) {
+        struct fr_pm_plan plan;
+        int r = fr_pm_plan(fd, 1u << 30, &plan, err, errlen);
+        if (r < 0)
+                return r;
+        struct fr_buf b = {0};
+        fr_buf_put_header(&b, (uint64_t)getpid(), "test-pmring", "test-pmring", "post-mortem",
+                          FR_HEADER_POSTMORTEM);
+        size_t hlen = b.len;
+        assert_int_equal(fr_buf_reserve(&b, plan.total), 0);
+        r = fr_pm_copy(fd, &plan, b.data + hlen, err, errlen);
+        if (r == 0)
+                r = fr_trace_read(b.data, hlen + plan.total, 0, NULL, NULL, ret_ngens, err, errlen);
+        fr_buf_free(&b);
+        fr_pm_plan_free(&plan);
+        return r;
+}
+
+static void sleep_ms(unsigned ms) {
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+}
+
+/* A child records hard, advancing every 2 ms into a ring of 3 generations (so
+ * generations are evicted and their blocks reused all the time), and is
+ * killed with SIGKILL at a random instant. Its ring, read afterwards as
+ * flightrecd reads it, always holds complete, valid generations. */
+static void test_ring_after_sigkill(void **state) {
+        (void)state;
+        srand((unsigned)time(NULL));
+        unsigned valid = 0, gens = 0;
+        for (int round = 0; round < 20; round++) {
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                        struct fr_config c = {.period_ms = 2, .generations = 3,
+                                              .max_bytes = 1u << 20, .sampling_off = 1,
+                                              .socket_path = "/nonexistent/flightrec.sock"};
+                        if (fr_start(&c) < 0)
+                                _exit(2);
+                        for (unsigned i = 0;; i++) {
+                                fr_region_begin(0, "work");
+                                fr_log(0, "test", "a message that takes some room in the ring");
+                                fr_region_end(0, "work");
+                                if (i % 64 == 0)
+                                        usleep(20); /* room for the advancer on 2 CPUs */
+                        }
+                }
+                int fd = -1;
+                for (int i = 0; i < 500 && fd < 0; i++) {
+                        sleep_ms(2);
+                        fd = open_agent_ring(pid);
+                }
+                sleep_ms(10 + (unsigned)(rand() % 60));
+                kill(pid, SIGKILL);
+                waitpid(pid, NULL, 0);
+                assert_true(fd >= 0);
+                assert_int_equal(fr_pm_closed(fd), 0); /* no clean stop */
+                size_t ngens = 0;
+                char err[256] = "";
+                int r = read_ring(fd, &ngens, err, sizeof err);
+                if (r != 0)
+                        fail_msg("round %d: %s", round, err);
+                valid += ngens > 0;
+                gens += (unsigned)ngens;
+                close(fd);
+        }
+        print_message("20 children killed: %u rings with generations, %u generations read\n",
+                      valid, gens);
+        assert_true(valid >= 15);
+}
+
+/* A clean stop says so in the ring, which outlives the agent's mapping. */
+static void test_clean_stop_marks_ring(void **state) {
+        (void)state;
+        struct fr_config c = {.period_ms = 5, .sampling_off = 1,
+                              .socket_path = "/nonexistent/flightrec.sock"};
+        assert_int_equal(fr_start(&c), 0);
+        int fd = open_agent_ring(getpid());
+        assert_true(fd >= 0);
+        fr_region_begin(0, "work");
+        fr_region_end(0, "work");
+        sleep_ms(30);
+        size_t ngens = 0;
+        char err[256] = "";
+        if (read_ring(fd, &ngens, err, sizeof err) != 0)
+                fail_msg("%s", err);
+        assert_true(ngens >= 1);
+        assert_int_equal(fr_pm_closed(fd), 0);
+        fr_stop();
+        assert_int_equal(fr_pm_closed(fd), 1);
+        close(fd);
+}
+
+/* ---- hostile rings ---------------------------------------------------------------------- */
+#define FILE_SIZE (FR_PM_HEADER_SIZE + 2 * 4096 + 65536)
+
+struct ring {
+        int fd;
+        struct fr_pm_header h;
+};
+
+static void ring_new(struct ring *r) {
+        r->fd = memfd_create("hostile", MFD_CLOEXEC);
+        assert_true(r->fd >= 0);
+        assert_int_equal(ftruncate(r->fd, FILE_SIZE), 0);
+        memset(&r->h, 0, sizeof r->h);
+        memcpy(r->h.magic, FR_PM_MAGIC, FR_PM_MAGIC_LEN);
+        r->h.version = FR_PM_VERSION;
+        r->h.index_cap = 256;
+        r->h.index_off[0] = FR_PM_HEADER_SIZE;
+        r->h.index_off[1] = FR_PM_HEADER_SIZE + 4096;
+        r->h.blocks_off = FR_PM_HEADER_SIZE + 2 * 4096;
+}
+
+static void ring_put(struct ring *r, const struct fr_pm_extent *ext, uint32_t n) {
+        r->h.count[r->h.active & 1] = n;
+        assert_int_equal(pwrite(r->fd, &r->h, sizeof r->h, 0), (ssize_t)sizeof r->h);
+        if (n)
+                assert_int_equal(pwrite(r->fd, ext, n * sizeof *ext,
+                                        (off_t)r->h.index_off[r->h.active & 1]),
+                                 (ssize_t)(n * sizeof *ext));
+}
+
+static int plan_of(struct ring *r, uint64_t max, char *err) {
+        struct fr_pm_plan p;
+        int rc = fr_pm_plan(r->fd, max, &p, err, 256);
+        fr_pm_plan_free(&p);
+        return rc;
+}
+
+static void test_hostile_rings(void **state) {
+        (void)state;
+        char err[256];
+        struct ring r;
+        struct fr_pm_extent good[2] = {{FR_PM_HEADER_SIZE + 8192, 100}, {FR_PM_HEADER_SIZE + 9000, 50}};
+
+        ring_new(&r);
+        ring_put(&r, good, 2);
+        struct fr_pm_plan p;
+        assert_int_equal(fr_pm_plan(r.fd, 1u << 20, &p, err, sizeof err), 0);
+        assert_int_equal(p.n, 2);
+        assert_int_equal(p.total, 150);
+        uint8_t buf[150];
+        assert_int_equal(fr_pm_copy(r.fd, &p, buf, err, sizeof err), 0);
+        fr_pm_plan_free(&p);
+        /* Over the daemon's max_trace_bytes. */
+        assert_int_equal(plan_of(&r, 149, err), -EFBIG);
+        close(r.fd);
+
+        ring_new(&r);
+        r.h.magic[0] = 'X';
+        ring_put(&r, good, 2);
+        assert_int_equal(plan_of(&r, 1u << 20, err), -EBADMSG);
+        assert_non_null(strstr(err, "magic"));
+        assert_int_equal(fr_pm_closed(r.fd), -EBADMSG);
+        close(r.fd);
+
+        ring_new(&r);
+        r.h.active = 2;
+        ring_put(&r, good, 0);
+        assert_int_equal(plan_of(&r, 1u << 20, err), -EBADMSG);
+        close(r.fd);
+
+        ring_new(&r); /* count beyond the slot */
+        r.h.count[0] = 257;
+        assert_int_equal(pwrite(r.fd, &r.h, sizeof r.h, 0), (ssize_t)sizeof r.h);
+        assert_int_equal(plan_of(&r, 1u << 20, err), -EBADMSG);
+        close(r.fd);
+
+        ring_new(&r); /* slot outside the file */
+        r.h.index_off[0] = FILE_SIZE - 16;
+        ring_put(&r, NULL, 0);
+        assert_int_equal(plan_of(&r, 1u << 20, err), -EBADMSG);
+        r.h.index_off[0] = UINT64_MAX - 8; /* and one that overflows */
+        ring_put(&r, NULL, 0);
+        assert_int_equal(plan_of(&r, 1u << 20, err), -EBADMSG);
+        close(r.fd);
+
+        ring_new(&r); /* extents outside the file, overflowing, inside the header */
+        struct fr_pm_extent bad[3][1] = {{{FILE_SIZE - 10, 11}}, {{FR_PM_HEADER_SIZE, UINT64_MAX}}, {{0, 10}}};
+        for (int i = 0; i < 3; i++) {
+                ring_put(&r, bad[i], 1);
+                assert_int_equal(plan_of(&r, UINT64_MAX, err), -EBADMSG);
+                assert_non_null(strstr(err, "extent 0"));
+        }
+        close(r.fd);
+
+        /* Too short to be a ring, and not a regular file. */
+        int fd = memfd_create("short", MFD_CLOEXEC);
+        assert_int_equal(ftruncate(fd, 100), 0);
+        assert_int_equal(fr_pm_plan(fd, 1u << 20, &p, err, sizeof err), -EBADMSG);
+        close(fd);
+        int pfd[2];
+        assert_int_equal(pipe(pfd), 0);
+        assert_int_equal(fr_pm_plan(pfd[0], 1u << 20, &p, err, sizeof err), -EBADMSG);
+        close(pfd[0]);
+        close(pfd[1]);
+
+        /* A ring that shrinks between the plan and the copy: an error, no fault. */
+        ring_new(&r);
+        ring_put(&r, good, 2);
+        assert_int_equal(fr_pm_plan(r.fd, 1u << 20, &p, err, sizeof err), 0);
+        assert_int_equal(ftruncate(r.fd, FR_PM_HEADER_SIZE + 8192 + 10), 0);
+        assert_int_equal(fr_pm_copy(r.fd, &p, buf, err, sizeof err), -EIO);
+        fr_pm_plan_free(&p);
+        close(r.fd);
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_ring_after_sigkill),
+                cmocka_unit_test(test_clean_stop_marks_ring),
+                cmocka_unit_test(test_hostile_rings),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
