@@ -1033,7 +1033,10 @@ int fr_pprof_from_trace(const uint8_t *trace, size_t len, const struct fr_pprof_
                         char *err, size_t errlen) {
         static const struct fr_pprof_options defaults = {0};
         struct conv c = {.opts = opts ? opts : &defaults, .err = err, .errlen = errlen};
-        unsigned rflags = c.opts->flags & FR_PPROF_ALLOW_PARTIAL_TAIL ? FR_READ_ALLOW_PARTIAL_TAIL : 0;
+        /* A profile needs the samples and the threads' names, not the other
+         * events: the reader skips them (most of a busy trace). */
+        unsigned rflags = FR_READ_THREAD_EVENTS_ONLY |
+                          (c.opts->flags & FR_PPROF_ALLOW_PARTIAL_TAIL ? FR_READ_ALLOW_PARTIAL_TAIL : 0);
         struct fr_symbolizer *own = NULL;
         struct assembly a = {0};
         uint8_t *packed = NULL;

@@ -1040,6 +1040,8 @@ static int decode_args(struct reader *r, struct gen *g, struct cursor *c, struct
                                    &ev->message_len)) < 0)
                         return e;
                 ev->category = s.c;
+                if (r->flags & FR_READ_THREAD_EVENTS_ONLY)
+                        break; /* not delivered: no copy */
                 ev->message = arena_strdup(&g->arena, msg, ev->message_len);
                 if (!ev->message)
                         return nomem(r);
@@ -1109,6 +1111,9 @@ static int decode_event_batch(struct reader *r, struct gen *g, const struct batc
                 if ((e = check_event_time(r, g, &r->state.threads.v[ti], &x)) < 0 ||
                     (e = decode_args(r, g, &c, &x)) < 0)
                         return e;
+                if ((r->flags & FR_READ_THREAD_EVENTS_ONLY) && type != FR_EV_THREAD_START &&
+                    type != FR_EV_THREAD_NAME && type != FR_EV_THREAD_EXIT)
+                        continue;
                 if (VEC_RESERVE(g->xevents, g->xevents.n + 1) < 0)
                         return nomem(r);
                 x.seq = g->xevents.n;
@@ -1226,8 +1231,9 @@ static int decode_events(struct reader *r, struct gen *g) {
         g->events = malloc(g->xevents.n * sizeof *g->events);
         if (!g->events)
                 return nomem(r);
+        bool replay = !(r->flags & FR_READ_THREAD_EVENTS_ONLY);
         for (size_t i = 0; i < g->xevents.n; i++) {
-                if ((e = apply_event(r, &g->xevents.v[i])) < 0)
+                if (replay && (e = apply_event(r, &g->xevents.v[i])) < 0)
                         return e;
                 g->events[i] = g->xevents.v[i].ev;
         }
@@ -1341,7 +1347,8 @@ static int decode_generation(struct reader *r, struct gen *g) {
             (e = load_tables(r, g)) < 0)
                 return e;
         if ((e = read_status(r, g, &cur)) < 0 ||
-            (r->prev_gen && (e = compare_status(r, g, &r->state, &cur)) < 0)) {
+            (r->prev_gen && !(r->flags & FR_READ_THREAD_EVENTS_ONLY) &&
+             (e = compare_status(r, g, &r->state, &cur)) < 0)) {
                 state_free(&cur);
                 return e;
         }

@@ -263,6 +263,56 @@ static void test_roundtrip(void **state) {
         free(data);
 }
 
+/* FR_READ_THREAD_EVENTS_ONLY (the pprof converter's mode): the same
+ * generations and samples, only the thread events. */
+struct counts {
+        size_t gens, samples, thread_events, other_events;
+};
+
+static int count_cb(const struct fr_trace_header *h, const struct fr_generation *g, void *ud) {
+        (void)h;
+        struct counts *c = ud;
+        c->gens++;
+        c->samples += g->nsamples;
+        for (size_t i = 0; i < g->nevents; i++) {
+                uint8_t t = g->events[i].type;
+                if (t == FR_EV_THREAD_START || t == FR_EV_THREAD_NAME || t == FR_EV_THREAD_EXIT)
+                        c->thread_events++;
+                else
+                        c->other_events++;
+                if (i)
+                        assert_true(g->events[i - 1].time <= g->events[i].time);
+        }
+        return 0;
+}
+
+static void test_thread_events_only(void **state) {
+        (void)state;
+        uint8_t *data;
+        size_t len;
+        struct tg_trace *t = sample_trace(3);
+        tg_trace_encode(t, &data, &len);
+        tg_trace_free(t);
+        struct counts all = {0}, only = {0};
+        assert_int_equal(fr_trace_read(data, len, 0, count_cb, &all, NULL, NULL, 0), 0);
+        assert_int_equal(fr_trace_read(data, len, FR_READ_THREAD_EVENTS_ONLY, count_cb, &only,
+                                       NULL, NULL, 0),
+                         0);
+        assert_int_equal(only.gens, 3);
+        assert_int_equal(only.gens, all.gens);
+        assert_int_equal(only.samples, all.samples);
+        assert_int_equal(only.thread_events, all.thread_events);
+        assert_true(all.thread_events >= 4);
+        assert_true(all.other_events > 0);
+        assert_int_equal(only.other_events, 0);
+        /* Framing and event parsing are still checked: a cut trace fails. */
+        char err[256];
+        assert_int_equal(fr_trace_read(data, len - 3, FR_READ_THREAD_EVENTS_ONLY, NULL, NULL, NULL,
+                                       err, sizeof err),
+                         -EINVAL);
+        free(data);
+}
+
 static void test_header_only(void **state) {
         (void)state;
         struct tg_trace *t = tg_trace_new();
@@ -1489,6 +1539,7 @@ int main(void) {
                 cmocka_unit_test(test_thread_exit_at_advance),
                 cmocka_unit_test(test_tid_reuse),
                 cmocka_unit_test(test_status_mismatch),
+                cmocka_unit_test(test_thread_events_only),
                 cmocka_unit_test(test_load_file),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
