@@ -8,6 +8,11 @@
  *   stall     a valid agent that takes the snapshot pipe and never writes
  *             (prints "welcome", then "request" when the request came; the
  *             daemon's snapshot_timeout must end that snapshot)
+ *   evilcomm  a valid agent whose comm is "../../etc/passwd"; it answers a
+ *             snapshot request with a header-only trace (prints "welcome",
+ *             then "written"); exit 0 after the snapshot, 1 after 15 s
+ *   many N    N idle connections at once (no HELLO); prints how many the
+ *             daemon accepted and how many it had closed after 15 s
  * Exit 0 when the daemon closed the connection within 15 s (printing the
  * reason it gave, if any), 1 otherwise; stall: 0 after 15 s connected.
  * Usage: wire-peer SOCKET MODE */
@@ -20,9 +25,114 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "trace_encode.h"
+#include "trace_out.h"
 #include "wire.h"
 
+static int connect_to(const char *path) {
+        struct sockaddr_un a = {.sun_family = AF_UNIX};
+        snprintf(a.sun_path, sizeof a.sun_path, "%s", path);
+        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
+                close(s);
+                return -1;
+        }
+        return s;
+}
+
+/* many N: N silent connections; the daemon drops each after its hello timeout. */
+static int many(const char *path, int n) {
+        int *fds = calloc((size_t)n, sizeof *fds), up = 0, closed = 0;
+        for (int i = 0; i < n; i++)
+                if ((fds[i] = connect_to(path)) >= 0)
+                        up++;
+        for (int waited = 0; waited < 15000 && closed < up; waited += 200) {
+                usleep(200000);
+                for (int i = 0; i < n; i++) {
+                        if (fds[i] < 0)
+                                continue;
+                        char b[512];
+                        ssize_t k;
+                        while ((k = recv(fds[i], b, sizeof b, MSG_DONTWAIT)) > 0)
+                                ; /* a Refused frame comes first */
+                        if (k == 0 || (k < 0 && errno != EAGAIN)) {
+                                close(fds[i]);
+                                fds[i] = -1;
+                                closed++;
+                        }
+                }
+        }
+        printf("%d connected, %d closed by the daemon\n", up, closed);
+        for (int i = 0; i < n; i++)
+                if (fds[i] >= 0)
+                        close(fds[i]);
+        free(fds);
+        return 0;
+}
+
+static void send_hello(int s, const char *comm) {
+        Flightrec__Wire__Hello h = FLIGHTREC__WIRE__HELLO__INIT;
+        h.version = FR_WIRE_VERSION;
+        h.pid = (uint32_t)getpid();
+        h.comm = (char *)comm;
+        h.exe = "/bin/false";
+        h.period_ms = 1000;
+        h.generations = 10;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
+        f.hello = &h;
+        fr_wire_send(s, &f, -1);
+}
+
+/* evilcomm: a hostile name, but a well-behaved agent otherwise. */
+static int evilcomm(int s) {
+        send_hello(s, "../../etc/passwd");
+        setvbuf(stdout, NULL, _IOLBF, 0);
+        struct fr_wire_reader rd;
+        fr_wire_reader_init(&rd, FR_WIRE_MAX_FRAME, 1);
+        for (int waited = 0; waited < 15000; waited += 100) {
+                struct pollfd p = {s, POLLIN, 0};
+                if (poll(&p, 1, 100) <= 0)
+                        continue;
+                if (fr_wire_reader_fill(&rd, s) <= 0)
+                        break;
+                fr_frame *g;
+                char err[256];
+                while (fr_wire_reader_next(&rd, &g, err, sizeof err) > 0) {
+                        if (g->msg_case == FLIGHTREC__WIRE__FRAME__MSG_WELCOME)
+                                printf("welcome\n");
+                        if (g->msg_case == FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST) {
+                                int fd = fr_wire_reader_take_fd(&rd);
+                                struct fr_buf b = {0};
+                                fr_buf_put_header(&b, (uint64_t)getpid(), "../../etc/passwd",
+                                                  "/bin/false", g->snapshot_request->reason, 0);
+                                int r = fd >= 0 ? fr_write_all(fd, b.data, b.len) : -EBADF;
+                                fr_buf_free(&b);
+                                if (fd >= 0)
+                                        close(fd);
+                                Flightrec__Wire__SnapshotDone d = FLIGHTREC__WIRE__SNAPSHOT_DONE__INIT;
+                                d.id = g->snapshot_request->id;
+                                d.error = r;
+                                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_DONE;
+                                f.snapshot_done = &d;
+                                fr_wire_send(s, &f, -1);
+                                printf("written\n");
+                                fr_wire_free(g);
+                                usleep(500000); /* let the daemon finish before we go */
+                                fr_wire_reader_free(&rd);
+                                return 0;
+                        }
+                        fr_wire_free(g);
+                }
+        }
+        fr_wire_reader_free(&rd);
+        return 1;
+}
+
 int main(int argc, char **argv) {
+        if (argc == 4 && strcmp(argv[2], "many") == 0)
+                return many(argv[1], atoi(argv[3]));
         if (argc != 3) {
                 fprintf(stderr, "usage: wire-peer SOCKET MODE\n");
                 return 2;
@@ -35,6 +145,8 @@ int main(int argc, char **argv) {
                 return 1;
         }
         const char *mode = argv[2];
+        if (strcmp(mode, "evilcomm") == 0)
+                return evilcomm(s);
         if (strcmp(mode, "garbage") == 0) {
                 uint8_t junk[4096];
                 srand(42);
