@@ -1,6 +1,7 @@
 #!/bin/sh
 # flightrecd under faults and attack, tried for real:
-#  - the daemon killed with SIGKILL in the middle of a snapshot;
+#  - the daemon killed with SIGKILL in the middle of a snapshot, and an agent
+#    killed while it streams one;
 #  - the output disk full (ENOSPC on a small tmpfs), then space back;
 #  - peers without permission (socket mode, allow-lists) and file modes;
 #  - a comm of "../../etc/passwd", a thousand idle connections, a flood of
@@ -120,7 +121,19 @@ if [ "$(id -u)" -eq 0 ] && mkdir -p "$W/small" && mount -t tmpfs -o size=256k,mo
 else
         skip "ENOSPC: needs root and a tmpfs mount"
 fi
-kill "$FP" 2>/dev/null
+
+say "agent killed with SIGKILL while it streams a snapshot"
+wait_for 10 agent_up "$FP" || fail "bench_fill not connected"
+"$CTL" --socket "$SOCK" trigger --pid "$FP" >"$W/agent-killed.txt" 2>&1 &
+TRP=$!
+n=0
+while [ "$(tmp_count "$OUT")" -eq 0 ] && [ $n -lt 20000 ]; do n=$((n + 1)); done
+kill -KILL "$FP"
+wait "$TRP" 2>/dev/null
+wait_for 10 grep -q "post-mortem snapshot of bench_fill\[$FP\]" "$LOG" && ok "post-mortem of the killed agent written" || fail "no post-mortem of the killed agent"
+sleep 0.5
+[ "$(tmp_count "$OUT")" -eq 0 ] && valid_files "$OUT" && ok "interrupted stream: $(head -1 "$W/agent-killed.txt" | cut -c1-100); no temporaries, every file valid" || fail "half-written files after the agent died: $(ls "$OUT")"
+kill -0 "$DPID" && ok "daemon still serving" || fail "daemon died with the agent"
 
 say "hostile names, a thousand idle connections, a flood of triggers"
 run_burn() {
