@@ -206,7 +206,7 @@ static void put_status(struct fr_buf *b, struct fr_thread *head, uint64_t gen) {
  * half full move into the generation as they are; the rest are copied, so
  * that idle threads do not pin a whole block each per generation. */
 static int pack_thread(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, size_t *nbatches,
-                       uint64_t *max_time) {
+                       uint64_t *max_time, uint64_t *ret_last) {
         unsigned p = gen & 1;
         struct fr_block *chain = t->full_head[p];
         if (t->buf[p]) {
@@ -233,6 +233,8 @@ static int pack_thread(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen,
                 uint64_t last = replay(t, data, data + size, b->base_time);
                 if (last > *max_time)
                         *max_time = last;
+                if (last > *ret_last)
+                        *ret_last = last;
                 (*nbatches)++;
                 if (g && r == 0 && size > (FR_BLOCK_SIZE - b->data_start) / 2) {
                         b->out_start = (uint32_t)(hdr - (uint8_t *)b);
@@ -276,6 +278,46 @@ static int put_synthetic(struct fr_genbytes *g, struct fr_thread *t, uint64_t ge
                 uint64_t last = replay(t, ev.data, ev.data + ev.len, time);
                 if (last > *max_time)
                         *max_time = last;
+                fr_buf_put_batch(&b, FR_BATCH_EVENTS, gen, (uint64_t)t->tid, time, ev.data, ev.len);
+                (*nbatches)++;
+                r = b.failed ? -ENOMEM : g ? gen_append(g, b.data, b.len) : 0;
+        }
+        fr_buf_free(&ev);
+        fr_buf_free(&b);
+        return r;
+}
+
+/* put_lost - the thread's events and region ends lost in generation gen
+ * (pool dry, regions too deep or unmatched), as a LOST batch after its last
+ * event. A thread that exited in gen wrote its own before the exit. */
+static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, uint64_t last,
+                    size_t *nbatches, uint64_t *max_time) {
+        unsigned p = gen & 1;
+        uint64_t counts[2] = {t->lost_events[p], t->lost_regions[p]};
+        static const uint8_t kinds[2] = {FR_LOST_EVENTS, FR_LOST_REGIONS};
+        t->lost_events[p] = t->lost_regions[p] = 0;
+        if ((!counts[0] && !counts[1]) || !t->shadow_alive) {
+                adv.lost[FR_LOST_EVENTS] += t->shadow_alive ? 0 : counts[0];
+                adv.lost[FR_LOST_REGIONS] += t->shadow_alive ? 0 : counts[1];
+                return 0;
+        }
+        uint64_t time = last + 1; /* strictly after the thread's last event */
+        if (t->found_gen == gen && time <= t->found_time + 1)
+                time = t->found_time + 2; /* after the synthetic start and name */
+        struct fr_buf ev = {0}, b = {0};
+        for (int k = 0, n = 0; k < 2; k++) {
+                if (!counts[k])
+                        continue;
+                fr_buf_put_u8(&ev, FR_EV_LOST);
+                fr_buf_put_uvarint(&ev, n++ ? 1 : 0); /* time delta: strictly increasing */
+                fr_buf_put_uvarint(&ev, kinds[k]);
+                fr_buf_put_uvarint(&ev, counts[k]);
+        }
+        int r = ev.failed ? -ENOMEM : 0;
+        if (r == 0) {
+                uint64_t end = replay(t, ev.data, ev.data + ev.len, time);
+                if (end > *max_time)
+                        *max_time = end;
                 fr_buf_put_batch(&b, FR_BATCH_EVENTS, gen, (uint64_t)t->tid, time, ev.data, ev.len);
                 (*nbatches)++;
                 r = b.failed ? -ENOMEM : g ? gen_append(g, b.data, b.len) : 0;
@@ -357,14 +399,18 @@ static void advance(void) {
                 int rt = put_synthetic(r == 0 ? g : NULL, t, old, true, &nb, &max_time);
                 if (r == 0)
                         r = rt;
-                rt = pack_thread(r == 0 ? g : NULL, t, old, &nb, &max_time);
+                uint64_t last = start.tick;
+                rt = pack_thread(r == 0 ? g : NULL, t, old, &nb, &max_time, &last);
+                if (r == 0)
+                        r = rt;
+                rt = put_lost(r == 0 ? g : NULL, t, old, last, &nb, &max_time);
                 if (r == 0)
                         r = rt;
                 rt = put_synthetic(r == 0 ? g : NULL, t, old, false, &nb, &max_time);
                 if (r == 0)
                         r = rt;
-                uint64_t last = fr__samples_drain(t, old, start.tick, adv.stacks, &batches, &nb,
-                                                  &adv.lost[FR_LOST_SAMPLES], &adv.samples);
+                last = fr__samples_drain(t, old, start.tick, adv.stacks, &batches, &nb,
+                                         &adv.lost[FR_LOST_SAMPLES], &adv.samples);
                 if (last > max_time)
                         max_time = last;
                 if (r == 0 && batches.len > FR_BLOCK_SIZE)

@@ -143,8 +143,11 @@ struct fr_thread {
         struct fr_block *full_head[2];  /* filled blocks waiting for the advancer */
         struct fr_block *full_tail[2];
         uint64_t last_time;             /* times strictly increase per thread */
-        uint64_t lost_events;           /* not yet reported in a LOST event */
-        uint64_t lost_regions;
+        /* Per generation parity, like the buffers: counted by this thread,
+         * written as LOST events by the advancer when it packs the generation
+         * (or by fr__write_thread_exit, before the exit). */
+        uint64_t lost_events[2];
+        uint64_t lost_regions[2];
         uint32_t depth;                 /* open regions, including unrecorded ones */
         uint64_t next_task, task_limit; /* block of task ids */
         struct fr_region regions[FR_MAX_REGION_DEPTH];

@@ -152,7 +152,8 @@ void fr__threads_destroy(void) {
                 t->full_head[0] = t->full_head[1] = NULL;
                 t->full_tail[0] = t->full_tail[1] = NULL;
                 t->depth = 0;
-                t->lost_events = t->lost_regions = 0;
+                memset(t->lost_events, 0, sizeof t->lost_events);
+                memset(t->lost_regions, 0, sizeof t->lost_regions);
                 t->shadow_alive = false;
                 t->shadow_depth = 0;
                 t->shadow_name = 0;

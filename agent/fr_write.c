@@ -59,9 +59,6 @@ static inline uint32_t name_id(struct fr_thread *t, const char *s) {
         return id;
 }
 
-static void write_lost(struct fr_thread *t, uint64_t g, struct fr_block *b, uint8_t kind,
-                       uint64_t *count);
-
 /* ev_start - reserve room for an event of at most `args` argument bytes and
  * write its type and time delta. Returns where the arguments go, or NULL when
  * the event is lost. */
@@ -72,13 +69,9 @@ static inline uint8_t *ev_start(struct fr_thread *t, uint64_t g, size_t args, ui
                 b = roll_block(t, g, need + 2 * (EV_FIXED + 2 * FR_VARINT_MAX),
                                type == FR_EV_THREAD_START || type == FR_EV_THREAD_EXIT);
                 if (!b) {
-                        t->lost_events++;
+                        t->lost_events[g & 1]++;
                         return NULL;
                 }
-                if (t->lost_events)
-                        write_lost(t, g, b, FR_LOST_EVENTS, &t->lost_events);
-                if (t->lost_regions)
-                        write_lost(t, g, b, FR_LOST_REGIONS, &t->lost_regions);
         }
         uint64_t now = fr__now();
         if (now <= t->last_time)
@@ -98,9 +91,11 @@ static inline void ev_commit(struct fr_thread *t, uint64_t g, uint8_t *end) {
         b->pos = (uint32_t)(end - (uint8_t *)b);
 }
 
-static void write_lost(struct fr_thread *t, uint64_t g, struct fr_block *b, uint8_t kind,
-                       uint64_t *count) {
-        (void)b;
+/* write_lost - a LOST event for a count not yet reported (before the
+ * thread's exit; the advancer reports the counts of live threads). */
+static void write_lost(struct fr_thread *t, uint64_t g, uint8_t kind, uint64_t *count) {
+        if (!*count)
+                return;
         uint8_t *p = ev_start(t, g, 2 * FR_VARINT_MAX, FR_EV_LOST);
         if (!p)
                 return;
@@ -132,7 +127,7 @@ void fr_region_begin(uint64_t task, const char *name) {
                 }
         } else {
                 t->depth++; /* too deep: counted, ended silently */
-                t->lost_regions++;
+                t->lost_regions[g & 1]++;
         }
         fr__release(t);
 }
@@ -179,7 +174,7 @@ void fr_region_end(uint64_t task, const char *name) {
                 if (i > 0)
                         end_regions_down_to(t, g, i - 1);
                 else
-                        t->lost_regions++; /* matches no open region */
+                        t->lost_regions[g & 1]++; /* matches no open region */
         }
         fr__release(t);
 }
@@ -299,6 +294,8 @@ void fr__write_thread_exit(struct fr_thread *t) {
                 fr__release(t);
                 return;
         }
+        write_lost(t, g, FR_LOST_EVENTS, &t->lost_events[g & 1]);
+        write_lost(t, g, FR_LOST_REGIONS, &t->lost_regions[g & 1]);
         uint8_t *p = ev_start(t, g, 0, FR_EV_THREAD_EXIT);
         if (p) {
                 ev_commit(t, g, p);

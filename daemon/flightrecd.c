@@ -1384,11 +1384,12 @@ int main(int argc, char **argv) {
                 fd_log(FD_ERR, "libevent: cannot create the event base");
                 return 1;
         }
+        /* Before the socket exists: whoever sees it sees a clean directory. */
+        fd_output_clean_tmp(D.cfg.output_dir);
         if (open_listener(err, sizeof err) < 0) {
                 fd_log(FD_ERR, "%s", err);
                 return 1;
         }
-        fd_output_clean_tmp(D.cfg.output_dir);
         fd_pm_init(snapshot_postmortem);
         r = fd_output_start(D.base, D.cfg.workers, on_job_done);
         if (r < 0) {

@@ -42,7 +42,8 @@ static int on_gen(const struct fr_trace_header *hdr, const struct fr_generation 
                 }
                 struct ah_event *a = &t->events[t->nevents++];
                 *a = (struct ah_event){.gen = g->gen, .time = e->time, .tid = e->tid,
-                                       .task = e->task, .type = e->type};
+                                       .task = e->task, .type = e->type,
+                                       .lost_kind = e->lost_kind, .count = e->count};
                 copy(a->name, sizeof a->name, e->name);
                 copy(a->category, sizeof a->category, e->category);
                 copy(a->message, sizeof a->message, e->message);

@@ -11,6 +11,7 @@
 /* One event, copied out of the reader's callback. */
 struct ah_event {
         uint64_t gen, time, tid, task;
+        uint64_t lost_kind, count; /* LOST */
         uint8_t type;
         char name[64], category[64], message[128];
 };

@@ -136,6 +136,30 @@ static void test_region_open_across_generations(void **state) {
         assert_string_equal(tr.status_region, "inner");
 }
 
+/* Pool dry: events beyond the memory bound are counted, and the count is
+ * in the trace (LOST events); nothing blocks, the trace stays valid. */
+static void test_pool_dry_counts_lost_events(void **state) {
+        (void)state;
+        start_or_fail(100000, 10, 1u << 20); /* pool: 2 MiB + reserve; no advance */
+        char msg[1000];
+        memset(msg, 'y', sizeof msg - 1);
+        msg[sizeof msg - 1] = '\0';
+        const size_t written = 8000; /* ~8 MB: four times the pool */
+        for (size_t i = 0; i < written; i++)
+                fr_log(0, "dry", msg);
+        assert_int_equal(ah_snapshot(&tr), 0);
+        assert_int_equal(tr.err, 0);
+        size_t kept = ah_count(&tr, FR_EV_LOG, "dry");
+        uint64_t lost = 0;
+        for (size_t i = 0; i < tr.nevents; i++)
+                if (tr.events[i].type == FR_EV_LOST && tr.events[i].lost_kind == FR_LOST_EVENTS)
+                        lost += tr.events[i].count;
+        print_message("pool dry: %zu of %zu events kept, %llu counted lost\n", kept, written,
+                      (unsigned long long)lost);
+        assert_true(kept > 0 && kept < written);
+        assert_int_equal(kept + lost, written);
+}
+
 static void test_region_misuse_stays_valid(void **state) {
         (void)state;
         start_or_fail(100000, 10, 0);
@@ -327,7 +351,8 @@ int main(void) {
                 cmocka_unit_test_teardown(test_ring_evicts_by_count, teardown),
                 cmocka_unit_test_teardown(test_ring_evicts_by_bytes, teardown),
                 cmocka_unit_test_teardown(test_region_open_across_generations, teardown),
-                cmocka_unit_test_teardown(test_region_misuse_stays_valid, teardown),
+                cmocka_unit_test_teardown(test_pool_dry_counts_lost_events, teardown),
+        cmocka_unit_test_teardown(test_region_misuse_stays_valid, teardown),
                 cmocka_unit_test_teardown(test_stress_advancing_every_ms, teardown),
                 cmocka_unit_test_teardown(test_thread_exit, teardown),
                 cmocka_unit_test_teardown(test_fork_child_starts_clean, teardown),
