@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -344,6 +345,47 @@ static void test_samplers_removed(void **state) {
         assert_int_equal(after_stop, before);
 }
 
+/* ---- threads that existed before the agent ------------------------------------------ */
+
+static atomic_int go;
+
+static void *late_hog(void *p) {
+        struct hog_arg *a = p;
+        a->tid = gettid();
+        while (!atomic_load(&go))
+                usleep(1000);
+        double t0 = thread_cpu();
+        cpuHog(a->seconds);
+        a->cpu = thread_cpu() - t0;
+        return NULL;
+}
+
+/* A thread started before fr_start (so never seen by the pthread_create
+ * interposer) is found in /proc/self/task and sampled like any other. */
+static void test_preexisting_thread_adopted(void **state) {
+        (void)state;
+        struct hog_arg a = {.seconds = 0.6};
+        pthread_t th;
+        atomic_store(&go, 0);
+        assert_int_equal(pthread_create(&th, NULL, late_hog, &a), 0);
+        usleep(20000);
+        start(100, 100);
+        atomic_store(&go, 1);
+        pthread_join(th, NULL);
+        struct collected c;
+        snapshot_samples(&c);
+        uint64_t w = weight_of(&c, (uint64_t)a.tid);
+        double expect = a.cpu * 100;
+        print_message("thread from before fr_start: %llu weighted samples for %.2f CPU s (%.2f)\n",
+                      (unsigned long long)w, a.cpu, (double)w / expect);
+        fr_stop();
+        free(c.v);
+        if (!UNDER_TSAN)
+                assert_true((double)w >= 0.9 * expect);
+        else
+                assert_true(w > 0);
+}
+
 /* ---- the application's own SIGPROF ----------------------------------------------------------- */
 
 static volatile sig_atomic_t app_sigprof;
@@ -388,6 +430,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_region_attribution, stop_recorder),
                 cmocka_unit_test_teardown(test_traceback_hook, stop_recorder),
                 cmocka_unit_test_teardown(test_samplers_removed, stop_recorder),
+                cmocka_unit_test_teardown(test_preexisting_thread_adopted, stop_recorder),
                 cmocka_unit_test_teardown(test_app_sigprof, stop_recorder),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
