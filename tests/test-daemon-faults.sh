@@ -48,10 +48,14 @@ wait_for() { # wait_for SECONDS COMMAND...
         done
         return 1
 }
+listening() { [ "$(grep -c "listening on" "$LOG")" -gt "$1" ]; }
 start_daemon() { # start_daemon OUTPUT_DIR
+        # Wait for its own "listening" line: a daemon killed before left its
+        # socket file behind.
+        n_listen=$(grep -c "listening on" "$LOG" 2>/dev/null)
         "$D" --config "$CONF" --socket "$SOCK" --output-dir "$1" >>"$LOG" 2>&1 &
         DPID=$!
-        wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; tail "$LOG"; exit 1; }
+        wait_for 5 listening "${n_listen:-0}" || { fail "daemon did not start listening on $SOCK"; tail "$LOG"; exit 1; }
 }
 stop_daemon() {
         kill -TERM "$DPID"
