@@ -27,7 +27,6 @@
 static unsigned hz;
 static long work;
 static int use_ring;
-static atomic_int done;
 
 struct ring {
         struct perf_event_mmap_page *meta;
