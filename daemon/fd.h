@@ -34,6 +34,7 @@ struct fd_config {
         uint64_t max_trace_bytes;
         unsigned workers;
         bool symbolize;
+        bool post_mortem;           /* snapshot a process that dies without a clean stop */
         /* [access] */
         struct fd_idlist agent_users, agent_groups;
         struct fd_idlist control_users, control_groups;

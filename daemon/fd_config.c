@@ -25,6 +25,7 @@ void fd_config_defaults(struct fd_config *c) {
         c->max_trace_bytes = 1ull << 30;
         c->workers = 2;
         c->symbolize = true;
+        c->post_mortem = true;
         c->agent_users.any = true;
         c->max_total_bytes = 1ull << 30;
         c->max_files = 1000;
@@ -217,8 +218,9 @@ static int handler(void *user, const char *section, const char *name, const char
         } else if (IS("daemon", "workers")) {
                 if ((r = NUM(0, 1, 64)) == 0)
                         c->workers = (unsigned)v;
-        } else if (IS("daemon", "symbolize")) {
-                r = parse_bool(value, &c->symbolize);
+        } else if (IS("daemon", "symbolize") || IS("daemon", "post_mortem")) {
+                r = parse_bool(value, strcmp(name, "symbolize") == 0 ? &c->symbolize
+                                                                     : &c->post_mortem);
                 if (r < 0)
                         snprintf(why, sizeof why, "'%s' is not yes or no", value);
         } else if (IS("access", "agent_users")) {

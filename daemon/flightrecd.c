@@ -994,7 +994,7 @@ static void conn_close(struct conn *c) {
                 fd_log(FD_INFO, "agent %s[%u] disconnected", c->comm, c->pid);
                 notify_status();
                 /* Did it die? fd_pm_watch takes both descriptors. */
-                if (c->ring_fd >= 0 && !D.stopping) {
+                if (c->ring_fd >= 0 && !D.stopping && D.cfg.post_mortem) {
                         fd_pm_watch(D.base, c->ring_fd, c->pidfd, (pid_t)c->pid, c->comm, c->exe);
                         c->ring_fd = c->pidfd = -1;
                 }

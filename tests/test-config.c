@@ -47,6 +47,7 @@ static void test_values(void **state) {
                            "max_trace_bytes = 16M\n"
                            "workers = 3\n"
                            "symbolize = no\n"
+                           "post_mortem = no\n"
                            "[access]\n"
                            "agent_users = root, 1000\n"
                            "control_groups = 0\n"
@@ -61,6 +62,7 @@ static void test_values(void **state) {
         assert_int_equal(c.max_trace_bytes, 16u << 20);
         assert_int_equal(c.workers, 3);
         assert_false(c.symbolize);
+        assert_false(c.post_mortem);
         assert_false(c.agent_users.any);
         assert_int_equal(c.agent_users.n, 2);
         assert_int_equal(c.agent_users.ids[0], 0);

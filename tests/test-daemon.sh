@@ -287,6 +287,20 @@ EXE2=$!
 PIDS="$PIDS $EXE2"
 wait_for 10 grep -q "agent sh\[$EXE2\] closed its connection but is still running" "$LOG" && ok "an exec without the agent is no death either" || fail "no log line for the exec of $EXE2"
 wait "$EXE2"
+# post_mortem = no: a death is only logged.
+cp "$CONF" "$CONF.pm"
+printf '[daemon]\nsnapshot_timeout = 20s\npost_mortem = no\n[retention]\nmax_files = 100000\n' >"$CONF"
+reloads=$(grep -c "configuration reloaded" "$LOG")
+kill -HUP "$DPID"
+wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -gt "$reloads" || fail "no reload"
+FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 1.5 abort >/dev/null 2>&1 &
+NOPM=$!
+PIDS="$PIDS $NOPM"
+wait "$NOPM" 2>/dev/null
+sleep 1.5
+[ "$(ls "$OUT" | grep -c -- "-$NOPM-")" -eq 0 ] && ok "post_mortem = no: no snapshot of a death" || fail "post_mortem = no, yet files for $NOPM"
+cp "$CONF.pm" "$CONF"
+kill -HUP "$DPID"
 
 say "64 agents, one SIGUSR1: 128 files"
 stop_daemon
