@@ -10,6 +10,7 @@
 
 #include "fr_client.h"
 #include "fr_internal.h"
+#include "pm_ring.h"
 
 struct fr_agent_config fr__cfg;
 _Atomic int fr__running;
@@ -208,7 +209,7 @@ int fr_start(const struct fr_config *c) {
 void fr_stop(void) {
         pthread_mutex_lock(&start_lock);
         if (atomic_load(&fr__running)) {
-                fr__pm_mark_closed(); /* a clean stop: no post-mortem snapshot */
+                fr__pm_mark(FR_PM_CLOSED_EXIT); /* a clean stop: no post-mortem snapshot */
                 fr__client_stop(); /* first: it may be writing a snapshot */
                 fr__sampler_disarm_all();
                 fr__advancer_stop();
@@ -283,7 +284,7 @@ __attribute__((destructor)) static void fr_at_exit(void) {
         if (pthread_mutex_trylock(&start_lock) != 0)
                 return;
         if (atomic_load(&fr__running))
-                fr__pm_mark_closed();
+                fr__pm_mark(FR_PM_CLOSED_EXIT);
         pthread_mutex_unlock(&start_lock);
 }
 

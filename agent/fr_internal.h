@@ -79,8 +79,10 @@ struct fr_genbytes;
 /* fr__pm_publish - rewrite the index to name the generations from oldest on
  * (ring lock held). Blocks it no longer names may be freed after it returns. */
 void fr__pm_publish(const struct fr_genbytes *oldest);
-/* fr__pm_mark_closed - a clean stop: no post-mortem wanted. */
-void fr__pm_mark_closed(void);
+/* fr__pm_mark - how this process ends, for the daemon (FR_PM_OPEN, or
+ * FR_PM_CLOSED_EXIT / _EXEC: no post-mortem wanted). Ignored in a vfork
+ * child, which shares the ring's owner's memory. */
+void fr__pm_mark(uint32_t how);
 
 /* ---- names (fr_names.c) ----------------------------------------------- */
 /* Names (tasks, regions, categories, thread names) are interned once per

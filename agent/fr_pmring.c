@@ -10,15 +10,24 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "fr_internal.h"
 #include "pm_ring.h"
 
+#ifndef F_SEAL_FUTURE_WRITE
+#define F_SEAL_FUTURE_WRITE 0x0010 /* Linux 5.1 */
+#endif
+
 static struct {
         uint8_t *map;
         size_t map_len;
         int fd;                 /* -1: anonymous memory, no ring to share */
+        dev_t dev;              /* the memfd's identity: the application may */
+        ino_t ino;              /* have closed fd and reused the number */
+        pid_t owner;            /* the process whose ring it is */
         struct fr_pm_header *hdr;
         struct fr_pm_extent *slot[2];
         uint8_t *blocks;
@@ -33,13 +42,26 @@ uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks) {
         size_t slot_bytes = page_round(nblocks * sizeof(struct fr_pm_extent));
         size_t blocks_off = FR_PM_HEADER_SIZE + 2 * slot_bytes;
         size_t len = blocks_off + block_bytes;
-        int fd = memfd_create("flightrec-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        /* A memfd counts as a file: growing it past RLIMIT_FSIZE would raise
+         * SIGXFSZ, which kills the process. Use anonymous memory then. */
+        struct rlimit fsize;
+        bool fits = getrlimit(RLIMIT_FSIZE, &fsize) < 0 || fsize.rlim_cur == RLIM_INFINITY ||
+                    (uint64_t)len <= (uint64_t)fsize.rlim_cur;
+        int fd = fits ? memfd_create("flightrec-ring", MFD_CLOEXEC | MFD_ALLOW_SEALING) : -1;
         uint8_t *p = MAP_FAILED;
-        if (fd >= 0 && ftruncate(fd, (off_t)len) == 0) {
+        struct stat st;
+        if (fd >= 0 && ftruncate(fd, (off_t)len) == 0 && fstat(fd, &st) == 0) {
                 p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0);
-                /* Fixed size from now on: the daemon may rely on it. */
-                if (p != MAP_FAILED)
+                /* Fixed size from now on, and writable only through this
+                 * mapping: a descriptor reopened from the read-only one the
+                 * daemon gets can neither write nor map for writing. Without
+                 * these seals (old kernel) the daemon refuses the ring. */
+                if (p != MAP_FAILED &&
+                    fcntl(fd, F_ADD_SEALS,
+                          F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_FUTURE_WRITE | F_SEAL_SEAL) < 0)
                         fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL);
+                pm.dev = st.st_dev;
+                pm.ino = st.st_ino;
         }
         if (p == MAP_FAILED) {
                 if (fd >= 0)
@@ -53,6 +75,7 @@ uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks) {
         pm.map = p;
         pm.map_len = len;
         pm.fd = fd;
+        pm.owner = getpid();
         pm.hdr = (struct fr_pm_header *)p;
         memcpy(pm.hdr->magic, FR_PM_MAGIC, FR_PM_MAGIC_LEN);
         pm.hdr->version = FR_PM_VERSION;
@@ -66,17 +89,23 @@ uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks) {
         return pm.blocks;
 }
 
+/* Is pm.fd still our memfd? */
+static bool fd_is_ours(void) {
+        struct stat st;
+        return pm.fd >= 0 && fstat(pm.fd, &st) == 0 && st.st_dev == pm.dev && st.st_ino == pm.ino;
+}
+
 void fr__pm_unmap(void) {
         if (pm.map)
                 munmap(pm.map, pm.map_len);
-        if (pm.fd >= 0)
+        if (fd_is_ours())
                 close(pm.fd);
         memset(&pm, 0, sizeof pm);
         pm.fd = -1;
 }
 
 int fr__pm_dup_readonly(void) {
-        if (pm.fd < 0)
+        if (!fd_is_ours())
                 return -ENOENT;
         /* A fresh open of the same memfd, read-only: the daemon gets no way to
          * write into this process's memory. */
@@ -109,7 +138,7 @@ void fr__pm_publish(const struct fr_genbytes *oldest) {
         __atomic_store_n(&pm.hdr->active, s, __ATOMIC_RELEASE);
 }
 
-void fr__pm_mark_closed(void) {
-        if (pm.hdr)
-                __atomic_store_n(&pm.hdr->closed, 1u, __ATOMIC_RELEASE);
+void fr__pm_mark(uint32_t how) {
+        if (pm.hdr && getpid() == pm.owner)
+                __atomic_store_n(&pm.hdr->closed, how, __ATOMIC_RELEASE);
 }

@@ -122,9 +122,12 @@ struct fd_pm_dead {
         char comm[256];
         char exe[4096];
 };
-/* fd_pm_init - died(d) runs on the loop for each death found; it owns
- * d->ring_fd. */
-void fd_pm_init(void (*died)(struct fd_pm_dead *));
+/* fd_pm_init - died(d) runs on the loop for each death found (it owns
+ * d->ring_fd); ended() after a watch that ends without one. */
+void fd_pm_init(void (*died)(struct fd_pm_dead *), void (*ended)(void));
+/* fd_pm_check_ring - NULL when fd is a usable ring (a sealed memfd with a
+ * valid header), else why not. */
+const char *fd_pm_check_ring(int fd);
 /* fd_pm_pidfd - a pidfd for pid, or a negative errno (old kernel, seccomp). */
 int fd_pm_pidfd(pid_t pid);
 /* fd_pm_watch - an agent's connection ended: watch for up to 1 s whether the

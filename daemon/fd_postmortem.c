@@ -11,6 +11,7 @@
  * exec'd an image that runs the agent too). */
 #include <errno.h>
 #include <event2/event.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -37,6 +38,7 @@ static struct {
         struct watch *list;
         unsigned n;
         void (*died)(struct fd_pm_dead *);
+        void (*ended)(void);
 } W;
 
 int fd_pm_pidfd(pid_t pid) {
@@ -47,6 +49,21 @@ int fd_pm_pidfd(pid_t pid) {
         (void)pid;
         return -ENOSYS;
 #endif
+}
+
+const char *fd_pm_check_ring(int fd) {
+        if (fd < 0)
+                return "no file descriptor came with it";
+        /* Only a sealed memfd: its reads never block (a file on a FUSE or NFS
+         * mount could stall the loop) and its size is fixed. */
+        int seals = fcntl(fd, F_GET_SEALS);
+        if (seals < 0 || (seals & (F_SEAL_SHRINK | F_SEAL_GROW)) != (F_SEAL_SHRINK | F_SEAL_GROW))
+                return "not a memfd sealed against shrinking and growing";
+        /* Already marked closed is fine: a forked child that exec'd before
+         * its agent said HELLO. The watch will find it so. */
+        if (fr_pm_closed(fd) < 0)
+                return "not a post-mortem ring (bad header)";
+        return NULL;
 }
 
 static bool process_gone(const struct watch *w) {
@@ -82,9 +99,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
                                         "post-mortem",
                                w->dead.comm, (int)w->dead.pid, strerror(-closed));
                 else
-                        fd_log(FD_DEBUG, "agent %s[%d] stopped cleanly", w->dead.comm,
-                               (int)w->dead.pid);
+                        fd_log(FD_INFO, "agent %s[%d] %s: no post-mortem", w->dead.comm,
+                               (int)w->dead.pid,
+                               closed == FR_PM_CLOSED_EXEC ? "exec'd" : "stopped cleanly");
                 watch_free(w, false);
+                W.ended();
                 return;
         }
         if (process_gone(w)) {
@@ -98,10 +117,14 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
                                 "no post-mortem",
                        w->dead.comm, (int)w->dead.pid);
                 watch_free(w, false);
+                W.ended();
         }
 }
 
-void fd_pm_init(void (*died)(struct fd_pm_dead *)) { W.died = died; }
+void fd_pm_init(void (*died)(struct fd_pm_dead *), void (*ended)(void)) {
+        W.died = died;
+        W.ended = ended;
+}
 
 int fd_pm_watch(struct event_base *base, int ring_fd, int pidfd, pid_t pid, const char *comm,
                 const char *exe) {
@@ -137,6 +160,7 @@ void fd_pm_forget(pid_t pid) {
                         fd_log(FD_DEBUG, "agent %s[%d] exec'd: no post-mortem", w->dead.comm,
                                (int)pid);
                         watch_free(w, false);
+                        W.ended();
                 }
         }
 }

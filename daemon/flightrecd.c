@@ -791,16 +791,18 @@ static void handle_hello(struct conn *c, const Flightrec__Wire__Hello *h) {
                 return;
         }
         if (h->ring) {
+                /* A ring we cannot use costs the agent its post-mortem, not
+                 * its connection. */
                 c->ring_fd = fr_wire_reader_take_fd(&c->rd);
-                int closed = c->ring_fd >= 0 ? fr_pm_closed(c->ring_fd) : -EBADF;
-                if (closed != 0) {
-                        refuse(c, "hello.ring: %s",
-                               c->ring_fd < 0 ? "no file descriptor came with it"
-                               : closed > 0   ? "the ring is marked closed already"
-                                              : "not a readable post-mortem ring");
-                        return;
+                const char *why = fd_pm_check_ring(c->ring_fd);
+                if (why) {
+                        fd_log(FD_WARN, "agent pid %u: no post-mortem: hello.ring: %s", h->pid, why);
+                        if (c->ring_fd >= 0)
+                                close(c->ring_fd);
+                        c->ring_fd = -1;
+                } else {
+                        c->pidfd = fd_pm_pidfd((pid_t)h->pid);
                 }
-                c->pidfd = fd_pm_pidfd((pid_t)h->pid);
         }
         fd_pm_forget((pid_t)h->pid);
         c->kind = PEER_AGENT;
@@ -1390,7 +1392,7 @@ int main(int argc, char **argv) {
                 fd_log(FD_ERR, "%s", err);
                 return 1;
         }
-        fd_pm_init(snapshot_postmortem);
+        fd_pm_init(snapshot_postmortem, maybe_exit);
         r = fd_output_start(D.base, D.cfg.workers, on_job_done);
         if (r < 0) {
                 fd_log(FD_ERR, "cannot start the worker threads: %s", strerror(-r));

@@ -59,7 +59,7 @@ int fr_pm_closed(int fd) {
         uint64_t size;
         char err[160];
         int r = read_header(fd, &h, &size, err, sizeof err);
-        return r < 0 ? r : h.closed == 1;
+        return r < 0 ? r : (int)(h.closed > FR_PM_CLOSED_EXEC ? FR_PM_CLOSED_EXIT : h.closed);
 }
 
 int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, size_t errlen) {
@@ -97,7 +97,7 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
         }
         uint64_t total = 0;
         for (uint32_t i = 0; i < n; i++) {
-                if (ext[i].off < FR_PM_HEADER_SIZE || ext[i].off > size ||
+                if (ext[i].off < FR_PM_HEADER_SIZE || ext[i].off > size || ext[i].len == 0 ||
                     ext[i].len > size - ext[i].off) {
                         snprintf(err, errlen, "bad ring extent %u: %llu bytes at %llu in a file of "
                                               "%llu bytes",
@@ -118,7 +118,7 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
         ret->n = n;
         ret->total = total;
         ret->last_gen = h.last_gen;
-        ret->closed = h.closed == 1;
+        ret->closed = h.closed != FR_PM_OPEN;
         return 0;
 }
 

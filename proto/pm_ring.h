@@ -40,10 +40,15 @@ struct fr_pm_header {
         uint64_t blocks_off;
         uint32_t count[2];      /* entries used in each slot */
         uint32_t active;        /* the slot in force: 0 or 1 */
-        uint32_t closed;        /* 1: the agent stopped cleanly */
+        uint32_t closed;        /* FR_PM_OPEN, or how it ended cleanly */
         uint64_t publishes;     /* times the index was rewritten */
         uint64_t last_gen;      /* newest generation in the active slot */
 };
+
+/* fr_pm_header.closed */
+#define FR_PM_OPEN 0u
+#define FR_PM_CLOSED_EXIT 1u /* fr_stop, exit(), _exit() */
+#define FR_PM_CLOSED_EXEC 2u /* exec'd (a new image, perhaps without the agent) */
 
 struct fr_pm_extent {
         uint64_t off; /* file offset of trace bytes */
@@ -67,8 +72,9 @@ struct fr_pm_plan {
  * -EFBIG over max_bytes) with err saying why. */
 int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, size_t errlen);
 
-/* fr_pm_closed - whether the ring's agent stopped cleanly (1), not (0), or
- * a negative errno when the header cannot be read or is not a ring. */
+/* fr_pm_closed - how the ring's agent ended cleanly (FR_PM_CLOSED_*), 0 while
+ * it has not, or a negative errno when the header cannot be read or is not a
+ * ring. */
 int fr_pm_closed(int fd);
 
 /* fr_pm_copy - pread the plan's extents, in order, into dst (room for

@@ -1,11 +1,13 @@
 /* An unmodified program (no flightrec header) for the daemon's end-to-end
  * tests: two threads burn CPU in two functions, 2:1. Runs SECONDS (default
  * 3600), or until killed; with "idle", only sleeps (many agents at once);
+ * with "fork-exit", forks a child that ends with _exit() after SECONDS;
  * with "abort", prints the time (CLOCK_REALTIME, ns) and calls abort() at
  * the end (post-mortem tests).
- * Usage: e2e-burn [SECONDS [idle|abort]] */
+ * Usage: e2e-burn [SECONDS [idle|abort|fork-exit]] */
 #include <pthread.h>
 #include <stdio.h>
+#include <sys/wait.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -69,6 +71,20 @@ int main(int argc, char **argv) {
         pthread_t t[2];
         for (int i = 0; i < 2; i++)
                 pthread_create(&t[i], NULL, worker, NULL);
+        if (argc > 2 && strcmp(argv[2], "fork-exit") == 0) {
+                /* A child that lives SECONDS and ends with _exit(). */
+                pid_t c = fork();
+                if (c == 0) {
+                        double end = now() + seconds;
+                        while (now() < end)
+                                usleep(10000);
+                        _exit(0);
+                }
+                printf("child %d\n", (int)c);
+                fflush(stdout);
+                waitpid(c, NULL, 0);
+                return 0;
+        }
         if (argc > 2 && strcmp(argv[2], "abort") == 0) {
                 double end = now() + seconds;
                 while (now() < end)

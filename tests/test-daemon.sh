@@ -281,12 +281,19 @@ wait "$CLEAN" "$EXE"
 sleep 1.5 # the daemon watches an ended agent for 1 s
 n=$(ls "$OUT" | grep -c -e "-$CLEAN-" -e "-$EXE-")
 [ "$n" -eq 0 ] && ok "no post-mortem after a clean exit ($CLEAN) and an exec ($EXE)" || fail "$n files for pids $CLEAN (clean exit) and $EXE (exec)"
-# Without the agent in the new image, the exec shows as a process still running.
-FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD sh -c 'sleep 0.5; LD_PRELOAD= exec sleep 2' &
+# Without the agent in the new image, and dying at once: the agent's exec
+# wrapper marked the ring.
+FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD sh -c 'sleep 0.5; LD_PRELOAD= exec /bin/true' &
 EXE2=$!
 PIDS="$PIDS $EXE2"
-wait_for 10 grep -q "agent sh\[$EXE2\] closed its connection but is still running" "$LOG" && ok "an exec without the agent is no death either" || fail "no log line for the exec of $EXE2"
 wait "$EXE2"
+wait_for 10 grep -q "agent sh\[$EXE2\] exec'd: no post-mortem" "$LOG" && ok "an exec without the agent is no death either" || fail "no log line for the exec of $EXE2"
+[ "$(ls "$OUT" | grep -c -- "-$EXE2-")" -eq 0 ] || fail "post-mortem files for $EXE2, which exec'd"
+# A forked child that ends with _exit() is no death.
+FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 1.2 fork-exit >"$W/fork-exit.txt" 2>&1
+CHILD=$(awk '/^child/ {print $2}' "$W/fork-exit.txt")
+sleep 1.5
+[ -n "$CHILD" ] && [ "$(ls "$OUT" | grep -c -- "-$CHILD-")" -eq 0 ] && grep -q "\[$CHILD\] stopped cleanly" "$LOG" && ok "a forked child's _exit() is no death ($CHILD)" || fail "fork + _exit: child '$CHILD': $(grep "\[$CHILD\]" "$LOG" | tail -2)"
 # post_mortem = no: a death is only logged.
 cp "$CONF" "$CONF.pm"
 printf '[daemon]\nsnapshot_timeout = 20s\npost_mortem = no\n[retention]\nmax_files = 100000\n' >"$CONF"

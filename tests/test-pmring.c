@@ -11,6 +11,7 @@
 #include <string.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -142,6 +143,60 @@ static void test_clean_stop_marks_ring(void **state) {
         close(fd);
 }
 
+/* The daemon gets the ring read-only, and cannot get write access back by
+ * reopening it (F_SEAL_FUTURE_WRITE); its size is sealed. */
+static void test_ring_sealed(void **state) {
+        (void)state;
+        struct fr_config c = {.period_ms = 50, .sampling_off = 1,
+                              .socket_path = "/nonexistent/flightrec.sock"};
+        assert_int_equal(fr_start(&c), 0);
+        int fd = open_agent_ring(getpid());
+        assert_true(fd >= 0);
+        int seals = fcntl(fd, F_GET_SEALS);
+        assert_true(seals >= 0);
+        assert_true(seals & F_SEAL_SHRINK);
+        assert_true(seals & F_SEAL_GROW);
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", fd);
+        int rw = open(path, O_RDWR | O_CLOEXEC);
+        if (seals & 0x0010 /* F_SEAL_FUTURE_WRITE */) {
+                if (rw >= 0) {
+                        assert_int_equal(pwrite(rw, "x", 1, 0), -1);
+                        assert_int_equal(errno, EPERM);
+                        close(rw);
+                }
+        } else {
+                print_message("kernel without F_SEAL_FUTURE_WRITE: write protection not checked\n");
+                if (rw >= 0)
+                        close(rw);
+        }
+        assert_int_equal(ftruncate(fd, 0), -1);
+        close(fd);
+        fr_stop();
+}
+
+/* Under a file-size limit smaller than the pool, a memfd would raise SIGXFSZ
+ * and kill the process: the agent takes anonymous memory instead. */
+static void test_fsize_limit(void **state) {
+        (void)state;
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0) {
+                struct rlimit rl = {1u << 20, 1u << 20};
+                setrlimit(RLIMIT_FSIZE, &rl);
+                struct fr_config c = {.period_ms = 50, .sampling_off = 1,
+                                      .socket_path = "/nonexistent/flightrec.sock"};
+                if (fr_start(&c) < 0)
+                        _exit(2);
+                fr_log(0, "t", "still alive");
+                _exit(open_agent_ring(getpid()) >= 0 ? 3 : 0); /* no ring expected */
+        }
+        int status = 0;
+        waitpid(pid, &status, 0);
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
 /* ---- hostile rings ---------------------------------------------------------------------- */
 #define FILE_SIZE (FR_PM_HEADER_SIZE + 2 * 4096 + 65536)
 
@@ -261,6 +316,8 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_ring_after_sigkill),
                 cmocka_unit_test(test_clean_stop_marks_ring),
+                cmocka_unit_test(test_ring_sealed),
+                cmocka_unit_test(test_fsize_limit),
                 cmocka_unit_test(test_hostile_rings),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
