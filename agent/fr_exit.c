@@ -133,3 +133,13 @@ int execle(const char *path, const char *arg, ...) {
         va_end(ap);
         return execve(path, argv, envp);
 }
+
+/* Resolve the real functions at load, not at the first call: that call may
+ * come in the child of a multi-threaded fork, where dlsym is not safe. */
+__attribute__((constructor)) static void fr__exit_resolve(void) {
+        (void)real__exit();
+        (void)real__Exit();
+        (void)real_execve();
+        (void)real_execvpe();
+        (void)real_fexecve();
+}

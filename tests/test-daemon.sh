@@ -289,11 +289,18 @@ PIDS="$PIDS $EXE2"
 wait "$EXE2"
 wait_for 10 grep -q "agent sh\[$EXE2\] exec'd: no post-mortem" "$LOG" && ok "an exec without the agent is no death either" || fail "no log line for the exec of $EXE2"
 [ "$(ls "$OUT" | grep -c -- "-$EXE2-")" -eq 0 ] || fail "post-mortem files for $EXE2, which exec'd"
-# A forked child that ends with _exit() is no death.
-FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 1.2 fork-exit >"$W/fork-exit.txt" 2>&1
-CHILD=$(awk '/^child/ {print $2}' "$W/fork-exit.txt")
-sleep 1.5
-[ -n "$CHILD" ] && [ "$(ls "$OUT" | grep -c -- "-$CHILD-")" -eq 0 ] && grep -q "\[$CHILD\] stopped cleanly" "$LOG" && ok "a forked child's _exit() is no death ($CHILD)" || fail "fork + _exit: child '$CHILD': $(grep "\[$CHILD\]" "$LOG" | tail -2)"
+# A forked child that ends with _exit() is no death. Not under a sanitizer:
+# the agent restarts in the child of a multi-threaded fork, and GCC 12's ASan
+# allocator has no fork handlers (the child can block on a lock another thread
+# held at the fork); TSan refuses threads after such a fork.
+if [ -z "${FR_PRELOAD_FIRST:-}" ]; then
+        FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 1.2 fork-exit >"$W/fork-exit.txt" 2>&1
+        CHILD=$(awk '/^child/ {print $2}' "$W/fork-exit.txt")
+        sleep 1.5
+        [ -n "$CHILD" ] && [ "$(ls "$OUT" | grep -c -- "-$CHILD-")" -eq 0 ] && grep -q "\[$CHILD\] stopped cleanly" "$LOG" && ok "a forked child's _exit() is no death ($CHILD)" || fail "fork + _exit: child '$CHILD': $(grep "\[$CHILD\]" "$LOG" | tail -2)"
+else
+        echo "skip: fork + _exit under a sanitizer (no fork-safe allocator)"
+fi
 # post_mortem = no: a death is only logged.
 cp "$CONF" "$CONF.pm"
 printf '[daemon]\nsnapshot_timeout = 20s\npost_mortem = no\n[retention]\nmax_files = 100000\n' >"$CONF"
