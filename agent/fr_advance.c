@@ -249,12 +249,33 @@ static int pack_thread(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen,
         return r;
 }
 
+/* put_advancer_events - events the advancer writes for thread t (ev, from
+ * `time` on) as an EVENTS batch of their own, replayed like the thread's own;
+ * frees ev. g NULL: the generation is being dropped, only replay. */
+static int put_advancer_events(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen,
+                               uint64_t time, struct fr_buf *ev, size_t *nbatches,
+                               uint64_t *max_time) {
+        struct fr_buf b = {0};
+        int r = ev->failed ? -ENOMEM : 0;
+        if (r == 0) {
+                uint64_t last = replay(t, ev->data, ev->data + ev->len, time);
+                if (last > *max_time)
+                        *max_time = last;
+                fr_buf_put_batch(&b, FR_BATCH_EVENTS, gen, (uint64_t)t->tid, time, ev->data, ev->len);
+                (*nbatches)++;
+                r = b.failed ? -ENOMEM : g ? gen_append(g, b.data, b.len) : 0;
+        }
+        fr_buf_free(ev);
+        fr_buf_free(&b);
+        return r;
+}
+
 /* The THREAD_START (and name) or THREAD_EXIT an adopted thread cannot write
  * itself (fr_sample.c), as an EVENTS batch of its own; replayed like the
  * thread's own. before: the start, which goes before the thread's batches. */
 static int put_synthetic(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, bool before,
                          size_t *nbatches, uint64_t *max_time) {
-        struct fr_buf ev = {0}, b = {0};
+        struct fr_buf ev = {0};
         uint64_t time;
         if (before) {
                 if (t->found_gen != gen)
@@ -273,18 +294,7 @@ static int put_synthetic(struct fr_genbytes *g, struct fr_thread *t, uint64_t ge
                 fr_buf_put_u8(&ev, FR_EV_THREAD_EXIT);
                 fr_buf_put_uvarint(&ev, 0);
         }
-        int r = ev.failed ? -ENOMEM : 0;
-        if (r == 0) {
-                uint64_t last = replay(t, ev.data, ev.data + ev.len, time);
-                if (last > *max_time)
-                        *max_time = last;
-                fr_buf_put_batch(&b, FR_BATCH_EVENTS, gen, (uint64_t)t->tid, time, ev.data, ev.len);
-                (*nbatches)++;
-                r = b.failed ? -ENOMEM : g ? gen_append(g, b.data, b.len) : 0;
-        }
-        fr_buf_free(&ev);
-        fr_buf_free(&b);
-        return r;
+        return put_advancer_events(g, t, gen, time, &ev, nbatches, max_time);
 }
 
 /* put_lost - the thread's events and region ends lost in generation gen
@@ -304,7 +314,7 @@ static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, ui
         uint64_t time = last + 1; /* strictly after the thread's last event */
         if (t->found_gen == gen && time <= t->found_time + 1)
                 time = t->found_time + 2; /* after the synthetic start and name */
-        struct fr_buf ev = {0}, b = {0};
+        struct fr_buf ev = {0};
         for (int k = 0, n = 0; k < 2; k++) {
                 if (!counts[k])
                         continue;
@@ -313,18 +323,7 @@ static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, ui
                 fr_buf_put_uvarint(&ev, kinds[k]);
                 fr_buf_put_uvarint(&ev, counts[k]);
         }
-        int r = ev.failed ? -ENOMEM : 0;
-        if (r == 0) {
-                uint64_t end = replay(t, ev.data, ev.data + ev.len, time);
-                if (end > *max_time)
-                        *max_time = end;
-                fr_buf_put_batch(&b, FR_BATCH_EVENTS, gen, (uint64_t)t->tid, time, ev.data, ev.len);
-                (*nbatches)++;
-                r = b.failed ? -ENOMEM : g ? gen_append(g, b.data, b.len) : 0;
-        }
-        fr_buf_free(&ev);
-        fr_buf_free(&b);
-        return r;
+        return put_advancer_events(g, t, gen, time, &ev, nbatches, max_time);
 }
 
 static void advance(void) {
