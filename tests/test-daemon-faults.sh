@@ -20,7 +20,6 @@ LOG=$W/daemon.log
 CONF=$W/flightrecd.conf
 PIDS=""
 DPID=""
-failures=0
 PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
 
 cleanup() {
@@ -31,23 +30,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 1' INT TERM HUP
 
-say() { echo "--- $*"; }
-fail() {
-        echo "FAIL: $*"
-        failures=$((failures + 1))
-}
-ok() { echo "ok: $*"; }
-skip() { echo "skip: $*"; }
-wait_for() { # wait_for SECONDS COMMAND...
-        n=$(($1 * 10))
-        shift
-        while [ $n -gt 0 ]; do
-                if "$@" >/dev/null 2>&1; then return 0; fi
-                sleep 0.1
-                n=$((n - 1))
-        done
-        return 1
-}
+. "$(dirname "$0")/daemon-lib.sh"
 listening() { [ "$(grep -c "listening on" "$LOG")" -gt "$1" ]; }
 start_daemon() { # start_daemon OUTPUT_DIR
         # Wait for its own "listening" line: a daemon killed before left its
@@ -62,7 +45,6 @@ stop_daemon() {
         wait "$DPID"
         DPID=""
 }
-agent_up() { "$CTL" --socket "$SOCK" status | awk -v p="$1" '$1 == p {f=1} END {exit !f}'; }
 tmp_count() { ls -a "$1" | grep -c '\.tmp$'; }
 # valid_files DIR: every complete file in DIR passes its format's own check.
 valid_files() {
@@ -214,11 +196,4 @@ else
         skip "permissions: needs root and setpriv"
 fi
 
-cleanup
-trap - EXIT
-if [ $failures -ne 0 ]; then
-        echo "$failures failure(s); daemon log: $LOG"
-        tail -30 "$LOG"
-        exit 1
-fi
-echo "all daemon fault checks passed"
+finish "fault"

@@ -16,7 +16,6 @@ LOG=$W/daemon.log
 CONF=$W/flightrecd.conf
 PIDS=""
 DPID=""
-failures=0
 
 cleanup() {
         for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
@@ -25,24 +24,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'cleanup; exit 1' INT TERM HUP
 
-say() { echo "--- $*"; }
-fail() {
-        echo "FAIL: $*"
-        failures=$((failures + 1))
-}
-ok() { echo "ok: $*"; }
-
-# wait_for SECONDS COMMAND...: poll every 0.1 s until COMMAND succeeds.
-wait_for() {
-        n=$(($1 * 10))
-        shift
-        while [ $n -gt 0 ]; do
-                if "$@" >/dev/null 2>&1; then return 0; fi
-                sleep 0.1
-                n=$((n - 1))
-        done
-        return 1
-}
+. "$(dirname "$0")/daemon-lib.sh"
 
 cat >"$CONF" <<EOF
 [daemon]
@@ -68,8 +50,6 @@ stop_daemon() {
         DPID=""
 }
 
-# agent_up PID: flightrecctl status lists the process.
-agent_up() { "$CTL" --socket "$SOCK" status | awk -v p="$1" '$1 == p {f=1} END {exit !f}'; }
 # files_for PID [N]: at least N (default 1) complete snapshot pairs for PID.
 count_for() { ls "$OUT" | grep -c -- "-$1-.*\.$2\$"; }
 files_for() {
@@ -384,11 +364,4 @@ else
         echo "skip: systemd-socket-activate not installed"
 fi
 
-cleanup
-trap - EXIT
-if [ $failures -ne 0 ]; then
-        echo "$failures failure(s); daemon log: $LOG"
-        tail -30 "$LOG"
-        exit 1
-fi
-echo "all daemon end-to-end checks passed"
+finish "end-to-end"
