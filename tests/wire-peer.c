@@ -18,6 +18,7 @@
  * Usage: wire-peer SOCKET MODE */
 #include <errno.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,13 +85,35 @@ static void send_hello(int s, const char *comm) {
         fr_wire_send(s, &f, -1);
 }
 
-/* evilcomm: a hostile name, but a well-behaved agent otherwise. */
-static int evilcomm(int s) {
-        send_hello(s, "../../etc/passwd");
+/* Answer a snapshot request with a header-only trace and SNAPSHOT_DONE. */
+static void answer_snapshot(int s, struct fr_wire_reader *rd, const fr_frame *g, const char *comm) {
+        int fd = fr_wire_reader_take_fd(rd);
+        struct fr_buf b = {0};
+        fr_buf_put_header(&b, (uint64_t)getpid(), comm, "/bin/false", g->snapshot_request->reason, 0);
+        int r = fd >= 0 ? fr_write_all(fd, b.data, b.len) : -EBADF;
+        fr_buf_free(&b);
+        if (fd >= 0)
+                close(fd);
+        Flightrec__Wire__SnapshotDone d = FLIGHTREC__WIRE__SNAPSHOT_DONE__INIT;
+        d.id = g->snapshot_request->id;
+        d.error = r;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_DONE;
+        f.snapshot_done = &d;
+        fr_wire_send(s, &f, -1);
+}
+
+/* A valid agent named comm, for up to 15 s. It prints "welcome", then on a
+ * snapshot request either answers it (answer: prints "written", returns 0)
+ * or keeps the pipe and writes nothing (prints "request"). Returns 0 after
+ * 15 s when not answering, 1 when an answer was due and no request came. */
+static int agent_peer(int s, const char *comm, bool answer) {
+        send_hello(s, comm);
         setvbuf(stdout, NULL, _IOLBF, 0);
         struct fr_wire_reader rd;
         fr_wire_reader_init(&rd, FR_WIRE_MAX_FRAME, 1);
-        for (int waited = 0; waited < 15000; waited += 100) {
+        int ret = answer ? 1 : 0;
+        for (int waited = 0; waited < 15000 && !(answer && ret == 0); waited += 100) {
                 struct pollfd p = {s, POLLIN, 0};
                 if (poll(&p, 1, 100) <= 0)
                         continue;
@@ -102,32 +125,21 @@ static int evilcomm(int s) {
                         if (g->msg_case == FLIGHTREC__WIRE__FRAME__MSG_WELCOME)
                                 printf("welcome\n");
                         if (g->msg_case == FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST) {
-                                int fd = fr_wire_reader_take_fd(&rd);
-                                struct fr_buf b = {0};
-                                fr_buf_put_header(&b, (uint64_t)getpid(), "../../etc/passwd",
-                                                  "/bin/false", g->snapshot_request->reason, 0);
-                                int r = fd >= 0 ? fr_write_all(fd, b.data, b.len) : -EBADF;
-                                fr_buf_free(&b);
-                                if (fd >= 0)
-                                        close(fd);
-                                Flightrec__Wire__SnapshotDone d = FLIGHTREC__WIRE__SNAPSHOT_DONE__INIT;
-                                d.id = g->snapshot_request->id;
-                                d.error = r;
-                                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
-                                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_DONE;
-                                f.snapshot_done = &d;
-                                fr_wire_send(s, &f, -1);
-                                printf("written\n");
-                                fr_wire_free(g);
-                                usleep(500000); /* let the daemon finish before we go */
-                                fr_wire_reader_free(&rd);
-                                return 0;
+                                if (answer) {
+                                        answer_snapshot(s, &rd, g, comm);
+                                        printf("written\n");
+                                        ret = 0;
+                                } else {
+                                        printf("request\n"); /* keep the pipe, write nothing */
+                                }
                         }
                         fr_wire_free(g);
                 }
         }
+        if (answer && ret == 0)
+                usleep(500000); /* let the daemon finish before we go */
         fr_wire_reader_free(&rd);
-        return 1;
+        return ret;
 }
 
 int main(int argc, char **argv) {
@@ -146,7 +158,9 @@ int main(int argc, char **argv) {
         }
         const char *mode = argv[2];
         if (strcmp(mode, "evilcomm") == 0)
-                return evilcomm(s);
+                return agent_peer(s, "../../etc/passwd", true);
+        if (strcmp(mode, "stall") == 0)
+                return agent_peer(s, "stall", false);
         if (strcmp(mode, "garbage") == 0) {
                 uint8_t junk[4096];
                 srand(42);
@@ -176,39 +190,6 @@ int main(int argc, char **argv) {
                 f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_CTL_STATUS;
                 f.ctl_status = &st;
                 fr_wire_send(s, &f, STDIN_FILENO);
-        } else if (strcmp(mode, "stall") == 0) {
-                Flightrec__Wire__Hello h = FLIGHTREC__WIRE__HELLO__INIT;
-                h.version = FR_WIRE_VERSION;
-                h.pid = (uint32_t)getpid();
-                h.comm = "stall";
-                h.exe = "/bin/false";
-                h.period_ms = 1000;
-                h.generations = 10;
-                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
-                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
-                f.hello = &h;
-                fr_wire_send(s, &f, -1);
-                setvbuf(stdout, NULL, _IOLBF, 0);
-                struct fr_wire_reader rd;
-                fr_wire_reader_init(&rd, FR_WIRE_MAX_FRAME, 1);
-                for (int waited = 0; waited < 15000; waited += 100) {
-                        struct pollfd p = {s, POLLIN, 0};
-                        if (poll(&p, 1, 100) <= 0)
-                                continue;
-                        if (fr_wire_reader_fill(&rd, s) <= 0)
-                                break;
-                        fr_frame *g;
-                        char err[256];
-                        while (fr_wire_reader_next(&rd, &g, err, sizeof err) > 0) {
-                                if (g->msg_case == FLIGHTREC__WIRE__FRAME__MSG_WELCOME)
-                                        printf("welcome\n");
-                                if (g->msg_case == FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST)
-                                        printf("request\n"); /* keep the pipe, write nothing */
-                                fr_wire_free(g);
-                        }
-                }
-                fr_wire_reader_free(&rd);
-                return 0;
         } else if (strcmp(mode, "silent") != 0) {
                 fprintf(stderr, "wire-peer: unknown mode %s\n", mode);
                 return 2;
