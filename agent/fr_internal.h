@@ -171,6 +171,7 @@ struct fr_thread {
          * in (found_gen) and the one it was seen gone in (gone_gen). */
         uint64_t found_gen, found_time, gone_gen, gone_time;
         uint32_t found_name;
+        _Atomic(void *) altstack;       /* fr_altstack.c: our alternate signal stack; NULL: none */
         _Atomic uint64_t exit_gen;      /* 0 while alive; else generation of THREAD_EXIT */
 
         /* Owned by the advancer: the thread's state at the end of the last complete
@@ -205,6 +206,37 @@ bool fr__thread_exists(pid_t tid);
 void fr__threads_add_locked(struct fr_thread *t);
 void fr__threads_destroy(void);
 void fr__thread_forget_self(void);
+
+/* ---- alternate signal stacks (fr_altstack.c) ---------------------------- */
+/* Our handlers run with SA_ONSTACK on a per-thread alternate stack of
+ * getauxval(AT_MINSIGSTKSZ) + FR_ALTSTACK_MARGIN bytes (rounded to pages, a
+ * guard page below). The margin is for our handlers and the unwinder they
+ * call; FR_SIGPROF_STACK_NEED is what the SIGPROF handler is allowed to use
+ * below its entry (measured: test-guest test_handler_stack_use). */
+#define FR_ALTSTACK_MARGIN (32u * 1024u)
+#define FR_SIGPROF_STACK_NEED (8u * 1024u)
+/* fr__altstack_size - usable bytes of our stacks (computed on the first call,
+ * which must not be in a handler: fr__altstack_ensure makes it). */
+size_t fr__altstack_size(void);
+/* fr__altstack_ensure - in the calling thread (not a handler): install ours
+ * unless the thread has an alternate stack already (ours or the
+ * application's, which is left alone). t (may be NULL): the thread's record,
+ * which remembers the mapping. Returns 0 or -errno. */
+int fr__altstack_ensure(struct fr_thread *t);
+/* fr__altstack_room - in a handler installed with SA_ONSTACK: true when it
+ * runs on an alternate stack with at least need bytes below its frame, or
+ * when it cannot tell (a sanitizer calling it outside the kernel's delivery);
+ * false when it runs on the thread's own stack (it then installs ours for the
+ * next signal, through uc, the handler's ucontext_t, whose uc_stack sigreturn
+ * restores) or on an application's stack with too little room: do no deep
+ * work then. No system call once the stack is known. */
+bool fr__altstack_room(struct fr_thread *t, void *uc, size_t need);
+/* fr__altstack_release - the calling thread exits: disable and free ours
+ * (kept when a handler is running on it); never install again here. */
+void fr__altstack_release(struct fr_thread *t);
+/* fr__altstack_free_record - free the stack t's thread used; only once the
+ * thread is gone (adopted record reaped), or in a forked child. */
+void fr__altstack_free_record(struct fr_thread *t);
 
 /* ---- event writing (fr_write.c) --------------------------------------- */
 /* fr__acquire - enter the thread's seqlock; returns the generation to write

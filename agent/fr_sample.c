@@ -213,6 +213,8 @@ static void on_sigprof(int sig, siginfo_t *si, void *uc) {
                 my_tid = (pid_t)syscall(SYS_gettid);
         if (t->tid != my_tid)
                 goto out;
+        if (!fr__altstack_room(t, uc, FR_SIGPROF_STACK_NEED))
+                goto out; /* on the thread's own stack: no unwinding there */
         if (fd >= 0) {
                 /* The event's count is the thread's CPU time in ns. An
                  * overflow that came while the thread was in the kernel was
@@ -362,6 +364,8 @@ static void self_stack_bounds(struct fr_thread *t) {
 }
 
 void fr__sampler_arm(struct fr_thread *t, bool self) {
+        if (self)
+                fr__altstack_ensure(t); /* before its first signal (fr_altstack.c) */
         if (sp.kind == FR_SAMPLER_NONE)
                 return;
         if (self && atomic_load(&t->samples.stack_hi) == 0)
@@ -443,7 +447,7 @@ static int install_handler(void) {
         int slot = !atomic_load(&sp.prev_slot);
         sp.previous[slot] = cur;
         atomic_store_explicit(&sp.prev_slot, slot, memory_order_release);
-        struct sigaction a = {.sa_sigaction = on_sigprof, .sa_flags = SA_SIGINFO | SA_RESTART};
+        struct sigaction a = {.sa_sigaction = on_sigprof, .sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK};
         sigemptyset(&a.sa_mask);
         if (sigaction(SIGPROF, &a, NULL) < 0)
                 return -errno;

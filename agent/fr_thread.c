@@ -31,6 +31,7 @@ struct fr_thread *fr__threads_head(void) { return reg.head; }
 static void on_thread_exit(void *arg) {
         struct fr_thread *t = arg;
         fr__sampler_disarm(t); /* before the record can be freed */
+        fr__altstack_release(t);
         fr__self = NULL;
         self_gone = true;
         if (atomic_load(&fr__running)) {
@@ -135,6 +136,7 @@ void fr__threads_reap(uint64_t completed_gen) {
                         *pp = t->next;
                         fr__sampler_disarm(t);
                         fr__samples_free(t);
+                        fr__altstack_free_record(t); /* an adopted thread's: it is gone */
                         free(t);
                 } else {
                         pp = &t->next;
@@ -171,6 +173,7 @@ void fr__thread_forget_self(void) {
         while (t) {
                 struct fr_thread *next = t->next;
                 fr__samples_free(t); /* its sampler was closed by fr__sampler_forget */
+                fr__altstack_free_record(t); /* not this thread's own */
                 free(t);
                 t = next;
         }
