@@ -740,21 +740,32 @@ static int add_comments(struct conv *c, struct assembly *a) {
         return r ? -ENOMEM : 0;
 }
 
-static int assemble(struct conv *c, struct assembly *a) {
-        Perftools__Profiles__Profile *p = &a->p;
-        uint64_t hz = c->sample_hz ? c->sample_hz : DEFAULT_HZ;
-        int64_t s_samples = intern(c, "samples"), s_count = intern(c, "count");
-        int64_t s_cpu = intern(c, "cpu"), s_ns = intern(c, "nanoseconds");
-        int64_t k_tid = intern(c, "thread_id"), k_name = intern(c, "thread_name");
-        int64_t k_task = intern(c, "task"), k_region = intern(c, "region");
-        size_t nlabels = 0;
-        bool failed = false;
+/* The interned value types and label keys of every profile. */
+struct keys {
+        int64_t samples, count, cpu, ns;
+        int64_t label[4]; /* thread_id, thread_name, task, region */
+};
 
-        if (s_samples < 0 || s_count < 0 || s_cpu < 0 || s_ns < 0 || k_tid < 0 || k_name < 0 ||
-            k_task < 0 || k_region < 0)
+static int intern_keys(struct conv *c, struct keys *k) {
+        k->samples = intern(c, "samples");
+        k->count = intern(c, "count");
+        k->cpu = intern(c, "cpu");
+        k->ns = intern(c, "nanoseconds");
+        k->label[0] = intern(c, "thread_id");
+        k->label[1] = intern(c, "thread_name");
+        k->label[2] = intern(c, "task");
+        k->label[3] = intern(c, "region");
+        if (k->samples < 0 || k->count < 0 || k->cpu < 0 || k->ns < 0)
                 return -ENOMEM;
-        /* Mapping strings (file names, build ids) and comments before the
-         * string table is handed over. */
+        for (int i = 0; i < 4; i++)
+                if (k->label[i] < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/* Step 1: mappings (their file names and build ids interned). */
+static int assemble_mappings(struct conv *c, struct assembly *a) {
+        bool failed = false;
         a->maps = xcalloc(c->maps.n, sizeof *a->maps, &failed);
         a->mapp = xcalloc(c->maps.n, sizeof *a->mapp, &failed);
         if (failed)
@@ -780,9 +791,14 @@ static int assemble(struct conv *c, struct assembly *a) {
                 pm->has_inline_frames = resolved && m->all_inline;
                 a->mapp[i] = pm;
         }
-        if (add_comments(c, a) < 0)
-                return -ENOMEM;
+        return 0;
+}
 
+/* Step 2: the profile's header: value types, period, times. */
+static void assemble_header(struct conv *c, struct assembly *a, const struct keys *k) {
+        Perftools__Profiles__Profile *p = &a->p;
+        uint64_t hz = c->sample_hz ? c->sample_hz : DEFAULT_HZ;
+        int64_t s_samples = k->samples, s_count = k->count, s_cpu = k->cpu, s_ns = k->ns;
         perftools__profiles__profile__init(p);
         for (int i = 0; i < 3; i++)
                 perftools__profiles__value_type__init(&a->vt[i]);
@@ -805,7 +821,13 @@ static int assemble(struct conv *c, struct assembly *a) {
         p->mapping = a->mapp;
         p->n_comment = a->comments.n;
         p->comment = a->comments.v;
+}
 
+/* Step 3: samples with their values and labels. */
+static int assemble_samples(struct conv *c, struct assembly *a, const struct keys *kk) {
+        Perftools__Profiles__Profile *p = &a->p;
+        size_t nlabels = 0;
+        bool failed = false;
         /* Samples */
         for (size_t i = 0; i < c->samples.n; i++) {
                 const uint64_t *labels = c->keys.v + c->samples.v[i].key_start + c->samples.v[i].nlocs;
@@ -824,7 +846,6 @@ static int assemble(struct conv *c, struct assembly *a) {
                 const struct psample *ps = &c->samples.v[i];
                 Perftools__Profiles__Sample *s = &a->samples[i];
                 const uint64_t *labels = c->keys.v + ps->key_start + ps->nlocs;
-                const int64_t keys[4] = {k_tid, k_name, k_task, k_region};
                 perftools__profiles__sample__init(s);
                 s->n_location_id = ps->nlocs;
                 s->location_id = c->keys.v + ps->key_start;
@@ -838,7 +859,7 @@ static int assemble(struct conv *c, struct assembly *a) {
                                 continue;
                         Perftools__Profiles__Label *l = &a->labels[nlabels];
                         perftools__profiles__label__init(l);
-                        l->key = keys[k];
+                        l->key = kk->label[k];
                         l->str = (int64_t)labels[k];
                         a->labelp[nlabels++] = l;
                         s->n_label++;
@@ -848,6 +869,13 @@ static int assemble(struct conv *c, struct assembly *a) {
         p->n_sample = c->samples.n;
         p->sample = a->samplep;
 
+        return 0;
+}
+
+/* Step 4: locations and their lines. */
+static int assemble_locations(struct conv *c, struct assembly *a) {
+        Perftools__Profiles__Profile *p = &a->p;
+        bool failed = false;
         /* Locations and their lines */
         a->locs = xcalloc(c->locs.n, sizeof *a->locs, &failed);
         a->locp = xcalloc(c->locs.n, sizeof *a->locp, &failed);
@@ -875,6 +903,13 @@ static int assemble(struct conv *c, struct assembly *a) {
         p->n_location = c->locs.n;
         p->location = a->locp;
 
+        return 0;
+}
+
+/* Step 5: functions. */
+static int assemble_functions(struct conv *c, struct assembly *a) {
+        Perftools__Profiles__Profile *p = &a->p;
+        bool failed = false;
         /* Functions */
         a->funcs = xcalloc(c->funcs.n, sizeof *a->funcs, &failed);
         a->funcp = xcalloc(c->funcs.n, sizeof *a->funcp, &failed);
@@ -894,9 +929,23 @@ static int assemble(struct conv *c, struct assembly *a) {
         p->n_function = c->funcs.n;
         p->function = a->funcp;
 
+        return 0;
+}
+
+/* assemble - the protobuf message from the conversion's tables. */
+static int assemble(struct conv *c, struct assembly *a) {
+        struct keys k;
+        /* Every string (mapping names, build ids, comments) before the
+         * string table is handed over. */
+        if (intern_keys(c, &k) < 0 || assemble_mappings(c, a) < 0 || add_comments(c, a) < 0)
+                return -ENOMEM;
+        assemble_header(c, a, &k);
+        if (assemble_samples(c, a, &k) < 0 || assemble_locations(c, a) < 0 ||
+            assemble_functions(c, a) < 0)
+                return -ENOMEM;
         /* Last: nothing is interned after this. */
-        p->n_string_table = c->strings.n;
-        p->string_table = c->strings.v;
+        a->p.n_string_table = c->strings.n;
+        a->p.string_table = c->strings.v;
         return 0;
 }
 
