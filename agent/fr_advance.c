@@ -326,21 +326,35 @@ static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, ui
         return put_advancer_events(g, t, gen, time, &ev, nbatches, max_time);
 }
 
-static void advance(void) {
-        uint64_t old = atomic_load(&fr__gen);
-        struct fr_clock_anchor start = adv.gen_start, next;
-        fr__clock_anchor(&next);
-        atomic_store(&fr__gen, old + 1);
+/* One advance in progress: the generation being closed and what is packed. */
+struct packing {
+        uint64_t old;                      /* the generation being closed */
+        struct fr_clock_anchor start, next;
+        struct fr_thread *head;            /* the threads as of the switch */
+        struct fr_genbytes *g;             /* NULL: out of memory */
+        struct fr_buf batches, meta;
+        size_t nb;                         /* batches packed */
+        uint64_t max_time;
+        int r;                             /* the first error: the generation is dropped */
+};
+
+/* Step 1: new records go to generation old + 1; wait for the writers still
+ * inside a record of the old one. */
+static void switch_generation(struct packing *p) {
+        p->old = atomic_load(&fr__gen);
+        p->start = adv.gen_start;
+        fr__clock_anchor(&p->next);
+        atomic_store(&fr__gen, p->old + 1);
         fr__fence_all_threads();
-        adv.gen_start = next;
+        adv.gen_start = p->next;
         /* New threads found now are sampled from generation old + 1 on. */
-        fr__sampler_rescan(old + 1);
+        fr__sampler_rescan(p->old + 1);
 
         /* Threads registered after this point write into the new generation. */
         fr__threads_lock();
-        struct fr_thread *head = fr__threads_head();
+        p->head = fr__threads_head();
         fr__threads_unlock();
-        for (struct fr_thread *t = head; t; t = t->next) {
+        for (struct fr_thread *t = p->head; t; t = t->next) {
                 uint64_t s = atomic_load(&t->seq);
                 for (unsigned spins = 0; (s & 1) && atomic_load(&t->seq) == s; spins++) {
                         if (spins < 64)
@@ -349,99 +363,131 @@ static void advance(void) {
                                 nanosleep(&(struct timespec){0, 20000}, NULL);
                 }
         }
+}
 
+/* Step 2: the generation's buffers, then its CLOCK and STATUS batches. */
+static void pack_head(struct packing *p) {
         if (!adv.stacks)
                 adv.stacks = fr__stacks_new();
         if (adv.stacks)
-                fr__stacks_begin(adv.stacks, old);
-        struct fr_genbytes *g = adv.stacks ? calloc(1, sizeof *g) : NULL;
-        struct fr_buf meta = {0};
-        size_t nb = 0;
-        uint64_t max_time = next.tick;
-        int r = g ? 0 : -ENOMEM;
+                fr__stacks_begin(adv.stacks, p->old);
+        p->g = adv.stacks ? calloc(1, sizeof *p->g) : NULL;
+        p->max_time = p->next.tick;
+        p->r = p->g ? 0 : -ENOMEM;
 
-        fr_buf_put_uvarint(&meta, fr__clock_ticks_per_second());
-        fr_buf_put_uvarint(&meta, start.mono_ns);
-        fr_buf_put_uvarint(&meta, start.real_ns);
-        fr_buf_put_uvarint(&meta, fr__sampler_kind());
-        fr_buf_put_uvarint(&meta, fr__sampler_kind() ? fr__cfg.hz : 0);
-        struct fr_buf batches = {0};
-        fr_buf_put_batch(&batches, FR_BATCH_CLOCK, old, 0, start.tick, meta.data, meta.len);
-        meta.len = 0;
-        put_status(&meta, head, old);
-        fr_buf_put_batch(&batches, FR_BATCH_STATUS, old, 0, start.tick, meta.data, meta.len);
-        nb += 2;
-        if (r == 0 && !batches.failed)
-                r = gen_append(g, batches.data, batches.len);
+        struct fr_buf *meta = &p->meta;
+        fr_buf_put_uvarint(meta, fr__clock_ticks_per_second());
+        fr_buf_put_uvarint(meta, p->start.mono_ns);
+        fr_buf_put_uvarint(meta, p->start.real_ns);
+        fr_buf_put_uvarint(meta, fr__sampler_kind());
+        fr_buf_put_uvarint(meta, fr__sampler_kind() ? fr__cfg.hz : 0);
+        fr_buf_put_batch(&p->batches, FR_BATCH_CLOCK, p->old, 0, p->start.tick, meta->data,
+                         meta->len);
+        meta->len = 0;
+        put_status(meta, p->head, p->old);
+        fr_buf_put_batch(&p->batches, FR_BATCH_STATUS, p->old, 0, p->start.tick, meta->data,
+                         meta->len);
+        p->nb += 2;
+        if (p->r == 0 && !p->batches.failed)
+                p->r = gen_append(p->g, p->batches.data, p->batches.len);
+        p->batches.len = 0;
+}
 
-        /* Per thread: its events (between the adopted thread's synthetic
-         * start and exit), then its samples. Oldest record first: when a
-         * thread id was reused within the generation, the old thread's exit
-         * must come before the new one's start. */
-        batches.len = 0;
+/* Step 3, one thread: its events (between the adopted thread's synthetic
+ * start and exit), then its samples. After a failure the steps still run
+ * with no generation, so that the thread's buffers are consumed. */
+static void pack_one_thread(struct packing *p, struct fr_thread *t) {
+        uint64_t old = p->old;
+        int rt = put_synthetic(p->r == 0 ? p->g : NULL, t, old, true, &p->nb, &p->max_time);
+        if (p->r == 0)
+                p->r = rt;
+        uint64_t last = p->start.tick;
+        rt = pack_thread(p->r == 0 ? p->g : NULL, t, old, &p->nb, &p->max_time, &last);
+        if (p->r == 0)
+                p->r = rt;
+        rt = put_lost(p->r == 0 ? p->g : NULL, t, old, last, &p->nb, &p->max_time);
+        if (p->r == 0)
+                p->r = rt;
+        rt = put_synthetic(p->r == 0 ? p->g : NULL, t, old, false, &p->nb, &p->max_time);
+        if (p->r == 0)
+                p->r = rt;
+        last = fr__samples_drain(t, old, p->start.tick, adv.stacks, &p->batches, &p->nb,
+                                 &adv.lost[FR_LOST_SAMPLES], &adv.samples);
+        if (last > p->max_time)
+                p->max_time = last;
+        if (p->r == 0 && p->batches.len > FR_BLOCK_SIZE)
+                p->r = p->batches.failed ? -ENOMEM : gen_append(p->g, p->batches.data, p->batches.len);
+        if (p->batches.len > FR_BLOCK_SIZE)
+                p->batches.len = 0;
+}
+
+/* Step 3: every thread, oldest record first: when a thread id was reused
+ * within the generation, the old thread's exit must come before the new
+ * one's start. */
+static void pack_threads(struct packing *p) {
         size_t nthreads = 0;
-        for (struct fr_thread *t = head; t; t = t->next)
+        for (struct fr_thread *t = p->head; t; t = t->next)
                 nthreads++;
         struct fr_thread **order = malloc((nthreads + 1) * sizeof *order);
         if (!order)
-                r = -ENOMEM; /* the generation is dropped (counted), its buffers freed */
+                p->r = -ENOMEM; /* the generation is dropped (counted), its buffers freed */
         else
-                for (struct fr_thread *t = head, **o = order + nthreads; t; t = t->next)
+                for (struct fr_thread *t = p->head, **o = order + nthreads; t; t = t->next)
                         *--o = t;
         for (size_t k = 0; k < nthreads; k++) {
                 struct fr_thread *t = order ? order[k] : NULL;
                 if (!t) { /* no memory for the order: walk the list as it is */
-                        t = head;
+                        t = p->head;
                         for (size_t i = 0; i < k; i++)
                                 t = t->next;
                 }
-                int rt = put_synthetic(r == 0 ? g : NULL, t, old, true, &nb, &max_time);
-                if (r == 0)
-                        r = rt;
-                uint64_t last = start.tick;
-                rt = pack_thread(r == 0 ? g : NULL, t, old, &nb, &max_time, &last);
-                if (r == 0)
-                        r = rt;
-                rt = put_lost(r == 0 ? g : NULL, t, old, last, &nb, &max_time);
-                if (r == 0)
-                        r = rt;
-                rt = put_synthetic(r == 0 ? g : NULL, t, old, false, &nb, &max_time);
-                if (r == 0)
-                        r = rt;
-                last = fr__samples_drain(t, old, start.tick, adv.stacks, &batches, &nb,
-                                         &adv.lost[FR_LOST_SAMPLES], &adv.samples);
-                if (last > max_time)
-                        max_time = last;
-                if (r == 0 && batches.len > FR_BLOCK_SIZE)
-                        r = batches.failed ? -ENOMEM : gen_append(g, batches.data, batches.len);
-                if (batches.len > FR_BLOCK_SIZE)
-                        batches.len = 0;
+                pack_one_thread(p, t);
         }
         free(order);
-        fr__stacks_emit(adv.stacks, &batches, &nb);
-        fr__maps_emit(old, &batches, &nb);
-        fr__names_emit(old, &batches, &nb);
-        meta.len = 0;
-        fr_buf_put_uvarint(&meta, nb);
-        fr_buf_put_batch(&batches, FR_BATCH_END, old, 0, max_time, meta.data, meta.len);
-        if (r == 0)
-                r = batches.failed || meta.failed ? -ENOMEM : gen_append(g, batches.data, batches.len);
-        fr_buf_free(&batches);
-        fr_buf_free(&meta);
+}
 
-        if (r == 0) {
-                g->gen = old;
-                g->start = start.tick;
-                g->end = max_time;
-                fr__ring_push(g);
+/* Step 4: the stacks, maps and names the generation refers to, and END. */
+static void pack_tail(struct packing *p) {
+        fr__stacks_emit(adv.stacks, &p->batches, &p->nb);
+        fr__maps_emit(p->old, &p->batches, &p->nb);
+        fr__names_emit(p->old, &p->batches, &p->nb);
+        p->meta.len = 0;
+        fr_buf_put_uvarint(&p->meta, p->nb);
+        fr_buf_put_batch(&p->batches, FR_BATCH_END, p->old, 0, p->max_time, p->meta.data,
+                         p->meta.len);
+        if (p->r == 0)
+                p->r = p->batches.failed || p->meta.failed
+                               ? -ENOMEM
+                               : gen_append(p->g, p->batches.data, p->batches.len);
+        fr_buf_free(&p->batches);
+        fr_buf_free(&p->meta);
+}
+
+/* Step 5: the generation into the ring (or dropped, counted), and the
+ * threads that ended in it freed. */
+static void publish(struct packing *p) {
+        if (p->r == 0) {
+                p->g->gen = p->old;
+                p->g->start = p->start.tick;
+                p->g->end = p->max_time;
+                fr__ring_push(p->g);
                 adv.generations++;
-        } else if (g) {
+        } else if (p->g) {
                 adv.lost_generations++;
-                fr__genbytes_free(g);
+                fr__genbytes_free(p->g);
         }
         fr__threads_lock();
-        fr__threads_reap(old);
+        fr__threads_reap(p->old);
         fr__threads_unlock();
+}
+
+static void advance(void) {
+        struct packing p = {0};
+        switch_generation(&p);
+        pack_head(&p);
+        pack_threads(&p);
+        pack_tail(&p);
+        publish(&p);
 }
 
 /* ---- the thread ------------------------------------------------------------ */

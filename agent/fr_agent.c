@@ -10,6 +10,7 @@
 
 #include "fr_client.h"
 #include "fr_internal.h"
+#include "fr_size.h"
 #include "pm_ring.h"
 
 struct fr_agent_config fr__cfg;
@@ -35,38 +36,13 @@ void fr__log_error(const char *fmt, ...) {
         (void)!write(STDERR_FILENO, line, (size_t)n);
 }
 
-/* Parse an unsigned decimal with an optional K/M/G suffix (powers of 1024). */
-static int parse_size(const char *s, uint64_t min, uint64_t max, uint64_t *ret) {
-        char *end;
-        errno = 0;
-        if (!s || !*s || *s == '-')
-                return -EINVAL;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || end == s)
-                return -EINVAL;
-        unsigned shift = 0;
-        if (*end == 'K' || *end == 'k')
-                shift = 10, end++;
-        else if (*end == 'M' || *end == 'm')
-                shift = 20, end++;
-        else if (*end == 'G' || *end == 'g')
-                shift = 30, end++;
-        if (*end || (shift && v > (UINT64_MAX >> shift)))
-                return -EINVAL;
-        v <<= shift;
-        if (v < min || v > max)
-                return -ERANGE;
-        *ret = v;
-        return 0;
-}
-
 static int env_number(const char *name, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *ret) {
         const char *s = getenv(name);
         if (!s) {
                 *ret = dflt;
                 return 0;
         }
-        int r = parse_size(s, min, max, ret);
+        int r = fr_parse_size(s, 0, min, max, ret);
         if (r < 0)
                 fr__log_error("%s='%s' is not a number in %llu..%llu; not starting", name, s,
                               (unsigned long long)min, (unsigned long long)max);

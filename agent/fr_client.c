@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fr_build_id.h"
 #include "fr_client.h"
 #include "fr_internal.h"
 #include "wire.h"
@@ -85,27 +86,9 @@ struct build_id {
 static int find_build_id(struct dl_phdr_info *info, size_t size, void *arg) {
         (void)size;
         struct build_id *b = arg;
-        for (int i = 0; i < info->dlpi_phnum; i++) {
-                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-                if (ph->p_type != PT_NOTE)
-                        continue;
-                const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-                const uint8_t *end = p + ph->p_memsz;
-                while (p + sizeof(ElfW(Nhdr)) <= end) {
-                        const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
-                        size_t nsz = (n->n_namesz + 3) & ~3u, dsz = (n->n_descsz + 3) & ~3u;
-                        const uint8_t *name = p + sizeof *n, *desc = name + nsz;
-                        if (desc + dsz > end)
-                                break;
-                        if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
-                            memcmp(name, "GNU", 4) == 0 && n->n_descsz <= sizeof b->bytes) {
-                                memcpy(b->bytes, desc, n->n_descsz);
-                                b->len = n->n_descsz;
-                                return 1;
-                        }
-                        p = desc + dsz;
-                }
-        }
+        const uint8_t *p;
+        b->len = fr_build_id(info, sizeof b->bytes, &p);
+        memcpy(b->bytes, p, b->len);
         return 1; /* only the first object: the executable */
 }
 

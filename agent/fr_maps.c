@@ -7,6 +7,7 @@
 #include <link.h>
 #include <string.h>
 
+#include "fr_build_id.h"
 #include "fr_internal.h"
 
 static struct {
@@ -15,30 +16,6 @@ static struct {
         bool valid;
 } cache;
 
-static size_t build_id(const struct dl_phdr_info *info, const uint8_t **ret) {
-        for (int i = 0; i < info->dlpi_phnum; i++) {
-                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-                if (ph->p_type != PT_NOTE)
-                        continue;
-                const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-                const uint8_t *end = p + ph->p_memsz;
-                while (p + sizeof(ElfW(Nhdr)) <= end) {
-                        const ElfW(Nhdr) *nh = (const ElfW(Nhdr) *)p;
-                        size_t name = (nh->n_namesz + 3) & ~3u, desc = (nh->n_descsz + 3) & ~3u;
-                        const uint8_t *d = p + sizeof *nh + name;
-                        if (d + desc > end)
-                                break;
-                        if (nh->n_type == NT_GNU_BUILD_ID && nh->n_namesz == 4 &&
-                            memcmp(p + sizeof *nh, "GNU", 4) == 0 && nh->n_descsz <= FR_MAX_BUILD_ID_BYTES) {
-                                *ret = d;
-                                return nh->n_descsz;
-                        }
-                        p = d + desc;
-                }
-        }
-        return 0;
-}
-
 static int add_object(struct dl_phdr_info *info, size_t size, void *data) {
         (void)size;
         struct fr_buf *b = data;
@@ -46,7 +23,7 @@ static int add_object(struct dl_phdr_info *info, size_t size, void *data) {
         if (!path || !*path)
                 path = fr__exe; /* the main program */
         const uint8_t *bid = NULL;
-        size_t nbid = build_id(info, &bid);
+        size_t nbid = fr_build_id(info, FR_MAX_BUILD_ID_BYTES, &bid);
         size_t plen = strnlen(path, FR_MAX_PATH_BYTES);
         for (int i = 0; i < info->dlpi_phnum; i++) {
                 const ElfW(Phdr) *ph = &info->dlpi_phdr[i];

@@ -96,15 +96,12 @@ int fr__snapshot_local(const char *dir, const char *reason, char *ret_path, size
                 if (r == 0)
                         r = rc;
         }
-        if (r == 0 && fsync(fd) < 0)
-                r = -errno;
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        if (r == 0 && rename(tmp, ret_path) < 0)
-                r = -errno;
-        if (r < 0)
+        if (r < 0) {
+                close(fd);
                 unlink(tmp); /* never leave a partial file */
-        return r;
+                return r;
+        }
+        return fr_file_commit(fd, tmp, ret_path, NULL);
 }
 
 int fr_snapshot(const char *reason) {

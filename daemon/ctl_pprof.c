@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "ctl.h"
+#include "fr_io.h"
 #include "pprof.h"
 #include "trace_reader.h"
 
@@ -51,89 +52,6 @@ static char *default_output(const char *trace) {
         return out;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t n) {
-        while (n > 0) {
-                ssize_t w = write(fd, p, n);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                p += w;
-                n -= (size_t)w;
-        }
-        return 0;
-}
-
-/* write_atomic - data to path through a temporary file in the same
- * directory (so that the rename stays on one file system), synced before the
- * rename and the directory after it. Nothing is left on failure. Returns 0
- * or a negative errno with *ret_what naming the failed step. */
-static int write_atomic(const char *path, const uint8_t *data, size_t len, const char **ret_what) {
-        const char *slash = strrchr(path, '/');
-        char *tmp = NULL, *dir = NULL;
-        int fd = -1, r;
-
-        /* A hidden name, so that a directory scan for *.pb.gz skips it. */
-        if (asprintf(&tmp, "%.*s.%s.XXXXXX", slash ? (int)(slash - path + 1) : 0, path,
-                     slash ? slash + 1 : path) < 0 ||
-            asprintf(&dir, "%.*s", slash ? (slash == path ? 1 : (int)(slash - path)) : 1,
-                     slash ? path : ".") < 0) {
-                free(tmp);
-                *ret_what = "cannot allocate";
-                return -ENOMEM;
-        }
-        fd = mkostemp(tmp, O_CLOEXEC);
-        if (fd < 0) {
-                r = -errno;
-                *ret_what = "cannot create a temporary file";
-                goto out;
-        }
-        /* mkostemp gives 0600; the profile is as readable as the trace's group. */
-        if (fchmod(fd, PPROF_FILE_MODE) < 0) {
-                r = -errno;
-                *ret_what = "cannot set the mode of the temporary file";
-                goto fail;
-        }
-        r = write_all(fd, data, len);
-        if (r < 0) {
-                *ret_what = "cannot write";
-                goto fail;
-        }
-        if (fsync(fd) < 0) {
-                r = -errno;
-                *ret_what = "cannot sync";
-                goto fail;
-        }
-        r = close(fd);
-        fd = -1;
-        if (r < 0) {
-                r = -errno;
-                *ret_what = "cannot write";
-                goto fail;
-        }
-        if (rename(tmp, path) < 0) {
-                r = -errno;
-                *ret_what = "cannot rename the temporary file";
-                goto fail;
-        }
-        /* The rename itself survives a crash once the directory is synced. */
-        int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (dfd >= 0) {
-                (void)fsync(dfd);
-                close(dfd);
-        }
-        r = 0;
-        goto out;
-fail:
-        if (fd >= 0)
-                close(fd);
-        unlink(tmp);
-out:
-        free(tmp);
-        free(dir);
-        return r;
-}
 
 int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
         enum { OPT_NO_SYMBOLIZE = 256, OPT_ROOT };
@@ -196,7 +114,7 @@ int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
                 fprintf(stderr, "flightrecctl: %s: %s\n", path, err[0] ? err : strerror(-r));
                 goto out;
         }
-        r = write_atomic(out_path, gz, gzlen, &what);
+        r = fr_write_file_atomic(out_path, gz, gzlen, PPROF_FILE_MODE, &what);
         if (r < 0) {
                 fprintf(stderr, "flightrecctl: %s: %s: %s\n", out_path, what, strerror(-r));
                 goto out;

@@ -9,24 +9,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fr_io.h"
 #include "pm_ring.h"
 
 #define MAX_EXTENTS (1u << 24) /* 512 GiB of 32 KiB blocks: beyond any real pool */
-
-static int read_exact(int fd, void *p, size_t n, uint64_t off) {
-        size_t done = 0;
-        while (done < n) {
-                ssize_t k = pread(fd, (uint8_t *)p + done, n - done, (off_t)(off + done));
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return -EIO;
-                done += (size_t)k;
-        }
-        return 0;
-}
 
 static int read_header(int fd, struct fr_pm_header *ret, uint64_t *ret_size, char *err,
                        size_t errlen) {
@@ -41,7 +27,7 @@ static int read_header(int fd, struct fr_pm_header *ret, uint64_t *ret_size, cha
                          S_ISREG(st.st_mode) ? "file" : "not a regular file", (long long)st.st_size);
                 return -EBADMSG;
         }
-        int r = read_exact(fd, ret, sizeof *ret, 0);
+        int r = fr_pread_exact(fd, ret, sizeof *ret, 0);
         if (r < 0) {
                 snprintf(err, errlen, "reading the header: %s", strerror(-r));
                 return r;
@@ -89,7 +75,7 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
                 snprintf(err, errlen, "out of memory for %u extents", n);
                 return -ENOMEM;
         }
-        r = read_exact(fd, ext, (size_t)n * sizeof *ext, h.index_off[s]);
+        r = fr_pread_exact(fd, ext, (size_t)n * sizeof *ext, h.index_off[s]);
         if (r < 0) {
                 snprintf(err, errlen, "reading the index: %s", strerror(-r));
                 free(ext);
@@ -124,7 +110,7 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
 
 int fr_pm_copy(int fd, const struct fr_pm_plan *plan, uint8_t *dst, char *err, size_t errlen) {
         for (uint32_t i = 0; i < plan->n; i++) {
-                int r = read_exact(fd, dst, plan->ext[i].len, plan->ext[i].off);
+                int r = fr_pread_exact(fd, dst, plan->ext[i].len, plan->ext[i].off);
                 if (r < 0) {
                         snprintf(err, errlen, "reading ring extent %u: %s", i, strerror(-r));
                         return r;

@@ -23,6 +23,8 @@
 #include "profile.pb-c.h"
 #include "symbolize.h"
 #include "trace_encode.h"
+#include "fr_err.h"
+#include "fr_vec.h"
 #include "trace_format.h"
 #include "trace_reader.h"
 
@@ -31,72 +33,6 @@
 
 /* ------------------------------------------------------------------------ */
 /* Containers                                                                */
-
-/* vec_grow - room for `need` elements in the array at *pp (see trace_reader.c). */
-static int vec_grow(void *pp, size_t *cap, size_t need, size_t elem) {
-        if (need <= *cap)
-                return 0;
-        size_t n = *cap ? *cap : 16;
-        while (n < need) {
-                if (n > SIZE_MAX / 2 / elem)
-                        return -ENOMEM;
-                n *= 2;
-        }
-        void *old, *p;
-        memcpy(&old, pp, sizeof old);
-        p = realloc(old, n * elem);
-        if (!p)
-                return -ENOMEM;
-        memcpy(pp, &p, sizeof p);
-        *cap = n;
-        return 0;
-}
-
-#define VEC(T)                                                                                     \
-        struct {                                                                                   \
-                T *v;                                                                              \
-                size_t n, cap;                                                                     \
-        }
-#define VEC_PUSH(vec) (vec_grow(&(vec).v, &(vec).cap, (vec).n + 1, sizeof(*(vec).v)) < 0 ? NULL : &(vec).v[(vec).n++])
-
-/* Bump allocator for the keys and strings that live as long as the conversion. */
-struct arena_block {
-        struct arena_block *next;
-        size_t used, cap;
-        _Alignas(16) unsigned char data[];
-};
-
-struct arena {
-        struct arena_block *head;
-};
-
-static void *arena_alloc(struct arena *a, size_t n) {
-        n = (n + 15) & ~(size_t)15;
-        if (n == 0)
-                n = 16; /* a distinct non-NULL pointer even for an empty key */
-        struct arena_block *b = a->head;
-        if (!b || b->cap - b->used < n) {
-                size_t cap = n > 65536 ? n : 65536;
-                b = malloc(sizeof *b + cap);
-                if (!b)
-                        return NULL;
-                b->next = a->head;
-                b->used = 0;
-                b->cap = cap;
-                a->head = b;
-        }
-        void *p = b->data + b->used;
-        b->used += n;
-        return p;
-}
-
-static void arena_free(struct arena *a) {
-        while (a->head) {
-                struct arena_block *next = a->head->next;
-                free(a->head);
-                a->head = next;
-        }
-}
 
 /* Open-addressing map from a byte string key to an index. */
 struct kslot {
@@ -141,7 +77,7 @@ static bool keymap_get(const struct keymap *m, const void *key, size_t len, size
 
 /* keymap_put - add a key not yet present; the key bytes are copied into the
  * arena. Returns 0 or -ENOMEM. */
-static int keymap_put(struct keymap *m, struct arena *a, const void *key, size_t len, size_t val) {
+static int keymap_put(struct keymap *m, struct fr_arena *a, const void *key, size_t len, size_t val) {
         if ((m->n + 1) * 2 > m->cap) {
                 size_t cap = m->cap ? m->cap * 2 : 256;
                 struct keymap bigger = {calloc(cap, sizeof(struct kslot)), cap, m->n};
@@ -154,7 +90,7 @@ static int keymap_put(struct keymap *m, struct arena *a, const void *key, size_t
                 free(m->slots);
                 *m = bigger;
         }
-        uint8_t *copy = arena_alloc(a, len);
+        uint8_t *copy = fr_arena_alloc(a, len);
         if (!copy)
                 return -ENOMEM;
         memcpy(copy, key, len);
@@ -216,7 +152,7 @@ struct gen_map {
 struct conv {
         const struct fr_pprof_options *opts;
         struct fr_symbolizer *sym;
-        struct arena arena;
+        struct fr_arena arena;
         char *err;
         size_t errlen;
         int failed; /* a negative errno a callback stopped the read with */
@@ -230,48 +166,38 @@ struct conv {
         uint64_t time_nanos, first_mono, end_mono;
         uint64_t sample_hz; /* first non-zero, for the profile's period */
         bool hz_assumed;
-        VEC(struct mapping) maps;
+        FR_VEC(struct mapping) maps;
         struct keymap map_index; /* (start, limit, offset, build id, path) -> maps index */
         size_t *by_start;        /* maps indexes sorted by start, for generations without MAPS */
 
         /* Second read */
-        VEC(char *) strings;
+        FR_VEC(char *) strings;
         struct keymap string_index;
-        VEC(struct location) locs;
+        FR_VEC(struct location) locs;
         struct keymap loc_index; /* (mapping id, address) -> locs index */
-        VEC(struct line) lines;
-        VEC(struct function) funcs;
+        FR_VEC(struct line) lines;
+        FR_VEC(struct function) funcs;
         struct keymap func_index; /* (name, filename) -> funcs index */
-        VEC(struct psample) samples;
-        VEC(uint64_t) keys;
+        FR_VEC(struct psample) samples;
+        FR_VEC(uint64_t) keys;
         struct keymap sample_index;
-        VEC(struct gen_map) gmaps;
+        FR_VEC(struct gen_map) gmaps;
         uint64_t nsamples_in;
         size_t nunresolved;
 };
 
 static __attribute__((format(printf, 2, 3))) int conv_fail(struct conv *c, const char *fmt, ...) {
-        if (c->err && c->errlen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(c->err, c->errlen, fmt, ap);
-                va_end(ap);
-        }
-        return -1;
+        va_list ap;
+        va_start(ap, fmt);
+        int r = fr_verrf(c->err, c->errlen, -1, fmt, ap);
+        va_end(ap);
+        return r;
 }
 
 static int oom(struct conv *c) {
         conv_fail(c, "out of memory");
         c->failed = -ENOMEM;
         return -ENOMEM;
-}
-
-static char *arena_strdup(struct arena *a, const char *s) {
-        size_t n = strlen(s);
-        char *p = arena_alloc(a, n + 1);
-        if (p)
-                memcpy(p, s, n + 1);
-        return p;
 }
 
 /* intern - the string table index of s (NULL: 0, the empty string).
@@ -284,10 +210,10 @@ static int64_t intern(struct conv *c, const char *s) {
         if (keymap_get(&c->string_index, s, n, &idx))
                 return (int64_t)idx;
         idx = c->strings.n;
-        char **slot = VEC_PUSH(c->strings);
+        char **slot = FR_VEC_PUSH(c->strings);
         if (!slot || keymap_put(&c->string_index, &c->arena, s, n, idx) < 0)
                 return -ENOMEM;
-        *slot = arena_strdup(&c->arena, s);
+        *slot = fr_arena_strdup(&c->arena, s);
         if (!*slot)
                 return -ENOMEM;
         return (int64_t)idx;
@@ -334,14 +260,14 @@ static int add_map(struct conv *c, const struct fr_map *m) {
         if (keymap_get(&c->map_index, key, n, &idx))
                 return 0;
         idx = c->maps.n;
-        struct mapping *mp = VEC_PUSH(c->maps);
+        struct mapping *mp = FR_VEC_PUSH(c->maps);
         if (!mp)
                 return -ENOMEM;
         *mp = (struct mapping){.start = m->start, .limit = m->limit, .offset = m->offset,
                                .build_id_len = bidlen, .first_seen = idx};
         if (bidlen)
                 memcpy(mp->build_id, m->build_id, bidlen);
-        mp->path = arena_strdup(&c->arena, path);
+        mp->path = fr_arena_strdup(&c->arena, path);
         if (!mp->path || keymap_put(&c->map_index, &c->arena, key, n, idx) < 0)
                 return -ENOMEM;
         return 0;
@@ -353,9 +279,9 @@ static int first_pass(const struct fr_trace_header *h, const struct fr_generatio
                 c->have_header = true;
                 c->pid = h->pid;
                 c->hflags = h->flags;
-                c->exe = arena_strdup(&c->arena, h->exe ? h->exe : "");
-                c->comm = arena_strdup(&c->arena, h->comm ? h->comm : "");
-                c->reason = arena_strdup(&c->arena, h->reason ? h->reason : "");
+                c->exe = fr_arena_strdup(&c->arena, h->exe ? h->exe : "");
+                c->comm = fr_arena_strdup(&c->arena, h->comm ? h->comm : "");
+                c->reason = fr_arena_strdup(&c->arena, h->reason ? h->reason : "");
                 if (!c->exe || !c->comm || !c->reason)
                         return oom(c);
         }
@@ -443,7 +369,7 @@ static int gen_maps(struct conv *c, const struct fr_generation *g) {
                 size_t n = map_key(key, m->start, m->limit, m->offset, m->build_id, bidlen, path);
                 if (!keymap_get(&c->map_index, key, n, &idx))
                         continue; /* cannot happen: the first read saw the same trace */
-                struct gen_map *gm = VEC_PUSH(c->gmaps);
+                struct gen_map *gm = FR_VEC_PUSH(c->gmaps);
                 if (!gm)
                         return -ENOMEM;
                 *gm = (struct gen_map){m->start, m->limit, idx};
@@ -451,7 +377,7 @@ static int gen_maps(struct conv *c, const struct fr_generation *g) {
         if (g->nmaps == 0) {
                 for (size_t i = 0; i < c->maps.n; i++) {
                         const struct mapping *m = &c->maps.v[c->by_start[i]];
-                        struct gen_map *gm = VEC_PUSH(c->gmaps);
+                        struct gen_map *gm = FR_VEC_PUSH(c->gmaps);
                         if (!gm)
                                 return -ENOMEM;
                         *gm = (struct gen_map){m->start, m->limit, c->by_start[i]};
@@ -496,7 +422,7 @@ static int function_id(struct conv *c, const char *name, const char *system_name
         if (sn < 0)
                 return -ENOMEM;
         idx = c->funcs.n;
-        struct function *fn = VEC_PUSH(c->funcs);
+        struct function *fn = FR_VEC_PUSH(c->funcs);
         if (!fn || keymap_put(&c->func_index, &c->arena, key, sizeof key, idx) < 0)
                 return -ENOMEM;
         *fn = (struct function){n, sn, f, start_line};
@@ -522,7 +448,7 @@ static int add_unresolved_line(struct conv *c, const struct mapping *m, uint64_t
                 snprintf(name, sizeof name, "[unknown]+0x%" PRIx64, addr);
         if (function_id(c, name, NULL, NULL, 0, &fid) < 0)
                 return -ENOMEM;
-        struct line *l = VEC_PUSH(c->lines);
+        struct line *l = FR_VEC_PUSH(c->lines);
         if (!l)
                 return -ENOMEM;
         *l = (struct line){fid, 0};
@@ -573,7 +499,7 @@ static int symbolize_location(struct conv *c, struct mapping *m, uint64_t addr,
                 lines &= f->line > 0;
                 if (function_id(c, name, f->system_name, f->file, f->start_line, &fid) < 0)
                         return -ENOMEM;
-                struct line *l = VEC_PUSH(c->lines);
+                struct line *l = FR_VEC_PUSH(c->lines);
                 if (!l)
                         return -ENOMEM;
                 *l = (struct line){fid, f->line};
@@ -608,7 +534,7 @@ static int location_id(struct conv *c, uint64_t addr, uint64_t *ret) {
         if (r < 0)
                 return r;
         idx = c->locs.n;
-        struct location *slot = VEC_PUSH(c->locs);
+        struct location *slot = FR_VEC_PUSH(c->locs);
         if (!slot || keymap_put(&c->loc_index, &c->arena, key, sizeof key, idx) < 0)
                 return -ENOMEM;
         *slot = loc;
@@ -626,7 +552,7 @@ static int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_
 /* Threads' current names (string indexes), by tid, within one generation. */
 struct names {
         struct keymap index; /* tid -> slot in v */
-        VEC(int64_t) v;
+        FR_VEC(int64_t) v;
 };
 
 static int names_set(struct conv *c, struct names *t, uint64_t tid, int64_t name) {
@@ -635,7 +561,7 @@ static int names_set(struct conv *c, struct names *t, uint64_t tid, int64_t name
                 t->v.v[idx] = name;
                 return 0;
         }
-        int64_t *slot = VEC_PUSH(t->v);
+        int64_t *slot = FR_VEC_PUSH(t->v);
         if (!slot || keymap_put(&t->index, &c->arena, &tid, sizeof tid, t->v.n - 1) < 0)
                 return -ENOMEM;
         *slot = name;
@@ -657,7 +583,7 @@ static int add_sample(struct conv *c, const struct fr_generation *g, const struc
         for (uint32_t i = 0; i < s->nframes; i++) {
                 /* A caller's frame is a return address: step back into the call. */
                 uint64_t addr = i == 0 ? s->frames[i] : s->frames[i] - 1, id;
-                uint64_t *k = VEC_PUSH(c->keys);
+                uint64_t *k = FR_VEC_PUSH(c->keys);
                 if (!k || location_id(c, addr, &id) < 0)
                         return -ENOMEM;
                 c->keys.v[c->keys.n - 1] = id;
@@ -667,7 +593,7 @@ static int add_sample(struct conv *c, const struct fr_generation *g, const struc
         label[2] = s->task ? internf(c, "%" PRIu64, s->task) : 0;
         label[3] = intern(c, s->region);
         for (int i = 0; i < 4; i++) {
-                uint64_t *k = VEC_PUSH(c->keys);
+                uint64_t *k = FR_VEC_PUSH(c->keys);
                 if (!k || label[i] < 0)
                         return -ENOMEM;
                 *k = (uint64_t)label[i];
@@ -678,7 +604,7 @@ static int add_sample(struct conv *c, const struct fr_generation *g, const struc
                 c->keys.n = start; /* the same stack and labels: merge */
         } else {
                 idx = c->samples.n;
-                struct psample *p = VEC_PUSH(c->samples);
+                struct psample *p = FR_VEC_PUSH(c->samples);
                 if (!p || keymap_put(&c->sample_index, &c->arena, key, keylen, idx) < 0)
                         return -ENOMEM;
                 *p = (struct psample){start, s->nframes, 0, 0};
@@ -755,7 +681,7 @@ struct assembly {
         Perftools__Profiles__Location *locs, **locp;
         Perftools__Profiles__Line *lines, **linep;
         Perftools__Profiles__Function *funcs, **funcp;
-        VEC(int64_t) comments;
+        FR_VEC(int64_t) comments;
 };
 
 static void assembly_free(struct assembly *a) {
@@ -783,7 +709,7 @@ static void *xcalloc(size_t n, size_t size, bool *failed) {
 }
 
 static int add_comment(struct assembly *a, int64_t idx) {
-        int64_t *slot = VEC_PUSH(a->comments);
+        int64_t *slot = FR_VEC_PUSH(a->comments);
         if (idx < 0 || !slot)
                 return -ENOMEM;
         *slot = idx;
@@ -814,21 +740,32 @@ static int add_comments(struct conv *c, struct assembly *a) {
         return r ? -ENOMEM : 0;
 }
 
-static int assemble(struct conv *c, struct assembly *a) {
-        Perftools__Profiles__Profile *p = &a->p;
-        uint64_t hz = c->sample_hz ? c->sample_hz : DEFAULT_HZ;
-        int64_t s_samples = intern(c, "samples"), s_count = intern(c, "count");
-        int64_t s_cpu = intern(c, "cpu"), s_ns = intern(c, "nanoseconds");
-        int64_t k_tid = intern(c, "thread_id"), k_name = intern(c, "thread_name");
-        int64_t k_task = intern(c, "task"), k_region = intern(c, "region");
-        size_t nlabels = 0;
-        bool failed = false;
+/* The interned value types and label keys of every profile. */
+struct keys {
+        int64_t samples, count, cpu, ns;
+        int64_t label[4]; /* thread_id, thread_name, task, region */
+};
 
-        if (s_samples < 0 || s_count < 0 || s_cpu < 0 || s_ns < 0 || k_tid < 0 || k_name < 0 ||
-            k_task < 0 || k_region < 0)
+static int intern_keys(struct conv *c, struct keys *k) {
+        k->samples = intern(c, "samples");
+        k->count = intern(c, "count");
+        k->cpu = intern(c, "cpu");
+        k->ns = intern(c, "nanoseconds");
+        k->label[0] = intern(c, "thread_id");
+        k->label[1] = intern(c, "thread_name");
+        k->label[2] = intern(c, "task");
+        k->label[3] = intern(c, "region");
+        if (k->samples < 0 || k->count < 0 || k->cpu < 0 || k->ns < 0)
                 return -ENOMEM;
-        /* Mapping strings (file names, build ids) and comments before the
-         * string table is handed over. */
+        for (int i = 0; i < 4; i++)
+                if (k->label[i] < 0)
+                        return -ENOMEM;
+        return 0;
+}
+
+/* Step 1: mappings (their file names and build ids interned). */
+static int assemble_mappings(struct conv *c, struct assembly *a) {
+        bool failed = false;
         a->maps = xcalloc(c->maps.n, sizeof *a->maps, &failed);
         a->mapp = xcalloc(c->maps.n, sizeof *a->mapp, &failed);
         if (failed)
@@ -854,9 +791,14 @@ static int assemble(struct conv *c, struct assembly *a) {
                 pm->has_inline_frames = resolved && m->all_inline;
                 a->mapp[i] = pm;
         }
-        if (add_comments(c, a) < 0)
-                return -ENOMEM;
+        return 0;
+}
 
+/* Step 2: the profile's header: value types, period, times. */
+static void assemble_header(struct conv *c, struct assembly *a, const struct keys *k) {
+        Perftools__Profiles__Profile *p = &a->p;
+        uint64_t hz = c->sample_hz ? c->sample_hz : DEFAULT_HZ;
+        int64_t s_samples = k->samples, s_count = k->count, s_cpu = k->cpu, s_ns = k->ns;
         perftools__profiles__profile__init(p);
         for (int i = 0; i < 3; i++)
                 perftools__profiles__value_type__init(&a->vt[i]);
@@ -879,7 +821,13 @@ static int assemble(struct conv *c, struct assembly *a) {
         p->mapping = a->mapp;
         p->n_comment = a->comments.n;
         p->comment = a->comments.v;
+}
 
+/* Step 3: samples with their values and labels. */
+static int assemble_samples(struct conv *c, struct assembly *a, const struct keys *kk) {
+        Perftools__Profiles__Profile *p = &a->p;
+        size_t nlabels = 0;
+        bool failed = false;
         /* Samples */
         for (size_t i = 0; i < c->samples.n; i++) {
                 const uint64_t *labels = c->keys.v + c->samples.v[i].key_start + c->samples.v[i].nlocs;
@@ -898,7 +846,6 @@ static int assemble(struct conv *c, struct assembly *a) {
                 const struct psample *ps = &c->samples.v[i];
                 Perftools__Profiles__Sample *s = &a->samples[i];
                 const uint64_t *labels = c->keys.v + ps->key_start + ps->nlocs;
-                const int64_t keys[4] = {k_tid, k_name, k_task, k_region};
                 perftools__profiles__sample__init(s);
                 s->n_location_id = ps->nlocs;
                 s->location_id = c->keys.v + ps->key_start;
@@ -912,7 +859,7 @@ static int assemble(struct conv *c, struct assembly *a) {
                                 continue;
                         Perftools__Profiles__Label *l = &a->labels[nlabels];
                         perftools__profiles__label__init(l);
-                        l->key = keys[k];
+                        l->key = kk->label[k];
                         l->str = (int64_t)labels[k];
                         a->labelp[nlabels++] = l;
                         s->n_label++;
@@ -922,6 +869,13 @@ static int assemble(struct conv *c, struct assembly *a) {
         p->n_sample = c->samples.n;
         p->sample = a->samplep;
 
+        return 0;
+}
+
+/* Step 4: locations and their lines. */
+static int assemble_locations(struct conv *c, struct assembly *a) {
+        Perftools__Profiles__Profile *p = &a->p;
+        bool failed = false;
         /* Locations and their lines */
         a->locs = xcalloc(c->locs.n, sizeof *a->locs, &failed);
         a->locp = xcalloc(c->locs.n, sizeof *a->locp, &failed);
@@ -949,6 +903,13 @@ static int assemble(struct conv *c, struct assembly *a) {
         p->n_location = c->locs.n;
         p->location = a->locp;
 
+        return 0;
+}
+
+/* Step 5: functions. */
+static int assemble_functions(struct conv *c, struct assembly *a) {
+        Perftools__Profiles__Profile *p = &a->p;
+        bool failed = false;
         /* Functions */
         a->funcs = xcalloc(c->funcs.n, sizeof *a->funcs, &failed);
         a->funcp = xcalloc(c->funcs.n, sizeof *a->funcp, &failed);
@@ -968,9 +929,23 @@ static int assemble(struct conv *c, struct assembly *a) {
         p->n_function = c->funcs.n;
         p->function = a->funcp;
 
+        return 0;
+}
+
+/* assemble - the protobuf message from the conversion's tables. */
+static int assemble(struct conv *c, struct assembly *a) {
+        struct keys k;
+        /* Every string (mapping names, build ids, comments) before the
+         * string table is handed over. */
+        if (intern_keys(c, &k) < 0 || assemble_mappings(c, a) < 0 || add_comments(c, a) < 0)
+                return -ENOMEM;
+        assemble_header(c, a, &k);
+        if (assemble_samples(c, a, &k) < 0 || assemble_locations(c, a) < 0 ||
+            assemble_functions(c, a) < 0)
+                return -ENOMEM;
         /* Last: nothing is interned after this. */
-        p->n_string_table = c->strings.n;
-        p->string_table = c->strings.v;
+        a->p.n_string_table = c->strings.n;
+        a->p.string_table = c->strings.v;
         return 0;
 }
 
@@ -1025,7 +1000,7 @@ static void conv_free(struct conv *c) {
         free(c->keys.v);
         free(c->gmaps.v);
         free(c->keybuf);
-        arena_free(&c->arena);
+        fr_arena_free(&c->arena);
 }
 
 int fr_pprof_from_trace(const uint8_t *trace, size_t len, const struct fr_pprof_options *opts,
@@ -1050,7 +1025,7 @@ int fr_pprof_from_trace(const uint8_t *trace, size_t len, const struct fr_pprof_
                 return -EINVAL;
         }
         static char empty_string[] = "";
-        char **empty = VEC_PUSH(c.strings); /* string_table[0] must be "" */
+        char **empty = FR_VEC_PUSH(c.strings); /* string_table[0] must be "" */
         c.keybuf = malloc(MAP_KEY_MAX);
         if (!empty || !c.keybuf || keymap_put(&c.string_index, &c.arena, "", 0, 0) < 0) {
                 r = -ENOMEM;

@@ -2,6 +2,8 @@
  * (see trace_reader.h). The file is streamed, so a compressed file is never
  * held whole next to its decoded form, and max_bytes caps what is kept. */
 #include "trace_reader.h"
+#include "fr_err.h"
+#include "fr_io.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,17 +23,6 @@ struct out {
         size_t len, cap;
         size_t limit; /* max_bytes */
 };
-
-static __attribute__((format(printf, 4, 5))) int fail(char *err, size_t errlen, int e,
-                                                      const char *fmt, ...) {
-        if (err && errlen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return e;
-}
 
 /* out_room - make room for up to CHUNK more bytes, but never more than one
  * byte past the limit: that byte is how an oversize input is noticed. */
@@ -54,48 +45,25 @@ static int out_room(struct out *o) {
         return 0;
 }
 
-/* read_some - read up to n bytes; returns the count (0 at end) or -errno. */
-static ssize_t read_some(int fd, void *buf, size_t n) {
-        for (;;) {
-                ssize_t k = read(fd, buf, n);
-                if (k >= 0 || errno != EINTR)
-                        return k < 0 ? -errno : k;
-        }
-}
-
-/* read_full - fill buf as far as the file allows. */
-static ssize_t read_full(int fd, uint8_t *buf, size_t n) {
-        size_t got = 0;
-        while (got < n) {
-                ssize_t k = read_some(fd, buf + got, n - got);
-                if (k < 0)
-                        return k;
-                if (k == 0)
-                        break;
-                got += (size_t)k;
-        }
-        return (ssize_t)got;
-}
-
 static int load_raw(int fd, const uint8_t *head, size_t nhead, struct out *o, char *err,
                     size_t errlen) {
         int e;
         if (nhead > o->limit)
-                return fail(err, errlen, -EFBIG, "file is larger than the limit of %zu bytes",
+                return fr_errf(err, errlen, -EFBIG, "file is larger than the limit of %zu bytes",
                             o->limit);
         if ((e = out_room(o)) < 0)
-                return fail(err, errlen, e, "out of memory");
+                return fr_errf(err, errlen, e, "out of memory");
         memcpy(o->data, head, nhead); /* nhead <= 4 and room for limit + 1 */
         o->len = nhead;
         for (;;) {
                 if (o->len > o->limit)
-                        return fail(err, errlen, -EFBIG, "file is larger than the limit of %zu bytes",
+                        return fr_errf(err, errlen, -EFBIG, "file is larger than the limit of %zu bytes",
                                     o->limit);
                 if ((e = out_room(o)) < 0)
-                        return fail(err, errlen, e, "out of memory");
-                ssize_t k = read_some(fd, o->data + o->len, o->cap - o->len);
+                        return fr_errf(err, errlen, e, "out of memory");
+                ssize_t k = fr_read_full(fd, o->data + o->len, o->cap - o->len);
                 if (k < 0)
-                        return fail(err, errlen, (int)k, "read error: %s", strerror((int)-k));
+                        return fr_errf(err, errlen, (int)k, "read error: %s", strerror((int)-k));
                 if (k == 0)
                         return 0;
                 o->len += (size_t)k;
@@ -109,9 +77,9 @@ static int inflate(int fd, LZ4F_dctx *dctx, const uint8_t *head, size_t nhead, s
         memcpy(in, head, nhead);
         for (;;) {
                 if (in_pos == in_len) {
-                        ssize_t k = read_some(fd, in, sizeof in);
+                        ssize_t k = fr_read_full(fd, in, sizeof in);
                         if (k < 0)
-                                return fail(err, errlen, (int)k, "read error: %s",
+                                return fr_errf(err, errlen, (int)k, "read error: %s",
                                             strerror((int)-k));
                         if (k == 0)
                                 break;
@@ -120,22 +88,22 @@ static int inflate(int fd, LZ4F_dctx *dctx, const uint8_t *head, size_t nhead, s
                 }
                 int e = out_room(o);
                 if (e < 0)
-                        return fail(err, errlen, e, "out of memory");
+                        return fr_errf(err, errlen, e, "out of memory");
                 size_t src = in_len - in_pos, dst = o->cap - o->len;
                 hint = LZ4F_decompress(dctx, o->data + o->len, &dst, in + in_pos, &src, NULL);
                 if (LZ4F_isError(hint))
-                        return fail(err, errlen, -EINVAL, "corrupt LZ4 frame: %s",
+                        return fr_errf(err, errlen, -EINVAL, "corrupt LZ4 frame: %s",
                                     LZ4F_getErrorName(hint));
                 in_pos += src;
                 o->len += dst;
                 if (o->len > o->limit)
-                        return fail(err, errlen, -EFBIG,
+                        return fr_errf(err, errlen, -EFBIG,
                                     "decompressed trace is larger than the limit of %zu bytes",
                                     o->limit);
                 /* hint == 0: a frame ended; another one may follow. */
         }
         if (hint != 0)
-                return fail(err, errlen, -EINVAL, "truncated LZ4 frame: the file ends inside it");
+                return fr_errf(err, errlen, -EINVAL, "truncated LZ4 frame: the file ends inside it");
         return 0;
 }
 
@@ -143,7 +111,7 @@ static int load_lz4(int fd, const uint8_t *head, size_t nhead, struct out *o, ch
                     size_t errlen) {
         LZ4F_dctx *dctx;
         if (LZ4F_isError(LZ4F_createDecompressionContext(&dctx, LZ4F_VERSION)))
-                return fail(err, errlen, -ENOMEM, "out of memory");
+                return fr_errf(err, errlen, -ENOMEM, "out of memory");
         int e = inflate(fd, dctx, head, nhead, o, err, errlen);
         LZ4F_freeDecompressionContext(dctx);
         return e;
@@ -160,10 +128,10 @@ int fr_trace_load_file(const char *path, size_t max_bytes, uint8_t **ret_data, s
                 err[0] = 0;
         fd = open(path, O_RDONLY | O_CLOEXEC);
         if (fd < 0)
-                return fail(err, errlen, -errno, "cannot open: %s", strerror(errno));
-        nhead = read_full(fd, head, sizeof head);
+                return fr_errf(err, errlen, -errno, "cannot open: %s", strerror(errno));
+        nhead = fr_read_full(fd, head, sizeof head);
         if (nhead < 0) {
-                e = fail(err, errlen, (int)nhead, "read error: %s", strerror((int)-nhead));
+                e = fr_errf(err, errlen, (int)nhead, "read error: %s", strerror((int)-nhead));
                 goto out;
         }
         if (nhead == 4 && (head[0] | head[1] << 8 | head[2] << 16 | (uint32_t)head[3] << 24) ==

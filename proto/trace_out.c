@@ -9,21 +9,6 @@
 #include <time.h>
 #include <unistd.h>
 
-int fr_write_all(int fd, const void *p, size_t n) {
-        const char *c = p;
-        while (n) {
-                ssize_t w = write(fd, c, n);
-                if (w < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                c += w;
-                n -= (size_t)w;
-        }
-        return 0;
-}
-
 int fr_trace_stem(const char *comm, pid_t pid, uint64_t realtime_ns, char *buf, size_t len) {
         char safe[65];
         size_t n = 0;

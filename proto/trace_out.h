@@ -5,6 +5,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "fr_io.h" /* fr_write_all */
 #include <sys/types.h>
 
 /* fr_trace_stem - "<comm>-<pid>-<UTC time>" for snapshot files, e.g.
@@ -26,8 +28,5 @@ int fr_lz4_out_write(struct fr_lz4_out *o, const void *p, size_t n);
  * negative errno. Does not close fd. */
 int fr_lz4_out_close(struct fr_lz4_out *o, int abort);
 
-/* fr_write_all - write n bytes, retrying on EINTR and short writes.
- * Returns 0 or a negative errno. */
-int fr_write_all(int fd, const void *p, size_t n);
 
 #endif

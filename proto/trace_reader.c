@@ -23,39 +23,12 @@
 #include <string.h>
 
 #include "trace_encode.h"
+#include "fr_err.h"
+#include "fr_vec.h"
 #include "trace_format.h"
 
 /* ------------------------------------------------------------------------ */
 /* Small containers                                                          */
-
-/* vec_grow - make room for `need` elements in the array whose pointer is at
- * *pp (any element type; read and written with memcpy to stay clear of
- * aliasing rules). Returns 0 or -ENOMEM. */
-static int vec_grow(void *pp, size_t *cap, size_t need, size_t elem) {
-        if (need <= *cap)
-                return 0;
-        size_t n = *cap ? *cap : 16;
-        while (n < need) {
-                if (n > SIZE_MAX / 2 / elem)
-                        return -ENOMEM;
-                n *= 2;
-        }
-        void *old, *p;
-        memcpy(&old, pp, sizeof old);
-        p = realloc(old, n * elem);
-        if (!p)
-                return -ENOMEM;
-        memcpy(pp, &p, sizeof p);
-        *cap = n;
-        return 0;
-}
-
-#define VEC(T)                                                                                     \
-        struct {                                                                                   \
-                T *v;                                                                              \
-                size_t n, cap;                                                                     \
-        }
-#define VEC_RESERVE(vec, need) vec_grow(&(vec).v, &(vec).cap, (need), sizeof(*(vec).v))
 
 /* Open-addressing map from a non-zero u64 key (ids, tids) to an index.
  * Key 0 marks an empty slot; every key the format uses is >= 1. */
@@ -128,53 +101,6 @@ static void map_free(struct u64map *m) {
         *m = (struct u64map){0};
 }
 
-/* Bump allocator for everything that lives as long as one generation. */
-struct arena_block {
-        struct arena_block *next;
-        size_t used, cap;
-        _Alignas(16) unsigned char data[];
-};
-
-struct arena {
-        struct arena_block *head;
-};
-
-static void *arena_alloc(struct arena *a, size_t n) {
-        n = (n + 15) & ~(size_t)15;
-        struct arena_block *b = a->head;
-        if (!b || b->cap - b->used < n) {
-                size_t cap = n > 65536 ? n : 65536;
-                b = malloc(sizeof *b + cap);
-                if (!b)
-                        return NULL;
-                b->next = a->head;
-                b->used = 0;
-                b->cap = cap;
-                a->head = b;
-        }
-        void *p = b->data + b->used;
-        b->used += n;
-        return p;
-}
-
-/* arena_strdup - NUL-terminated copy of n input bytes. */
-static char *arena_strdup(struct arena *a, const uint8_t *p, size_t n) {
-        char *s = arena_alloc(a, n + 1);
-        if (s) {
-                memcpy(s, p, n);
-                s[n] = 0;
-        }
-        return s;
-}
-
-static void arena_free(struct arena *a) {
-        while (a->head) {
-                struct arena_block *next = a->head->next;
-                free(a->head);
-                a->head = next;
-        }
-}
-
 /* ------------------------------------------------------------------------ */
 /* Cursor: bounds-checked reads of data[pos..end); offsets are into the input */
 
@@ -245,7 +171,7 @@ struct thread {
         uint64_t tid;
         size_t off; /* where it was first seen in this generation */
         struct str name;
-        VEC(struct region) regions;
+        FR_VEC(struct region) regions;
         bool alive;
         bool has_time;
         uint64_t last_time;
@@ -261,9 +187,9 @@ struct task {
 /* Threads and tasks as the events leave them. Only raw names are used once
  * the generation that defined them is gone. */
 struct state {
-        VEC(struct thread) threads;
+        FR_VEC(struct thread) threads;
         struct u64map thread_index;
-        VEC(struct task) tasks;
+        FR_VEC(struct task) tasks;
         struct u64map task_index;
 };
 
@@ -288,17 +214,17 @@ struct xsample {
 struct gen {
         uint64_t num;
         size_t off; /* of its first batch */
-        VEC(struct batch) batches; /* all but END */
+        FR_VEC(struct batch) batches; /* all but END */
         struct batch end;
         const struct batch *clock, *status;
-        struct arena arena;
-        VEC(struct str) strings;
+        struct fr_arena arena;
+        FR_VEC(struct str) strings;
         struct u64map string_index;
-        VEC(struct stack) stacks;
+        FR_VEC(struct stack) stacks;
         struct u64map stack_index;
-        VEC(struct fr_map) maps;
-        VEC(struct xevent) xevents;
-        VEC(struct xsample) xsamples;
+        FR_VEC(struct fr_map) maps;
+        FR_VEC(struct xevent) xevents;
+        FR_VEC(struct xsample) xsamples;
         struct fr_thread_state *status_threads;
         size_t nstatus_threads;
         struct fr_task_state *status_tasks;
@@ -316,7 +242,7 @@ struct reader {
         size_t errlen;
         uint64_t gen;      /* generation being read, for messages; 0: none */
         uint64_t prev_gen; /* last complete generation, 0: none yet */
-        struct arena hdr_arena;
+        struct fr_arena hdr_arena;
         struct fr_trace_header hdr;
         struct state state; /* valid when prev_gen != 0 */
 };
@@ -336,7 +262,7 @@ static __attribute__((format(printf, 3, 4))) int fail(struct reader *r, size_t o
         if (n >= 0 && (size_t)n < r->errlen) {
                 va_list ap;
                 va_start(ap, fmt);
-                vsnprintf(r->err + n, r->errlen - (size_t)n, fmt, ap);
+                fr_verrf(r->err + n, r->errlen - (size_t)n, -EINVAL, fmt, ap);
                 va_end(ap);
         }
         return -EINVAL;
@@ -482,7 +408,7 @@ static struct task *state_task(struct state *s, uint64_t id) {
 
 /* state_add_thread - a new, not yet alive thread. Returns 0 or -ENOMEM. */
 static int state_add_thread(struct state *s, uint64_t tid, size_t off, struct thread **ret) {
-        if (VEC_RESERVE(s->threads, s->threads.n + 1) < 0 ||
+        if (FR_VEC_RESERVE(s->threads, s->threads.n + 1) < 0 ||
             map_put(&s->thread_index, tid, s->threads.n) < 0)
                 return -ENOMEM;
         struct thread *t = &s->threads.v[s->threads.n++];
@@ -492,7 +418,7 @@ static int state_add_thread(struct state *s, uint64_t tid, size_t off, struct th
 }
 
 static int state_add_task(struct state *s, uint64_t id, size_t off, struct task **ret) {
-        if (VEC_RESERVE(s->tasks, s->tasks.n + 1) < 0 || map_put(&s->task_index, id, s->tasks.n) < 0)
+        if (FR_VEC_RESERVE(s->tasks, s->tasks.n + 1) < 0 || map_put(&s->task_index, id, s->tasks.n) < 0)
                 return -ENOMEM;
         struct task *t = &s->tasks.v[s->tasks.n++];
         *t = (struct task){.id = id, .off = off};
@@ -501,7 +427,7 @@ static int state_add_task(struct state *s, uint64_t id, size_t off, struct task 
 }
 
 static int push_region(struct thread *t, uint64_t task, struct str name) {
-        if (VEC_RESERVE(t->regions, t->regions.n + 1) < 0)
+        if (FR_VEC_RESERVE(t->regions, t->regions.n + 1) < 0)
                 return -ENOMEM;
         t->regions.v[t->regions.n++] = (struct region){task, name};
         return 0;
@@ -517,7 +443,7 @@ static int get_header_string(struct reader *r, struct cursor *c, const char *wha
         int e = get_bytes(r, c, what, max, &p, &n);
         if (e < 0)
                 return e;
-        *ret = arena_strdup(&r->hdr_arena, p, n);
+        *ret = fr_arena_strndup(&r->hdr_arena, p, n);
         return *ret ? 0 : nomem(r);
 }
 
@@ -649,7 +575,7 @@ static int scan_generation(struct reader *r, struct cursor *c, struct gen *g, bo
                         g->end = b;
                         return check_end(r, c, g, ret_partial);
                 }
-                if (VEC_RESERVE(g->batches, g->batches.n + 1) < 0)
+                if (FR_VEC_RESERVE(g->batches, g->batches.n + 1) < 0)
                         return nomem(r);
                 g->batches.v[g->batches.n++] = b;
         }
@@ -738,8 +664,8 @@ static int load_strings(struct reader *r, struct gen *g, const struct batch *b) 
                 if ((e = get_table_id(r, &c, "string id", &g->string_index, &id)) < 0 ||
                     (e = get_bytes(r, &c, "string", FR_MAX_STRING_BYTES, &s.raw, &s.len)) < 0)
                         return e;
-                s.c = arena_strdup(&g->arena, s.raw, s.len);
-                if (!s.c || VEC_RESERVE(g->strings, g->strings.n + 1) < 0 ||
+                s.c = fr_arena_strndup(&g->arena, s.raw, s.len);
+                if (!s.c || FR_VEC_RESERVE(g->strings, g->strings.n + 1) < 0 ||
                     map_put(&g->string_index, id, g->strings.n) < 0)
                         return nomem(r);
                 g->strings.v[g->strings.n++] = s;
@@ -764,8 +690,8 @@ static int load_stacks(struct reader *r, struct gen *g, const struct batch *b) {
                         /* Unsigned wrap-around is the intended arithmetic. */
                         frames[i] = i ? frames[i - 1] + (uint64_t)fr_unzigzag(v) : v;
                 }
-                uint64_t *copy = arena_alloc(&g->arena, n * sizeof *copy);
-                if (!copy || VEC_RESERVE(g->stacks, g->stacks.n + 1) < 0 ||
+                uint64_t *copy = fr_arena_alloc(&g->arena, n * sizeof *copy);
+                if (!copy || FR_VEC_RESERVE(g->stacks, g->stacks.n + 1) < 0 ||
                     map_put(&g->stack_index, id, g->stacks.n) < 0)
                         return nomem(r);
                 memcpy(copy, frames, n * sizeof *copy);
@@ -792,10 +718,10 @@ static int load_maps(struct reader *r, struct gen *g, const struct batch *b) {
                         return fail(r, off,
                                     "map limit 0x%" PRIx64 " is not above its start 0x%" PRIx64,
                                     m.limit, m.start);
-                uint8_t *bid_copy = arena_alloc(&g->arena, m.build_id_len);
-                m.path = arena_strdup(&g->arena, path, path_len);
+                uint8_t *bid_copy = fr_arena_alloc(&g->arena, m.build_id_len);
+                m.path = fr_arena_strndup(&g->arena, path, path_len);
                 m.build_id = bid_copy;
-                if (!m.path || !bid_copy || VEC_RESERVE(g->maps, g->maps.n + 1) < 0)
+                if (!m.path || !bid_copy || FR_VEC_RESERVE(g->maps, g->maps.n + 1) < 0)
                         return nomem(r);
                 memcpy(bid_copy, bid, m.build_id_len);
                 g->maps.v[g->maps.n++] = m;
@@ -865,7 +791,7 @@ static int read_status_thread(struct reader *r, struct gen *g, struct cursor *c,
                 return fail(r, off, "STATUS thread id 0");
         if (state_thread(s, tid))
                 return fail(r, off, "thread %" PRIu64 " listed twice in STATUS", tid);
-        struct fr_region_state *regions = arena_alloc(&g->arena, n * sizeof *regions);
+        struct fr_region_state *regions = fr_arena_alloc(&g->arena, n * sizeof *regions);
         if (!regions || state_add_thread(s, tid, off, &t) < 0)
                 return nomem(r);
         t->alive = true;
@@ -913,7 +839,7 @@ static int read_status(struct reader *r, struct gen *g, struct state *s) {
         int e;
         if ((e = get_count(r, &c, "STATUS thread count", UINT64_MAX, &n)) < 0)
                 return e;
-        g->status_threads = arena_alloc(&g->arena, n * sizeof *g->status_threads);
+        g->status_threads = fr_arena_alloc(&g->arena, n * sizeof *g->status_threads);
         if (!g->status_threads)
                 return nomem(r);
         for (; g->nstatus_threads < n; g->nstatus_threads++)
@@ -922,7 +848,7 @@ static int read_status(struct reader *r, struct gen *g, struct state *s) {
                         return e;
         if ((e = get_count(r, &c, "STATUS task count", UINT64_MAX, &n)) < 0)
                 return e;
-        g->status_tasks = arena_alloc(&g->arena, n * sizeof *g->status_tasks);
+        g->status_tasks = fr_arena_alloc(&g->arena, n * sizeof *g->status_tasks);
         if (!g->status_tasks)
                 return nomem(r);
         for (; g->nstatus_tasks < n; g->nstatus_tasks++)
@@ -1042,7 +968,7 @@ static int decode_args(struct reader *r, struct gen *g, struct cursor *c, struct
                 ev->category = s.c;
                 if (r->flags & FR_READ_THREAD_EVENTS_ONLY)
                         break; /* not delivered: no copy */
-                ev->message = arena_strdup(&g->arena, msg, ev->message_len);
+                ev->message = fr_arena_strndup(&g->arena, msg, ev->message_len);
                 if (!ev->message)
                         return nomem(r);
                 break;
@@ -1114,7 +1040,7 @@ static int decode_event_batch(struct reader *r, struct gen *g, const struct batc
                 if ((r->flags & FR_READ_THREAD_EVENTS_ONLY) && type != FR_EV_THREAD_START &&
                     type != FR_EV_THREAD_NAME && type != FR_EV_THREAD_EXIT)
                         continue;
-                if (VEC_RESERVE(g->xevents, g->xevents.n + 1) < 0)
+                if (FR_VEC_RESERVE(g->xevents, g->xevents.n + 1) < 0)
                         return nomem(r);
                 x.seq = g->xevents.n;
                 g->xevents.v[g->xevents.n++] = x;
@@ -1278,7 +1204,7 @@ static int decode_sample(struct reader *r, struct gen *g, struct cursor *c, cons
         x.s.region = region.c;
         x.s.frames = g->stacks.v[i].frames;
         x.s.nframes = g->stacks.v[i].nframes;
-        if (VEC_RESERVE(g->xsamples, g->xsamples.n + 1) < 0)
+        if (FR_VEC_RESERVE(g->xsamples, g->xsamples.n + 1) < 0)
                 return nomem(r);
         x.seq = g->xsamples.n;
         g->xsamples.v[g->xsamples.n++] = x;
@@ -1326,7 +1252,7 @@ static int decode_samples(struct reader *r, struct gen *g) {
 /* Generations                                                               */
 
 static void gen_free(struct gen *g) {
-        arena_free(&g->arena);
+        fr_arena_free(&g->arena);
         free(g->batches.v);
         free(g->strings.v);
         free(g->stacks.v);
@@ -1404,7 +1330,7 @@ int fr_trace_read(const uint8_t *data, size_t len, unsigned flags, fr_generation
                         break;
         }
         state_free(&r.state);
-        arena_free(&r.hdr_arena);
+        fr_arena_free(&r.hdr_arena);
         if (ret_ngens)
                 *ret_ngens = ngens;
         return ret;

@@ -1,5 +1,6 @@
 /* Framing, decoding and validation of the wire protocol (wire.h). */
 #include "wire.h"
+#include "fr_err.h"
 
 #include <errno.h>
 #include <stdarg.h>
@@ -8,16 +9,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
-
-static int fail(char *err, size_t errlen, int code, const char *fmt, ...) {
-        if (err && errlen) {
-                va_list ap;
-                va_start(ap, fmt);
-                vsnprintf(err, errlen, fmt, ap);
-                va_end(ap);
-        }
-        return code;
-}
 
 const char *fr_wire_name(const fr_frame *f) {
         static const char *const names[] = {
@@ -51,13 +42,13 @@ static int check_name(const char *what, const char *s, size_t max, int allow_emp
                       size_t errlen) {
         size_t n = strlen(s);
         if (n == 0 && !allow_empty)
-                return fail(err, errlen, -EBADMSG, "%s is empty", what);
+                return fr_errf(err, errlen, -EBADMSG, "%s is empty", what);
         if (n > max)
-                return fail(err, errlen, -EBADMSG, "%s is %zu bytes long (at most %zu)", what, n,
+                return fr_errf(err, errlen, -EBADMSG, "%s is %zu bytes long (at most %zu)", what, n,
                             max);
         for (size_t i = 0; i < n; i++)
                 if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
-                        return fail(err, errlen, -EBADMSG,
+                        return fr_errf(err, errlen, -EBADMSG,
                                     "%s holds control character 0x%02x at byte %zu", what,
                                     (unsigned char)s[i], i);
         return 0;
@@ -73,7 +64,7 @@ static int check_name(const char *what, const char *s, size_t max, int allow_emp
 static int check_range(const char *what, uint64_t v, uint64_t lo, uint64_t hi, char *err,
                        size_t errlen) {
         if (v < lo || v > hi)
-                return fail(err, errlen, -EBADMSG, "%s = %llu is outside %llu..%llu", what,
+                return fr_errf(err, errlen, -EBADMSG, "%s = %llu is outside %llu..%llu", what,
                             (unsigned long long)v, (unsigned long long)lo,
                             (unsigned long long)hi);
         return 0;
@@ -113,7 +104,7 @@ int fr_wire_check(const fr_frame *f, char *err, size_t errlen) {
                 CHECK(check_range("snapshot_done.id", f->snapshot_done->id, 1, UINT64_MAX, err,
                                   errlen));
                 if (f->snapshot_done->error > 0 || f->snapshot_done->error < -4095)
-                        return fail(err, errlen, -EBADMSG, "snapshot_done.error = %d is no -errno",
+                        return fr_errf(err, errlen, -EBADMSG, "snapshot_done.error = %d is no -errno",
                                     (int)f->snapshot_done->error);
                 return 0;
         case FLIGHTREC__WIRE__FRAME__MSG_TRIGGER:
@@ -154,7 +145,7 @@ int fr_wire_check(const fr_frame *f, char *err, size_t errlen) {
                                   errlen);
         }
         default:
-                return fail(err, errlen, -EBADMSG, "frame holds no known message (case %d)",
+                return fr_errf(err, errlen, -EBADMSG, "frame holds no known message (case %d)",
                             (int)f->msg_case);
         }
 }
@@ -168,13 +159,13 @@ long fr_wire_decode(const uint8_t *buf, size_t len, size_t max_frame, fr_frame *
         uint32_t n = (uint32_t)buf[0] | (uint32_t)buf[1] << 8 | (uint32_t)buf[2] << 16 |
                      (uint32_t)buf[3] << 24;
         if (n == 0 || n > max_frame)
-                return fail(err, errlen, -EMSGSIZE, "frame length %u is outside 1..%zu", n,
+                return fr_errf(err, errlen, -EMSGSIZE, "frame length %u is outside 1..%zu", n,
                             max_frame);
         if (len - 4 < n)
                 return 0;
         fr_frame *f = flightrec__wire__frame__unpack(NULL, n, buf + 4);
         if (!f)
-                return fail(err, errlen, -EBADMSG, "frame of %u bytes is not a valid message", n);
+                return fr_errf(err, errlen, -EBADMSG, "frame of %u bytes is not a valid message", n);
         int r = fr_wire_check(f, err, errlen);
         if (r < 0) {
                 fr_wire_free(f);

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "fr_build_id.h"
+
 static uintptr_t ra;
 
 __attribute__((noinline, noclone, used)) int lld_leaf(int x) {
@@ -23,25 +25,13 @@ __attribute__((noinline, noclone, used)) int lld_caller(int x) { return lld_leaf
 static int print_build_id(struct dl_phdr_info *info, size_t size, void *ud) {
         (void)size;
         (void)ud;
-        for (int i = 0; i < info->dlpi_phnum; i++) {
-                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-                if (ph->p_type != PT_NOTE)
-                        continue;
-                const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-                const uint8_t *end = p + ph->p_memsz;
-                while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
-                        const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
-                        const uint8_t *desc = p + sizeof *n + ((n->n_namesz + 3) & ~3u);
-                        if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
-                            memcmp(p + sizeof *n, "GNU", 4) == 0) {
-                                printf("buildid ");
-                                for (unsigned j = 0; j < n->n_descsz; j++)
-                                        printf("%02x", desc[j]);
-                                printf("\n");
-                                return 1;
-                        }
-                        p = desc + ((n->n_descsz + 3) & ~3u);
-                }
+        const uint8_t *bid;
+        size_t n = fr_build_id(info, 64, &bid);
+        if (n) {
+                printf("buildid ");
+                for (size_t j = 0; j < n; j++)
+                        printf("%02x", bid[j]);
+                printf("\n");
         }
         return 1; /* the first object is the executable */
 }

@@ -1,4 +1,5 @@
 /* selfmaps: see selfmaps.h. */
+#include "fr_build_id.h"
 #include "selfmaps.h"
 
 #include <elf.h>
@@ -28,27 +29,12 @@ static int note_cb(struct dl_phdr_info *info, size_t size, void *ud) {
         }
         if (!mine)
                 return 0;
-        for (int i = 0; i < info->dlpi_phnum; i++) {
-                const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-                if (ph->p_type != PT_NOTE)
-                        continue;
-                const uint8_t *p = (const uint8_t *)(info->dlpi_addr + ph->p_vaddr);
-                const uint8_t *end = p + ph->p_memsz;
-                while ((size_t)(end - p) >= sizeof(ElfW(Nhdr))) {
-                        const ElfW(Nhdr) *n = (const ElfW(Nhdr) *)p;
-                        const uint8_t *name = p + sizeof *n;
-                        const uint8_t *desc = name + ((n->n_namesz + 3) & ~3u);
-                        if (desc + n->n_descsz > end)
-                                break;
-                        if (n->n_type == NT_GNU_BUILD_ID && n->n_namesz == 4 &&
-                            memcmp(name, "GNU", 4) == 0 && n->n_descsz <= sizeof ns->o->build_id) {
-                                memcpy(ns->o->build_id, desc, n->n_descsz);
-                                ns->o->build_id_len = n->n_descsz;
-                                ns->found = true;
-                                return 1;
-                        }
-                        p = desc + ((n->n_descsz + 3) & ~3u);
-                }
+        const uint8_t *bid;
+        size_t n = fr_build_id(info, sizeof ns->o->build_id, &bid);
+        if (n) {
+                memcpy(ns->o->build_id, bid, n);
+                ns->o->build_id_len = n;
+                ns->found = true;
         }
         return 1;
 }

@@ -1,4 +1,4 @@
-/* Unit tests of flightrecd's configuration parser (daemon/fd_config.c) and of
+/* Unit tests of flightrecd's configuration parser (daemon/frd_config.c) and of
  * the shipped config/flightrecd.conf. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,22 +11,22 @@
 
 #include <cmocka.h>
 
-#include "fd.h"
+#include "frd.h"
 
 static const char *shipped_conf;
 
-void fd_log(int level, const char *fmt, ...) {
+void frd_log(int level, const char *fmt, ...) {
         (void)level;
         (void)fmt;
 }
 
 static void test_defaults(void **state) {
         (void)state;
-        struct fd_config c;
+        struct frd_config c;
         char err[512] = "";
-        assert_int_equal(fd_config_parse_string("", &c, err, sizeof err), 0);
-        assert_string_equal(c.socket_path, FD_DEFAULT_SOCKET);
-        assert_string_equal(c.output_dir, FD_DEFAULT_OUTPUT);
+        assert_int_equal(frd_config_parse_string("", &c, err, sizeof err), 0);
+        assert_string_equal(c.socket_path, FRD_DEFAULT_SOCKET);
+        assert_string_equal(c.output_dir, FRD_DEFAULT_OUTPUT);
         assert_int_equal(c.socket_mode, 0666);
         assert_int_equal(c.max_frame_bytes, 65536);
         assert_true(c.agent_users.any);
@@ -37,7 +37,7 @@ static void test_defaults(void **state) {
 
 static void test_values(void **state) {
         (void)state;
-        struct fd_config c;
+        struct frd_config c;
         char err[512] = "";
         const char *text = "[daemon]\n"
                            "socket = /tmp/x.sock\n"
@@ -55,7 +55,7 @@ static void test_values(void **state) {
                            "max_total_bytes = 2G\n"
                            "max_files = 10\n"
                            "max_age = 12h\n";
-        assert_int_equal(fd_config_parse_string(text, &c, err, sizeof err), 0);
+        assert_int_equal(frd_config_parse_string(text, &c, err, sizeof err), 0);
         assert_string_equal(c.socket_path, "/tmp/x.sock");
         assert_int_equal(c.socket_mode, 0660);
         assert_int_equal(c.snapshot_timeout_ms, 2000);
@@ -69,15 +69,15 @@ static void test_values(void **state) {
         assert_int_equal(c.agent_users.ids[1], 1000);
         assert_int_equal(c.max_total_bytes, 2ull << 30);
         assert_int_equal(c.max_age_s, 12 * 3600);
-        assert_true(fd_config_allows(&c.agent_users, &c.agent_groups, 1000, 5));
-        assert_false(fd_config_allows(&c.agent_users, &c.agent_groups, 1001, 5));
-        assert_true(fd_config_allows(&c.control_users, &c.control_groups, 4242, 0));
+        assert_true(frd_config_allows(&c.agent_users, &c.agent_groups, 1000, 5));
+        assert_false(frd_config_allows(&c.agent_users, &c.agent_groups, 1001, 5));
+        assert_true(frd_config_allows(&c.control_users, &c.control_groups, 4242, 0));
 }
 
 static void expect_error(const char *text, const char *needle) {
-        struct fd_config c;
+        struct frd_config c;
         char err[512] = "";
-        assert_int_not_equal(fd_config_parse_string(text, &c, err, sizeof err), 0);
+        assert_int_not_equal(frd_config_parse_string(text, &c, err, sizeof err), 0);
         if (!strstr(err, needle))
                 fail_msg("error '%s' does not mention '%s'", err, needle);
 }
@@ -102,12 +102,12 @@ static void test_errors(void **state) {
 
 static void test_shipped(void **state) {
         (void)state;
-        struct fd_config c, d;
+        struct frd_config c, d;
         char err[512] = "";
-        int r = fd_config_load(shipped_conf, true, &c, err, sizeof err);
+        int r = frd_config_load(shipped_conf, true, &c, err, sizeof err);
         if (r)
                 fail_msg("%s", err);
-        fd_config_defaults(&d);
+        frd_config_defaults(&d);
         /* Every key there is commented out with its default. */
         assert_memory_equal(&c, &d, sizeof c);
         /* And the values shown are the defaults: uncomment every key. */
@@ -121,13 +121,13 @@ static void test_shipped(void **state) {
                 strncat(text, p, sizeof text - strlen(text) - 1);
         }
         fclose(f);
-        r = fd_config_parse_string(text, &c, err, sizeof err);
+        r = frd_config_parse_string(text, &c, err, sizeof err);
         if (r)
                 fail_msg("uncommented %s: %s", shipped_conf, err);
         assert_memory_equal(&c, &d, sizeof c);
-        assert_int_not_equal(fd_config_load("/nonexistent/flightrecd.conf", true, &c, err, sizeof err), 0);
+        assert_int_not_equal(frd_config_load("/nonexistent/flightrecd.conf", true, &c, err, sizeof err), 0);
         assert_non_null(strstr(err, "cannot open"));
-        assert_int_equal(fd_config_load("/nonexistent/flightrecd.conf", false, &c, err, sizeof err), 0);
+        assert_int_equal(frd_config_load("/nonexistent/flightrecd.conf", false, &c, err, sizeof err), 0);
 }
 
 int main(int argc, char **argv) {

@@ -12,13 +12,14 @@
 #include <strings.h>
 #include <unistd.h>
 
-#include "fd.h"
+#include "frd.h"
+#include "fr_size.h"
 
-void fd_config_defaults(struct fd_config *c) {
+void frd_config_defaults(struct frd_config *c) {
         memset(c, 0, sizeof *c);
-        snprintf(c->socket_path, sizeof c->socket_path, "%s", FD_DEFAULT_SOCKET);
+        snprintf(c->socket_path, sizeof c->socket_path, "%s", FRD_DEFAULT_SOCKET);
         c->socket_mode = 0666;
-        snprintf(c->output_dir, sizeof c->output_dir, "%s", FD_DEFAULT_OUTPUT);
+        snprintf(c->output_dir, sizeof c->output_dir, "%s", FRD_DEFAULT_OUTPUT);
         c->max_agents = 4096;
         c->max_frame_bytes = 65536;
         c->snapshot_timeout_ms = 30000;
@@ -33,13 +34,15 @@ void fd_config_defaults(struct fd_config *c) {
 }
 
 struct parse_state {
-        struct fd_config *c;
+        struct frd_config *c;
         char err[512];
 };
 
-/* Unsigned decimal with an optional suffix: sizes K M G T (1024), durations
- * ms s m h d. kind: 0 plain number, 1 size, 2 duration in ms, 3 duration in s. */
+/* Unsigned number with an optional suffix: sizes K M G T (1024, fr_parse_size),
+ * durations ms s m h d. kind: 0 plain number, 1 size, 2 duration in ms, 3 duration in s. */
 static int parse_num(const char *s, int kind, uint64_t min, uint64_t max, uint64_t *ret) {
+        if (kind == 1)
+                return fr_parse_size(s, 1, min, max, ret);
         char *end;
         if (!*s || *s == '-')
                 return -EINVAL;
@@ -48,18 +51,7 @@ static int parse_num(const char *s, int kind, uint64_t min, uint64_t max, uint64
         if (errno || end == s)
                 return -EINVAL;
         uint64_t mul = 1;
-        if (kind == 1 && *end) {
-                const char *u = "KMGT";
-                const char *p = strchr(u, *end == 'k' ? 'K' : *end);
-                if (!p || !*p)
-                        return -EINVAL;
-                mul = 1ull << (10 * (p - u + 1));
-                end++;
-                if (*end == 'i' && end[1] == 'B')
-                        end += 2;
-                else if (*end == 'B')
-                        end++;
-        } else if ((kind == 2 || kind == 3) && *end) {
+        if ((kind == 2 || kind == 3) && *end) {
                 uint64_t ms;
                 if (strcmp(end, "ms") == 0)
                         ms = 1;
@@ -108,7 +100,7 @@ static int parse_bool(const char *s, bool *ret) {
 }
 
 /* "*" (anyone), empty (nobody), or names / numeric ids separated by spaces or commas. */
-static int parse_ids(const char *s, bool groups, struct fd_idlist *l, char *err, size_t errlen) {
+static int parse_ids(const char *s, bool groups, struct frd_idlist *l, char *err, size_t errlen) {
         memset(l, 0, sizeof *l);
         char buf[4096];
         if (snprintf(buf, sizeof buf, "%s", s) >= (int)sizeof buf) {
@@ -121,8 +113,8 @@ static int parse_ids(const char *s, bool groups, struct fd_idlist *l, char *err,
                         l->any = true;
                         continue;
                 }
-                if (l->n >= FD_MAX_IDS) {
-                        snprintf(err, errlen, "more than %d entries", FD_MAX_IDS);
+                if (l->n >= FRD_MAX_IDS) {
+                        snprintf(err, errlen, "more than %d entries", FRD_MAX_IDS);
                         return -EINVAL;
                 }
                 char *end;
@@ -167,7 +159,7 @@ static int set_string(char *dst, size_t len, const char *v, bool absolute, char 
 
 static int handler(void *user, const char *section, const char *name, const char *value) {
         struct parse_state *st = user;
-        struct fd_config *c = st->c;
+        struct frd_config *c = st->c;
         char why[300] = "";
         uint64_t v = 0;
         int r = -ENOENT;
@@ -269,9 +261,9 @@ static int finish(int line, const char *where, struct parse_state *st, char *err
         return 0;
 }
 
-int fd_config_load(const char *path, bool must_exist, struct fd_config *c, char *err,
+int frd_config_load(const char *path, bool must_exist, struct frd_config *c, char *err,
                    size_t errlen) {
-        fd_config_defaults(c);
+        frd_config_defaults(c);
         FILE *f = fopen(path, "re");
         if (!f) {
                 int e = errno;
@@ -286,8 +278,8 @@ int fd_config_load(const char *path, bool must_exist, struct fd_config *c, char 
         return finish(line, path, &st, err, errlen);
 }
 
-int fd_config_parse_string(const char *text, struct fd_config *c, char *err, size_t errlen) {
-        fd_config_defaults(c);
+int frd_config_parse_string(const char *text, struct frd_config *c, char *err, size_t errlen) {
+        frd_config_defaults(c);
         struct parse_state st = {.c = c};
         if (!*text)
                 return 0;
@@ -301,14 +293,14 @@ int fd_config_parse_string(const char *text, struct fd_config *c, char *err, siz
         return finish(line, "(string)", &st, err, errlen);
 }
 
-static bool in_list(const struct fd_idlist *l, uint32_t id) {
+static bool in_list(const struct frd_idlist *l, uint32_t id) {
         for (unsigned i = 0; i < l->n; i++)
                 if (l->ids[i] == id)
                         return true;
         return false;
 }
 
-bool fd_config_allows(const struct fd_idlist *users, const struct fd_idlist *groups, uid_t uid,
+bool frd_config_allows(const struct frd_idlist *users, const struct frd_idlist *groups, uid_t uid,
                       gid_t gid) {
         if (users->any || groups->any || in_list(users, uid) || in_list(groups, gid))
                 return true;

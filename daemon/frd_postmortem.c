@@ -20,7 +20,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include "fd.h"
+#include "frd.h"
 #include "pm_ring.h"
 
 #define WATCH_MS 1000
@@ -30,18 +30,18 @@ struct watch {
         struct watch *next;
         struct event *timer;
         unsigned ticks;
-        struct fd_pm_dead dead;
+        struct frd_pm_dead dead;
         int pidfd;
 };
 
 static struct {
         struct watch *list;
         unsigned n;
-        void (*died)(struct fd_pm_dead *);
+        void (*died)(struct frd_pm_dead *);
         void (*ended)(void);
 } W;
 
-int fd_pm_pidfd(pid_t pid) {
+int frd_pm_pidfd(pid_t pid) {
 #ifdef SYS_pidfd_open
         int fd = (int)syscall(SYS_pidfd_open, pid, 0);
         return fd >= 0 ? fd : -errno;
@@ -51,7 +51,7 @@ int fd_pm_pidfd(pid_t pid) {
 #endif
 }
 
-const char *fd_pm_check_ring(int fd) {
+const char *frd_pm_check_ring(int fd) {
         if (fd < 0)
                 return "no file descriptor came with it";
         /* Only a sealed memfd: its reads never block (a file on a FUSE or NFS
@@ -95,11 +95,11 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         int closed = fr_pm_closed(w->dead.ring_fd);
         if (closed != 0) {
                 if (closed < 0)
-                        fd_log(FD_WARN, "agent %s[%d]: its ring is no longer readable (%s): no "
+                        frd_log(FRD_WARN, "agent %s[%d]: its ring is no longer readable (%s): no "
                                         "post-mortem",
                                w->dead.comm, (int)w->dead.pid, strerror(-closed));
                 else
-                        fd_log(FD_INFO, "agent %s[%d] %s: no post-mortem", w->dead.comm,
+                        frd_log(FRD_INFO, "agent %s[%d] %s: no post-mortem", w->dead.comm,
                                (int)w->dead.pid,
                                closed == FR_PM_CLOSED_EXEC ? "exec'd" : "stopped cleanly");
                 watch_free(w, false);
@@ -107,13 +107,13 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
                 return;
         }
         if (process_gone(w)) {
-                struct fd_pm_dead d = w->dead;
+                struct frd_pm_dead d = w->dead;
                 watch_free(w, true);
                 W.died(&d); /* owns d.ring_fd now */
                 return;
         }
         if (++w->ticks * TICK_MS >= WATCH_MS) {
-                fd_log(FD_INFO, "agent %s[%d] closed its connection but is still running (exec?): "
+                frd_log(FRD_INFO, "agent %s[%d] closed its connection but is still running (exec?): "
                                 "no post-mortem",
                        w->dead.comm, (int)w->dead.pid);
                 watch_free(w, false);
@@ -121,12 +121,12 @@ static void on_tick(evutil_socket_t fd, short what, void *arg) {
         }
 }
 
-void fd_pm_init(void (*died)(struct fd_pm_dead *), void (*ended)(void)) {
+void frd_pm_init(void (*died)(struct frd_pm_dead *), void (*ended)(void)) {
         W.died = died;
         W.ended = ended;
 }
 
-int fd_pm_watch(struct event_base *base, int ring_fd, int pidfd, pid_t pid, const char *comm,
+int frd_pm_watch(struct event_base *base, int ring_fd, int pidfd, pid_t pid, const char *comm,
                 const char *exe) {
         struct watch *w = calloc(1, sizeof *w);
         if (w)
@@ -153,11 +153,11 @@ int fd_pm_watch(struct event_base *base, int ring_fd, int pidfd, pid_t pid, cons
         return 0;
 }
 
-void fd_pm_forget(pid_t pid) {
+void frd_pm_forget(pid_t pid) {
         for (struct watch *w = W.list, *next; w; w = next) {
                 next = w->next;
                 if (w->dead.pid == pid) {
-                        fd_log(FD_DEBUG, "agent %s[%d] exec'd: no post-mortem", w->dead.comm,
+                        frd_log(FRD_DEBUG, "agent %s[%d] exec'd: no post-mortem", w->dead.comm,
                                (int)pid);
                         watch_free(w, false);
                         W.ended();
@@ -165,4 +165,4 @@ void fd_pm_forget(pid_t pid) {
         }
 }
 
-unsigned fd_pm_watching(void) { return W.n; }
+unsigned frd_pm_watching(void) { return W.n; }

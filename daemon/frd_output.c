@@ -14,7 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "fd.h"
+#include "frd.h"
+#include "fr_io.h"
 #include "pm_ring.h"
 #include "pprof.h"
 #include "symbolize.h"
@@ -23,18 +24,18 @@
 static struct {
         pthread_mutex_t lock;
         pthread_cond_t cond;
-        struct fd_job *queue, **queue_tail; /* to the workers */
-        struct fd_job *done;                /* back to the loop */
+        struct frd_job *queue, **queue_tail; /* to the workers */
+        struct frd_job *done;                /* back to the loop */
         unsigned busy;                      /* submitted, not yet handed back */
         bool stop;
         unsigned nthreads;
         pthread_t threads[64];
         int efd;
         struct event *ev;
-        void (*done_cb)(struct fd_job *);
+        void (*done_cb)(struct frd_job *);
 } out = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .efd = -1};
 
-int fd_raw_reserve(struct fd_job *j, size_t cap) {
+int frd_raw_reserve(struct frd_job *j, size_t cap) {
         const size_t huge = 2u << 20;
         cap = (cap + huge - 1) & ~(huge - 1);
         if (cap <= j->raw_cap)
@@ -49,7 +50,7 @@ int fd_raw_reserve(struct fd_job *j, size_t cap) {
         return 0;
 }
 
-void fd_raw_free(struct fd_job *j) {
+void frd_raw_free(struct frd_job *j) {
         if (j->raw)
                 munmap(j->raw, j->raw_cap);
         j->raw = NULL;
@@ -62,25 +63,26 @@ static double mono_ms(void) {
         return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
 }
 
-static int write_file(const char *path, const uint8_t *p, size_t n, gid_t gid) {
+/* The profile's temporary, written and handed to its group; fr_file_commit
+ * makes it durable. Returns the descriptor or -errno (nothing left). */
+static int write_tmp(const char *path, const uint8_t *p, size_t n, gid_t gid) {
         int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
         if (fd < 0)
                 return -errno;
         int r = fr_write_all(fd, p, n);
         if (r == 0 && gid != (gid_t)-1 && fchown(fd, (uid_t)-1, gid) < 0)
                 r = -errno;
-        if (r == 0 && fdatasync(fd) < 0)
-                r = -errno;
-        if (close(fd) < 0 && r == 0)
-                r = -errno;
-        if (r < 0)
+        if (r < 0) {
+                close(fd);
                 unlink(path);
-        return r;
+                return r;
+        }
+        return fd;
 }
 
 /* Post-mortem: append the dead agent's ring to the header in raw, and write
  * the trace file from it (live snapshots stream it from the loop instead). */
-static int load_ring(struct fd_job *j) {
+static int load_ring(struct frd_job *j) {
         struct fr_pm_plan plan;
         char err[256];
         int r = fr_pm_plan(j->ring_fd, j->max_trace_bytes, &plan, err, sizeof err);
@@ -88,7 +90,7 @@ static int load_ring(struct fd_job *j) {
                 snprintf(err, sizeof err, "the ring holds no complete generation yet");
                 r = -ENODATA;
         }
-        if (r == 0 && fd_raw_reserve(j, j->raw_len + plan.total) < 0) {
+        if (r == 0 && frd_raw_reserve(j, j->raw_len + plan.total) < 0) {
                 snprintf(err, sizeof err, "out of memory for %llu bytes",
                          (unsigned long long)plan.total);
                 r = -ENOMEM;
@@ -118,19 +120,13 @@ static int load_ring(struct fd_job *j) {
         return r;
 }
 
-static void run_job(struct fd_job *j, struct fr_symbolizer *sym) {
+static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         double t0 = mono_ms();
         int r = 0;
         if (j->ring_fd >= 0 && (r = load_ring(j)) < 0)
                 goto fail;
-        if (fdatasync(j->trace_fd) < 0)
+        if (j->gid != (gid_t)-1 && fchown(j->trace_fd, (uid_t)-1, j->gid) < 0) {
                 r = -errno;
-        if (r == 0 && j->gid != (gid_t)-1 && fchown(j->trace_fd, (uid_t)-1, j->gid) < 0)
-                r = -errno;
-        if (close(j->trace_fd) < 0 && r == 0)
-                r = -errno;
-        j->trace_fd = -1;
-        if (r < 0) {
                 snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->trace_tmp, strerror(-r));
                 goto fail;
         }
@@ -150,23 +146,28 @@ static void run_job(struct fd_job *j, struct fr_symbolizer *sym) {
                 goto fail;
         }
         j->nsamples = st.nsamples;
-        r = write_file(j->pprof_tmp, gz, gzlen, j->gid);
+        int pfd = write_tmp(j->pprof_tmp, gz, gzlen, j->gid);
         free(gz);
-        if (r < 0) {
+        if (pfd < 0) {
+                r = pfd;
                 snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->pprof_tmp, strerror(-r));
                 goto fail;
         }
         j->pprof_bytes = gzlen;
         /* The trace first: a pprof in place always has its trace beside it. */
-        if (rename(j->trace_tmp, j->trace_path) < 0) {
-                r = -errno;
-                snprintf(j->errmsg, sizeof j->errmsg, "rename to %s: %s", j->trace_path,
+        const char *step = "";
+        int tfd = j->trace_fd;
+        j->trace_fd = -1;
+        r = fr_file_commit(tfd, j->trace_tmp, j->trace_path, &step);
+        if (r < 0) {
+                close(pfd);
+                snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->trace_path, step,
                          strerror(-r));
                 goto fail;
         }
-        if (rename(j->pprof_tmp, j->pprof_path) < 0) {
-                r = -errno;
-                snprintf(j->errmsg, sizeof j->errmsg, "rename to %s: %s", j->pprof_path,
+        r = fr_file_commit(pfd, j->pprof_tmp, j->pprof_path, &step);
+        if (r < 0) {
+                snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->pprof_path, step,
                          strerror(-r));
                 unlink(j->trace_path);
                 goto fail;
@@ -176,7 +177,7 @@ static void run_job(struct fd_job *j, struct fr_symbolizer *sym) {
         return;
 fail:
         j->error = r;
-        fd_output_discard(j);
+        frd_output_discard(j);
 }
 
 static void *worker(void *arg) {
@@ -198,7 +199,7 @@ static void *worker(void *arg) {
                 }
                 if (!out.queue)
                         break; /* stop, queue drained */
-                struct fd_job *j = out.queue;
+                struct frd_job *j = out.queue;
                 out.queue = j->next;
                 if (!out.queue)
                         out.queue_tail = &out.queue;
@@ -206,7 +207,7 @@ static void *worker(void *arg) {
                 if (!sym && fr_symbolizer_new(NULL, &sym) < 0)
                         sym = NULL;
                 run_job(j, sym);
-                fd_raw_free(j);
+                frd_raw_free(j);
                 pthread_mutex_lock(&out.lock);
                 j->next = out.done;
                 out.done = j;
@@ -225,19 +226,19 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
         uint64_t v;
         (void)!read(fd, &v, sizeof v);
         pthread_mutex_lock(&out.lock);
-        struct fd_job *list = out.done;
+        struct frd_job *list = out.done;
         out.done = NULL;
         pthread_mutex_unlock(&out.lock);
         /* Oldest first. */
-        struct fd_job *rev = NULL;
+        struct frd_job *rev = NULL;
         while (list) {
-                struct fd_job *n = list->next;
+                struct frd_job *n = list->next;
                 list->next = rev;
                 rev = list;
                 list = n;
         }
         while (rev) {
-                struct fd_job *n = rev->next;
+                struct frd_job *n = rev->next;
                 pthread_mutex_lock(&out.lock);
                 out.busy--;
                 pthread_mutex_unlock(&out.lock);
@@ -246,7 +247,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
         }
 }
 
-int fd_output_start(struct event_base *base, unsigned workers, void (*done)(struct fd_job *)) {
+int frd_output_start(struct event_base *base, unsigned workers, void (*done)(struct frd_job *)) {
         out.queue_tail = &out.queue;
         out.done_cb = done;
         out.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -266,7 +267,7 @@ int fd_output_start(struct event_base *base, unsigned workers, void (*done)(stru
         return 0;
 }
 
-void fd_output_submit(struct fd_job *j) {
+void frd_output_submit(struct frd_job *j) {
         pthread_mutex_lock(&out.lock);
         j->next = NULL;
         *out.queue_tail = j;
@@ -276,14 +277,14 @@ void fd_output_submit(struct fd_job *j) {
         pthread_mutex_unlock(&out.lock);
 }
 
-unsigned fd_output_busy(void) {
+unsigned frd_output_busy(void) {
         pthread_mutex_lock(&out.lock);
         unsigned n = out.busy;
         pthread_mutex_unlock(&out.lock);
         return n;
 }
 
-void fd_output_stop(void) {
+void frd_output_stop(void) {
         pthread_mutex_lock(&out.lock);
         out.stop = true;
         pthread_cond_broadcast(&out.cond);
@@ -299,7 +300,7 @@ void fd_output_stop(void) {
         out.efd = -1;
 }
 
-int fd_output_create(const char *dir, struct fd_job *j) {
+int frd_output_create(const char *dir, struct frd_job *j) {
         struct timespec now;
         clock_gettime(CLOCK_REALTIME, &now);
         char base[128];
@@ -330,7 +331,7 @@ int fd_output_create(const char *dir, struct fd_job *j) {
         return -EEXIST;
 }
 
-void fd_output_discard(struct fd_job *j) {
+void frd_output_discard(struct frd_job *j) {
         if (j->trace_fd >= 0)
                 close(j->trace_fd);
         j->trace_fd = -1;
@@ -345,7 +346,7 @@ static bool ends_with(const char *s, const char *suffix) {
         return n >= k && strcmp(s + n - k, suffix) == 0;
 }
 
-void fd_output_clean_tmp(const char *dir) {
+void frd_output_clean_tmp(const char *dir) {
         DIR *d = opendir(dir);
         if (!d)
                 return;
@@ -353,7 +354,7 @@ void fd_output_clean_tmp(const char *dir) {
         while ((e = readdir(d)))
                 if (ends_with(e->d_name, ".trace.lz4.tmp") || ends_with(e->d_name, ".pb.gz.tmp")) {
                         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
-                                fd_log(FD_NOTICE, "removed %s/%s left by an interrupted snapshot",
+                                frd_log(FRD_NOTICE, "removed %s/%s left by an interrupted snapshot",
                                        dir, e->d_name);
                 }
         closedir(d);
@@ -378,7 +379,7 @@ static int by_stem(const void *a, const void *b) {
         return strcmp(((const struct snapfile *)a)->stem, ((const struct snapfile *)b)->stem);
 }
 
-void fd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files, uint64_t max_age_s) {
+void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files, uint64_t max_age_s) {
         DIR *d = opendir(dir);
         if (!d)
                 return;
@@ -451,7 +452,7 @@ void fd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files,
                 unlinkat(dirfd(d), name, 0);
                 snprintf(name, sizeof name, "%s.pb.gz", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
-                fd_log(FD_INFO, "retention: removed snapshot %s (%s)", v[i].stem,
+                frd_log(FRD_INFO, "retention: removed snapshot %s (%s)", v[i].stem,
                        old ? "older than max_age" : big ? "max_total_bytes reached" : "max_files reached");
                 total -= v[i].bytes;
                 files -= v[i].nfiles;

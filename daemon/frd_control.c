@@ -1,0 +1,141 @@
+/* flightrecctl's requests: status, and triggers that wait for the results of
+ * every snapshot they started (docs/daemon.md, wire protocol). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "frd.h"
+
+static Flightrec__Wire__SnapshotResult *make_result(uint32_t pid, const char *comm,
+                                                    const char *trace, const char *pprof,
+                                                    const char *error) {
+        Flightrec__Wire__SnapshotResult *r = malloc(sizeof *r);
+        flightrec__wire__snapshot_result__init(r);
+        r->pid = pid;
+        r->comm = strdup(comm);
+        r->trace_path = strdup(trace);
+        r->pprof_path = strdup(pprof);
+        r->error = strdup(error);
+        return r;
+}
+
+static void free_results(Flightrec__Wire__SnapshotResult **v, unsigned n) {
+        for (unsigned i = 0; i < n; i++) {
+                free(v[i]->comm);
+                free(v[i]->trace_path);
+                free(v[i]->pprof_path);
+                free(v[i]->error);
+                free(v[i]);
+        }
+        free(v);
+}
+
+static void ctl_req_reply(struct frd_ctl_req *q, const char *error) {
+        if (q->c) {
+                Flightrec__Wire__TriggerReply m = FLIGHTREC__WIRE__TRIGGER_REPLY__INIT;
+                m.results = q->results;
+                m.n_results = q->nresults;
+                m.error = (char *)error;
+                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_TRIGGER_REPLY;
+                f.trigger_reply = &m;
+                q->c->req = NULL;
+                frd_conn_send(q->c, &f, -1);
+        }
+        free_results(q->results, q->nresults);
+        free(q);
+}
+
+void frd_ctl_add_result(struct frd_ctl_req *q, uint32_t pid, const char *comm, const char *trace,
+                        const char *pprof, const char *error) {
+        Flightrec__Wire__SnapshotResult *res = make_result(pid, comm, trace, pprof, error);
+        Flightrec__Wire__SnapshotResult **v = realloc(q->results, (q->nresults + 1) * sizeof *v);
+        if (v) {
+                q->results = v;
+                q->results[q->nresults++] = res;
+        }
+        if (--q->pending == 0)
+                ctl_req_reply(q, "");
+}
+
+void frd_ctl_trigger(struct frd_conn *c, const Flightrec__Wire__CtlTrigger *t) {
+        if (c->req) {
+                frd_refuse(c, "one trigger at a time per connection");
+                return;
+        }
+        char reason[FR_WIRE_MAX_REASON + 1];
+        snprintf(reason, sizeof reason, "%s", t->reason[0] ? t->reason : "flightrecctl trigger");
+        struct frd_ctl_req *q = calloc(1, sizeof *q);
+        if (!q) {
+                frd_refuse(c, "out of memory");
+                return;
+        }
+        q->c = c;
+        c->req = q;
+        q->pending = 1; /* held while starting */
+        unsigned n = 0;
+        if (!D.stopping)
+                for (struct frd_conn *a = D.conns; a; a = a->next)
+                        if (a->kind == FRD_PEER_AGENT && !a->closing && (!t->pid || a->pid == t->pid)) {
+                                frd_snapshot_agent(a, reason, q, 0);
+                                n++;
+                        }
+        frd_log(FRD_NOTICE, "flightrecctl (pid %u uid %u): snapshot of %u agent%s%s", c->cred.pid,
+               c->cred.uid, n, n == 1 ? "" : "s", t->pid ? " (by pid)" : "");
+        if (--q->pending == 0) {
+                char err[128] = "";
+                if (D.stopping)
+                        snprintf(err, sizeof err, "the daemon is stopping");
+                else if (n == 0 && t->pid)
+                        snprintf(err, sizeof err, "no agent with pid %u is connected", t->pid);
+                else if (n == 0)
+                        snprintf(err, sizeof err, "no agent is connected");
+                ctl_req_reply(q, err);
+        }
+}
+
+void frd_ctl_status(struct frd_conn *c) {
+        unsigned n = 0;
+        for (struct frd_conn *a = D.conns; a; a = a->next)
+                n += a->kind == FRD_PEER_AGENT;
+        Flightrec__Wire__AgentInfo *infos = calloc(n ? n : 1, sizeof *infos);
+        Flightrec__Wire__AgentInfo **ptrs = calloc(n ? n : 1, sizeof *ptrs);
+        if (!infos || !ptrs) {
+                free(infos);
+                free(ptrs);
+                frd_refuse(c, "out of memory");
+                return;
+        }
+        unsigned i = 0;
+        for (struct frd_conn *a = D.conns; a; a = a->next) {
+                if (a->kind != FRD_PEER_AGENT)
+                        continue;
+                Flightrec__Wire__AgentInfo *x = &infos[i];
+                flightrec__wire__agent_info__init(x);
+                x->pid = a->pid;
+                x->comm = a->comm;
+                x->exe = a->exe;
+                x->connected_since_ns = a->since_ns;
+                x->generations = a->stat_gens;
+                x->bytes = a->stat_bytes;
+                x->uid = a->cred.uid;
+                x->hz = a->hz;
+                x->sampler = a->sampler;
+                x->period_ms = a->period_ms;
+                x->snapshot_in_progress = a->reading != NULL;
+                ptrs[i++] = x;
+        }
+        Flightrec__Wire__StatusReply m = FLIGHTREC__WIRE__STATUS_REPLY__INIT;
+        m.agents = ptrs;
+        m.n_agents = n;
+        m.snapshots_written = D.written;
+        m.snapshots_failed = D.failed;
+        m.output_dir = D.cfg.output_dir;
+        m.daemon = FRD_DAEMON_NAME;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_STATUS_REPLY;
+        f.status_reply = &m;
+        frd_conn_send(c, &f, -1);
+        free(infos);
+        free(ptrs);
+}
