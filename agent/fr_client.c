@@ -36,6 +36,7 @@
 #define ACCEPT_TIMEOUT_MS 1000   /* daemon must start the snapshot within this */
 #define DONE_TIMEOUT_MS 60000    /* and the write must end within this */
 #define SEND_TIMEOUT_MS 2000
+#define HOLD_DEFAULT_MS 30000    /* a ring snapshot's pins, when the daemon names no time */
 
 /* An application thread's fr_snapshot() waiting for the client thread. Lives
  * on the waiter's stack; linked into `waiters` under `lock`. */
@@ -59,6 +60,8 @@ static struct {
         struct trigger *waiters;
         uint64_t next_trigger_id;
         char last_refusal[256];
+        uint64_t hold_id;        /* the ring snapshot holding the ring, or 0 */
+        uint64_t hold_until_ms;  /* released by itself then */
 } cl = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1, .sock = -1};
 
 static uint64_t now_ms(void) {
@@ -123,6 +126,7 @@ static int send_hello(void) {
         h.max_bytes = fr__cfg.max_bytes;
         int ring_fd = fr__pm_dup_readonly(); /* -ENOENT: no memfd, no post-mortem */
         h.ring = ring_fd >= 0;
+        h.ring_snapshots = h.ring;
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
         f.hello = &h;
@@ -245,7 +249,10 @@ int fr__client_snapshot(const char *reason) {
 }
 
 /* ---- the connection -------------------------------------------------------- */
+static void release_hold(void);
+
 static void disconnect(void) {
+        release_hold(); /* nobody is reading the ring any more */
         if (cl.sock >= 0)
                 close(cl.sock);
         cl.sock = -1;
@@ -314,15 +321,62 @@ static void finish_triggers(int r) {
         pthread_mutex_unlock(&cl.lock);
 }
 
+static uint64_t thread_cpu_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint64_t mono_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* The daemon read the ring (or it went away, or the hold timed out). */
+static void release_hold(void) {
+        if (!cl.hold_id)
+                return;
+        fr__ring_release();
+        cl.hold_id = 0;
+}
+
+/* A ring snapshot: the forced advance, then the hold. The client thread
+ * copies no trace bytes: the daemon reads them from the memfd it holds. */
+static int hold_ring(const Flightrec__Wire__SnapshotRequest *req, Flightrec__Wire__SnapshotDone *d) {
+        release_hold(); /* one hold at a time: a new request replaces the old */
+        uint64_t t0 = mono_ns();
+        int r = fr__advance_now();
+        d->advance_ns = mono_ns() - t0;
+        uint64_t c0 = thread_cpu_ns();
+        if (r == 0)
+                r = fr__ring_hold(&d->index_gen);
+        if (r == 0) {
+                cl.hold_id = req->id;
+                cl.hold_until_ms = now_ms() + (req->hold_ms ? req->hold_ms : HOLD_DEFAULT_MS);
+        }
+        d->agent_cpu_ns = thread_cpu_ns() - c0;
+        return r;
+}
+
 static void do_snapshot(const Flightrec__Wire__SnapshotRequest *req, int fd) {
         accept_triggers(req->trigger_id);
-        int r = fd < 0 ? -EBADF : fr__write_snapshot_reason(fd, req->reason);
-        if (fd >= 0)
-                close(fd);
-        drain_sigpipe();
-        if (fd < 0)
-                fr__log_error("daemon's snapshot request came without a pipe");
         Flightrec__Wire__SnapshotDone d = FLIGHTREC__WIRE__SNAPSHOT_DONE__INIT;
+        int r;
+        if (req->from_ring) {
+                if (fd >= 0)
+                        close(fd);
+                r = hold_ring(req, &d);
+        } else {
+                uint64_t c0 = thread_cpu_ns();
+                r = fd < 0 ? -EBADF : fr__write_snapshot_reason(fd, req->reason);
+                d.agent_cpu_ns = thread_cpu_ns() - c0; /* includes waiting for the advance */
+                if (fd >= 0)
+                        close(fd);
+                drain_sigpipe();
+                if (fd < 0)
+                        fr__log_error("daemon's snapshot request came without a pipe");
+        }
         d.id = req->id;
         d.error = r;
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
@@ -348,6 +402,10 @@ static int handle(struct fr_wire_reader *rd, fr_frame *f) {
                 return -ECONNREFUSED;
         case FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST:
                 do_snapshot(f->snapshot_request, fr_wire_reader_take_fd(rd));
+                return 0;
+        case FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE:
+                if (f->snapshot_release->id == cl.hold_id)
+                        release_hold();
                 return 0;
         case FLIGHTREC__WIRE__FRAME__MSG_TRIGGER_REPLY:
                 /* Only sent for a trigger the daemon could not take. */
@@ -392,9 +450,16 @@ static void *client_main(void *arg) {
                         }
                 }
                 struct pollfd p[2] = {{cl.wake_fd, POLLIN, 0}, {cl.sock, POLLIN, 0}};
+                if (cl.hold_id && now >= cl.hold_until_ms) {
+                        fr__log_error("flightrecd did not read the ring within its hold time; "
+                                      "released");
+                        release_hold();
+                }
                 int timeout = STATS_EVERY_MS;
                 if (cl.sock < 0)
                         timeout = next_try > now ? (int)(next_try - now) : 0;
+                if (cl.hold_id && cl.hold_until_ms - now < (uint64_t)timeout)
+                        timeout = (int)(cl.hold_until_ms - now);
                 int n = poll(p, cl.sock >= 0 ? 2 : 1, timeout);
                 if (n < 0)
                         continue; /* EINTR */
@@ -497,6 +562,7 @@ void fr__client_forget(void) {
         cl.stop = false;
         cl.waiters = NULL;
         atomic_store(&cl.welcomed, 0);
+        cl.hold_id = 0; /* the parent's hold (fr__ring_init forgot its pins) */
         if (cl.sock >= 0)
                 close(cl.sock); /* the parent's connection: not ours to speak on */
         cl.sock = -1;

@@ -83,6 +83,9 @@ void fr__pm_publish(const struct fr_genbytes *oldest);
  * FR_PM_CLOSED_EXIT / _EXEC: no post-mortem wanted). Ignored in a vfork
  * child, which shares the ring's owner's memory. */
 void fr__pm_mark(uint32_t how);
+/* fr__pm_index_gen - the index's publish count (fr_pm_header.publishes), 0
+ * without a ring (ring lock held). */
+uint64_t fr__pm_index_gen(void);
 
 /* ---- names (fr_names.c) ----------------------------------------------- */
 /* Names (tasks, regions, categories, thread names) are interned once per
@@ -315,6 +318,13 @@ void fr__ring_push(struct fr_genbytes *g);
  * with fr__ring_unpin. Returns the count (at most max). */
 size_t fr__ring_pin(struct fr_genbytes **ret, size_t max);
 void fr__ring_unpin(struct fr_genbytes **gens, size_t n);
+/* fr__ring_hold - a ring snapshot: pin every retained generation and keep the
+ * post-mortem index naming exactly them (no publish) until fr__ring_release.
+ * *ret_index_gen: the index generation the daemon checks. Returns 0, -EBUSY
+ * (held already) or -ENOMEM. O(generations): nothing copies trace bytes. */
+int fr__ring_hold(uint64_t *ret_index_gen);
+/* fr__ring_release - publish the ring as it is now, then unpin. */
+void fr__ring_release(void);
 void fr__ring_destroy(void);
 size_t fr__ring_bytes(void);
 void fr__genbytes_free(struct fr_genbytes *g);

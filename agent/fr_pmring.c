@@ -138,6 +138,8 @@ void fr__pm_publish(const struct fr_genbytes *oldest) {
         __atomic_store_n(&pm.hdr->active, s, __ATOMIC_RELEASE);
 }
 
+uint64_t fr__pm_index_gen(void) { return pm.hdr && pm.fd >= 0 ? pm.hdr->publishes : 0; }
+
 void fr__pm_mark(uint32_t how) {
         if (pm.hdr && getpid() == pm.owner)
                 __atomic_store_n(&pm.hdr->closed, how, __ATOMIC_RELEASE);

@@ -2,7 +2,10 @@
  * they hold (FLIGHTREC_MAX_BYTES): the oldest is
  * dropped whole, after the post-mortem index stopped naming it
  * (fr_pmring.c). A snapshot pins the generations it writes; an evicted
- * generation that is pinned is freed by the last unpin. */
+ * generation that is pinned is freed by the last unpin. A ring snapshot
+ * (fr__ring_hold) also keeps the index as it is until it is released, so
+ * that the daemon reads the very extents the index names. */
+#include <errno.h>
 #include <stdlib.h>
 
 #include "fr_internal.h"
@@ -13,6 +16,9 @@ static struct {
         size_t count, bytes;
         unsigned max_count;
         size_t max_bytes;
+        bool held;                       /* a ring snapshot: no publish */
+        struct fr_genbytes **held_gens;  /* pinned by the hold */
+        size_t nheld;
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void fr__genbytes_free(struct fr_genbytes *g) {
@@ -26,6 +32,9 @@ void fr__ring_init(unsigned generations, size_t max_bytes) {
         ring.count = ring.bytes = 0;
         ring.max_count = generations;
         ring.max_bytes = max_bytes;
+        ring.held = false; /* a forked child holds nothing for a daemon */
+        ring.held_gens = NULL;
+        ring.nheld = 0;
 }
 
 /* Unlink the oldest generation; the caller frees it (release_locked)
@@ -70,7 +79,8 @@ void fr__ring_push(struct fr_genbytes *g) {
                 *tail = unlink_oldest_locked();
                 tail = &(*tail)->next;
         }
-        fr__pm_publish(ring.head);
+        if (!ring.held)
+                fr__pm_publish(ring.head);
         release_locked(evicted);
         pthread_mutex_unlock(&ring.lock);
 }
@@ -96,6 +106,52 @@ void fr__ring_unpin(struct fr_genbytes **gens, size_t n) {
         pthread_mutex_unlock(&ring.lock);
 }
 
+int fr__ring_hold(uint64_t *ret_index_gen) {
+        pthread_mutex_lock(&ring.lock);
+        if (ring.held) {
+                pthread_mutex_unlock(&ring.lock);
+                return -EBUSY;
+        }
+        struct fr_genbytes **v = malloc((ring.count + 1) * sizeof *v);
+        if (!v) {
+                pthread_mutex_unlock(&ring.lock);
+                return -ENOMEM;
+        }
+        /* The index was last published by a push, under this lock, naming
+         * exactly this list: pin it and publish no more. */
+        size_t n = 0;
+        for (struct fr_genbytes *g = ring.head; g; g = g->next) {
+                g->refs++;
+                v[n++] = g;
+        }
+        ring.held = true;
+        ring.held_gens = v;
+        ring.nheld = n;
+        *ret_index_gen = fr__pm_index_gen();
+        pthread_mutex_unlock(&ring.lock);
+        return 0;
+}
+
+void fr__ring_release(void) {
+        pthread_mutex_lock(&ring.lock);
+        if (!ring.held) {
+                pthread_mutex_unlock(&ring.lock);
+                return;
+        }
+        ring.held = false;
+        /* The index first: it must stop naming a generation before it is freed. */
+        fr__pm_publish(ring.head);
+        for (size_t i = 0; i < ring.nheld; i++) {
+                struct fr_genbytes *g = ring.held_gens[i];
+                if (--g->refs == 0 && g->evicted)
+                        fr__genbytes_free(g);
+        }
+        free(ring.held_gens);
+        ring.held_gens = NULL;
+        ring.nheld = 0;
+        pthread_mutex_unlock(&ring.lock);
+}
+
 size_t fr__ring_bytes(void) {
         pthread_mutex_lock(&ring.lock);
         size_t n = ring.bytes;
@@ -104,6 +160,7 @@ size_t fr__ring_bytes(void) {
 }
 
 void fr__ring_destroy(void) {
+        fr__ring_release();
         pthread_mutex_lock(&ring.lock);
         fr__pm_publish(NULL);
         struct fr_genbytes *all = ring.head;

@@ -37,6 +37,8 @@ struct frd_config {
         unsigned snapshot_timeout_ms;
         uint64_t max_trace_bytes;
         unsigned workers;
+        bool ring_snapshots;        /* snapshot_path = ring: read live rings from the memfd */
+        uint64_t max_inflight_bytes; /* ring bytes copied and not yet written out, all snapshots */
         bool symbolize;
         bool post_mortem;           /* snapshot a process that dies without a clean stop */
         /* [access] */
@@ -84,8 +86,12 @@ struct frd_job {
         uint8_t *raw;      /* frd_raw_reserve / frd_raw_free */
         size_t raw_len, raw_cap;
         bool partial;      /* the agent never confirmed the end: accept a partial tail */
-        int ring_fd;       /* >= 0: post-mortem; the worker appends the ring to raw */
+        int ring_fd;       /* >= 0: the worker appends the ring's extents to raw */
         bool postmortem;
+        bool live_ring;    /* a live ring snapshot: the agent holds index_gen */
+        uint64_t index_gen;
+        uint64_t snap_id;  /* for frd_output's copied callback */
+        uint64_t inflight; /* bytes counted against max_inflight_bytes */
         uint64_t max_trace_bytes;
         bool symbolize;
         gid_t gid;         /* (gid_t)-1: leave the group */
@@ -93,7 +99,7 @@ struct frd_job {
         int error;
         char errmsg[512];
         uint64_t trace_bytes, pprof_bytes, nsamples;
-        double convert_ms;
+        double convert_ms, copy_ms, lz4_ms, pprof_ms;
         void *owner;
 };
 
@@ -106,6 +112,11 @@ void frd_raw_free(struct frd_job *j);
 /* frd_output_start - workers threads; done(job) runs on the loop once a job
  * is finished (files in place, or error set and temporaries removed). */
 int frd_output_start(struct event_base *base, unsigned workers, void (*done)(struct frd_job *));
+/* frd_output_on_copied - copied(snap_id) runs on the loop as soon as a ring
+ * job's extents are copied (the agent may unpin them then). */
+void frd_output_on_copied(void (*copied)(uint64_t snap_id));
+/* frd_output_set_inflight - the bound on ring bytes held by all jobs. */
+void frd_output_set_inflight(uint64_t max_bytes);
 void frd_output_submit(struct frd_job *j);
 /* frd_output_busy - jobs queued or converting. */
 unsigned frd_output_busy(void);
@@ -170,6 +181,9 @@ enum frd_snap_state {
         FRD_SNAP_CONFIRMED,  /* SnapshotDone{0} came; the pipe is still being read */
         FRD_SNAP_DRAINED,    /* the pipe is at its end; waiting for SnapshotDone */
         FRD_SNAP_CONVERTING, /* the data is complete: with a worker */
+        /* Ring snapshots (from_ring): */
+        FRD_SNAP_REQUESTED,  /* waiting for the agent to hold its ring */
+        FRD_SNAP_COPYING,    /* a worker copies the held extents; then Release */
 };
 
 /* One snapshot of one agent (or of a dead process's ring). */
@@ -190,6 +204,10 @@ struct frd_snap {
         struct frd_ctl_req **waiters;
         unsigned nwaiters;
         uint64_t trigger_id;      /* the agent's own TRIGGER, answered by the agent side */
+        bool from_ring;           /* read from the agent's ring memfd, not a pipe */
+        char reason[FR_WIRE_MAX_REASON + 1];
+        double answer_ms;         /* ring: request to SnapshotDone */
+        uint64_t agent_cpu_ns, advance_ns; /* as the agent reported them */
 };
 
 /* A flightrecctl trigger waiting for its snapshots (frd_control.c). */
@@ -226,6 +244,7 @@ struct frd_conn {
         char exe[FR_WIRE_MAX_PATH + 1];
         char build_id[2 * FR_WIRE_MAX_BUILD_ID + 1];
         uint32_t hz, period_ms, generations, sampler;
+        bool ring_snapshots;      /* Hello.ring_snapshots and a usable ring */
         uint64_t max_bytes, stat_gens, stat_bytes;
         uint64_t since_ns;
         int ring_fd, pidfd;       /* post-mortem: the agent's ring, its process (or -1) */
@@ -309,6 +328,8 @@ void frd_snapshot_done(struct frd_conn *c, const Flightrec__Wire__SnapshotDone *
 void frd_snapshot_detach(struct frd_conn *c);
 /* frd_snapshot_job_done - a worker finished (frd_output_start's callback). */
 void frd_snapshot_job_done(struct frd_job *j);
+/* frd_snapshot_copied - a worker copied ring snapshot snap_id: release it. */
+void frd_snapshot_copied(uint64_t snap_id);
 /* frd_snapshot_abort_all - at exit: discard every snapshot in progress. */
 void frd_snapshot_abort_all(void);
 

@@ -41,6 +41,7 @@ void frd_agent_hello(struct frd_conn *c, const Flightrec__Wire__Hello *h) {
                         c->ring_fd = -1;
                 } else {
                         c->pidfd = frd_pm_pidfd((pid_t)h->pid);
+                        c->ring_snapshots = h->ring_snapshots;
                 }
         }
         frd_pm_forget((pid_t)h->pid);
@@ -84,7 +85,9 @@ void frd_agent_trigger(struct frd_conn *c, const Flightrec__Wire__Trigger *t) {
                 frd_conn_send(c, &f, -1);
                 return;
         }
-        if (c->reading && c->reading->state != FRD_SNAP_CONFIRMED)
+        if (c->reading && (c->reading->state == FRD_SNAP_READING ||
+                           c->reading->state == FRD_SNAP_DRAINED ||
+                           c->reading->state == FRD_SNAP_REQUESTED))
                 return; /* the agent counts its trigger into the snapshot it is writing */
         if (c->reading) {
                 /* Written before the trigger: take another one right after. */

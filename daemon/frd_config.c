@@ -25,6 +25,8 @@ void frd_config_defaults(struct frd_config *c) {
         c->snapshot_timeout_ms = 30000;
         c->max_trace_bytes = 1ull << 30;
         c->workers = 2;
+        c->ring_snapshots = true;
+        c->max_inflight_bytes = 256ull << 20;
         c->symbolize = true;
         c->post_mortem = true;
         c->agent_users.any = true;
@@ -210,6 +212,17 @@ static int handler(void *user, const char *section, const char *name, const char
         } else if (IS("daemon", "workers")) {
                 if ((r = NUM(0, 1, 64)) == 0)
                         c->workers = (unsigned)v;
+        } else if (IS("daemon", "snapshot_path")) {
+                if (strcmp(value, "ring") == 0 || strcmp(value, "pipe") == 0) {
+                        c->ring_snapshots = value[0] == 'r';
+                        r = 0;
+                } else {
+                        snprintf(why, sizeof why, "'%s' is not ring or pipe", value);
+                        r = -EINVAL;
+                }
+        } else if (IS("daemon", "max_inflight_bytes")) {
+                if ((r = NUM(1, 1u << 20, 1ull << 40)) == 0)
+                        c->max_inflight_bytes = v;
         } else if (IS("daemon", "symbolize") || IS("daemon", "post_mortem")) {
                 r = parse_bool(value, strcmp(name, "symbolize") == 0 ? &c->symbolize
                                                                      : &c->post_mortem);

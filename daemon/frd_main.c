@@ -145,6 +145,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg) {
                 c.workers = D.cfg.workers;
                 D.cfg = c;
                 D.out_gid = gid;
+                frd_output_set_inflight(D.cfg.max_inflight_bytes);
                 frd_log(FRD_NOTICE, "configuration reloaded from %s", D.config_path);
                 frd_retention(D.cfg.output_dir, D.cfg.max_total_bytes, D.cfg.max_files,
                              D.cfg.max_age_s);
@@ -295,6 +296,8 @@ static int start(void) {
                 return -EINVAL;
         }
         frd_pm_init(frd_snapshot_postmortem, frd_maybe_exit);
+        frd_output_on_copied(frd_snapshot_copied);
+        frd_output_set_inflight(D.cfg.max_inflight_bytes);
         int r = frd_output_start(D.base, D.cfg.workers, frd_snapshot_job_done);
         if (r < 0) {
                 frd_log(FRD_ERR, "cannot start the worker threads: %s", strerror(-r));

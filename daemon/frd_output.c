@@ -1,4 +1,5 @@
-/* Snapshot output: file names, the worker threads that convert a trace to
+/* Snapshot output: file names, the worker threads that read a ring (live or
+ * post-mortem), compress it in parallel LZ4 frames, convert the trace to
  * pprof and rename both files into place, and retention of the directory. */
 #include <dirent.h>
 #include <errno.h>
@@ -33,7 +34,84 @@ static struct {
         int efd;
         struct event *ev;
         void (*done_cb)(struct frd_job *);
-} out = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .efd = -1};
+        void (*copied_cb)(uint64_t);
+        struct copied *copied;              /* ring jobs whose extents are copied */
+        struct lz_task *lz, **lz_tail;      /* parts to compress, for any worker */
+        uint64_t inflight, max_inflight;    /* ring bytes held by jobs */
+        pthread_cond_t room;                /* inflight went down */
+} out = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER,
+         .room = PTHREAD_COND_INITIALIZER, .efd = -1, .max_inflight = 256u << 20};
+
+struct copied {
+        struct copied *next;
+        uint64_t snap_id;
+};
+
+/* One part of a trace compressed as an independent LZ4 frame. The job's own
+ * worker takes the parts no other worker took (so a job never waits for an
+ * idle worker), then waits for the rest. */
+#define LZ_PART (4u << 20)
+struct lz_group {
+        unsigned left;                      /* parts not yet compressed (out.lock) */
+        pthread_cond_t done;
+};
+struct lz_task {
+        struct lz_task *next;
+        struct lz_group *grp;
+        const uint8_t *src;
+        size_t len;
+        uint8_t *dst;
+        size_t dst_len;
+        int err;
+};
+
+static void wake_loop(void) {
+        uint64_t one = 1;
+        (void)!write(out.efd, &one, sizeof one);
+}
+
+void frd_output_on_copied(void (*copied)(uint64_t)) { out.copied_cb = copied; }
+
+void frd_output_set_inflight(uint64_t max_bytes) {
+        pthread_mutex_lock(&out.lock);
+        out.max_inflight = max_bytes;
+        pthread_cond_broadcast(&out.room);
+        pthread_mutex_unlock(&out.lock);
+}
+
+/* Wait until n more ring bytes fit under max_inflight (alone, always). */
+static void inflight_take(struct frd_job *j, uint64_t n) {
+        pthread_mutex_lock(&out.lock);
+        while (out.inflight && out.inflight + n > out.max_inflight && !out.stop)
+                pthread_cond_wait(&out.room, &out.lock);
+        out.inflight += n;
+        j->inflight = n;
+        pthread_mutex_unlock(&out.lock);
+}
+
+static void inflight_give(struct frd_job *j) {
+        if (!j->inflight)
+                return;
+        pthread_mutex_lock(&out.lock);
+        out.inflight -= j->inflight;
+        j->inflight = 0;
+        pthread_cond_broadcast(&out.room);
+        pthread_mutex_unlock(&out.lock);
+}
+
+/* Tell the loop that a live ring's extents are copied: it releases the
+ * agent's pins at once, not after the conversion. */
+static void post_copied(uint64_t snap_id) {
+        struct copied *c = malloc(sizeof *c);
+        if (!c)
+                return; /* the release then comes with the job's end */
+        c->snap_id = snap_id;
+        pthread_mutex_lock(&out.lock);
+        c->next = out.copied;
+        out.copied = c;
+        pthread_mutex_unlock(&out.lock);
+        wake_loop();
+}
 
 int frd_raw_reserve(struct frd_job *j, size_t cap) {
         const size_t huge = 2u << 20;
@@ -80,16 +158,29 @@ static int write_tmp(const char *path, const uint8_t *p, size_t n, gid_t gid) {
         return fd;
 }
 
-/* Post-mortem: append the dead agent's ring to the header in raw, and write
- * the trace file from it (live snapshots stream it from the loop instead). */
-static int load_ring(struct frd_job *j) {
+
+/* Append the ring's extents to the header in raw: a dead agent's ring, or a
+ * live one whose agent holds index_gen (the index must not move while we
+ * read, else the agent has released and may reuse the blocks). Every extent
+ * is untrusted and checked against the file (fr_pm_plan). */
+static int copy_ring(struct frd_job *j) {
+        double t0 = mono_ms();
         struct fr_pm_plan plan;
         char err[256];
+        uint64_t after = 0;
         int r = fr_pm_plan(j->ring_fd, j->max_trace_bytes, &plan, err, sizeof err);
+        if (r == 0 && j->live_ring && plan.publishes != j->index_gen) {
+                snprintf(err, sizeof err, "the ring's index moved before it was read (%llu, the "
+                                          "agent answered %llu)",
+                         (unsigned long long)plan.publishes, (unsigned long long)j->index_gen);
+                r = -ESTALE;
+        }
         if (r == 0 && plan.n == 0) {
                 snprintf(err, sizeof err, "the ring holds no complete generation yet");
                 r = -ENODATA;
         }
+        if (r == 0)
+                inflight_take(j, plan.total);
         if (r == 0 && frd_raw_reserve(j, j->raw_len + plan.total) < 0) {
                 snprintf(err, sizeof err, "out of memory for %llu bytes",
                          (unsigned long long)plan.total);
@@ -97,55 +188,152 @@ static int load_ring(struct frd_job *j) {
         }
         if (r == 0)
                 r = fr_pm_copy(j->ring_fd, &plan, j->raw + j->raw_len, err, sizeof err);
+        if (r == 0 && j->live_ring && (fr_pm_publishes(j->ring_fd, &after) < 0 || after != j->index_gen)) {
+                snprintf(err, sizeof err, "the agent released its ring while it was read (hold "
+                                          "time too short?)");
+                r = -ESTALE;
+        }
         if (r == 0)
                 j->raw_len += plan.total;
         fr_pm_plan_free(&plan);
         close(j->ring_fd);
         j->ring_fd = -1;
+        if (j->live_ring)
+                post_copied(j->snap_id);
+        j->copy_ms = mono_ms() - t0;
         if (r < 0) {
-                snprintf(j->errmsg, sizeof j->errmsg, "post-mortem ring of pid %d: %s", (int)j->pid,
-                         err);
+                snprintf(j->errmsg, sizeof j->errmsg, "%s ring of pid %d: %s",
+                         j->live_ring ? "live" : "post-mortem", (int)j->pid, err);
                 return r;
         }
         j->trace_bytes = j->raw_len;
-        struct fr_lz4_out *lz;
-        r = fr_lz4_out_open(j->trace_fd, &lz);
-        if (r == 0) {
-                r = fr_lz4_out_write(lz, j->raw, j->raw_len);
-                int c = fr_lz4_out_close(lz, r < 0);
-                r = r < 0 ? r : c;
+        return 0;
+}
+
+static void lz_run(struct lz_task *t) {
+        t->err = fr_lz4_frame(t->src, t->len, &t->dst, &t->dst_len);
+        pthread_mutex_lock(&out.lock);
+        if (--t->grp->left == 0)
+                pthread_cond_broadcast(&t->grp->done);
+        pthread_mutex_unlock(&out.lock);
+}
+
+/* Compress raw into the trace file as independent frames of LZ_PART bytes,
+ * the parts shared with idle workers; `meanwhile` (the conversion) runs on
+ * this worker in between. Returns 0 or -errno (errmsg set). */
+static int compress_parallel(struct frd_job *j, void (*meanwhile)(void *), void *arg) {
+        double t0 = mono_ms();
+        size_t nparts = (j->raw_len + LZ_PART - 1) / LZ_PART;
+        struct lz_task *tasks = calloc(nparts ? nparts : 1, sizeof *tasks);
+        struct lz_group grp = {.left = (unsigned)nparts};
+        if (!tasks) {
+                snprintf(j->errmsg, sizeof j->errmsg, "out of memory");
+                return -ENOMEM;
         }
+        pthread_cond_init(&grp.done, NULL);
+        pthread_mutex_lock(&out.lock);
+        for (size_t i = 0; i < nparts; i++) {
+                struct lz_task *t = &tasks[i];
+                t->grp = &grp;
+                t->src = j->raw + i * LZ_PART;
+                t->len = i + 1 < nparts ? LZ_PART : j->raw_len - i * LZ_PART;
+                *out.lz_tail = t;
+                out.lz_tail = &t->next;
+        }
+        pthread_cond_broadcast(&out.cond);
+        pthread_mutex_unlock(&out.lock);
+        if (meanwhile)
+                meanwhile(arg);
+        /* Take what is left of ours, then wait for the parts others took. */
+        pthread_mutex_lock(&out.lock);
+        for (;;) {
+                struct lz_task **p = &out.lz;
+                while (*p && (*p)->grp != &grp)
+                        p = &(*p)->next;
+                if (!*p)
+                        break;
+                struct lz_task *t = *p;
+                *p = t->next;
+                if (!*p)
+                        out.lz_tail = p;
+                pthread_mutex_unlock(&out.lock);
+                lz_run(t);
+                pthread_mutex_lock(&out.lock);
+        }
+        while (grp.left)
+                pthread_cond_wait(&grp.done, &out.lock);
+        pthread_mutex_unlock(&out.lock);
+        pthread_cond_destroy(&grp.done);
+        int r = 0;
+        for (size_t i = 0; i < nparts; i++) {
+                if (r == 0)
+                        r = tasks[i].err ? tasks[i].err
+                                         : fr_write_all(j->trace_fd, tasks[i].dst, tasks[i].dst_len);
+                free(tasks[i].dst);
+        }
+        free(tasks);
         if (r < 0)
                 snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->trace_tmp, strerror(-r));
+        j->lz4_ms = mono_ms() - t0;
         return r;
+}
+
+struct convert {
+        struct frd_job *j;
+        struct fr_symbolizer *sym;
+        uint8_t *gz;
+        size_t gzlen;
+        int r;
+};
+
+static void convert(void *arg) {
+        struct convert *cv = arg;
+        struct frd_job *j = cv->j;
+        double t0 = mono_ms();
+        struct fr_pprof_options opts = {
+                .flags = (j->partial ? FR_PPROF_ALLOW_PARTIAL_TAIL : 0) |
+                         (j->symbolize ? 0 : FR_PPROF_NO_SYMBOLIZE),
+                .symbolizer = cv->sym,
+        };
+        struct fr_pprof_stats st = {0};
+        char err[400];
+        cv->r = fr_pprof_from_trace(j->raw, j->raw_len, &opts, &cv->gz, &cv->gzlen, &st, err,
+                                    sizeof err);
+        if (cv->r < 0)
+                snprintf(j->errmsg, sizeof j->errmsg, "trace from pid %d is not valid: %s",
+                         (int)j->pid, err);
+        j->nsamples = st.nsamples;
+        j->pprof_ms = mono_ms() - t0;
 }
 
 static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         double t0 = mono_ms();
         int r = 0;
-        if (j->ring_fd >= 0 && (r = load_ring(j)) < 0)
+        /* A ring (live or post-mortem): copy it, then compress it here while
+         * converting; a pipe's trace was compressed on the loop already. */
+        bool from_ring = j->ring_fd >= 0;
+        if (from_ring && (r = copy_ring(j)) < 0)
                 goto fail;
         if (j->gid != (gid_t)-1 && fchown(j->trace_fd, (uid_t)-1, j->gid) < 0) {
                 r = -errno;
                 snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->trace_tmp, strerror(-r));
                 goto fail;
         }
-        struct fr_pprof_options opts = {
-                .flags = (j->partial ? FR_PPROF_ALLOW_PARTIAL_TAIL : 0) |
-                         (j->symbolize ? 0 : FR_PPROF_NO_SYMBOLIZE),
-                .symbolizer = sym,
-        };
-        uint8_t *gz = NULL;
-        size_t gzlen = 0;
-        struct fr_pprof_stats st = {0};
-        char err[400];
-        r = fr_pprof_from_trace(j->raw, j->raw_len, &opts, &gz, &gzlen, &st, err, sizeof err);
-        if (r < 0) {
-                snprintf(j->errmsg, sizeof j->errmsg, "trace from pid %d is not valid: %s",
-                         (int)j->pid, err);
-                goto fail;
+        struct convert cv = {.j = j, .sym = sym};
+        if (from_ring) {
+                r = compress_parallel(j, convert, &cv);
+                if (r < 0) {
+                        free(cv.gz);
+                        goto fail;
+                }
+        } else {
+                convert(&cv);
         }
-        j->nsamples = st.nsamples;
+        r = cv.r;
+        if (r < 0)
+                goto fail;
+        uint8_t *gz = cv.gz;
+        size_t gzlen = cv.gzlen;
         int pfd = write_tmp(j->pprof_tmp, gz, gzlen, j->gid);
         free(gz);
         if (pfd < 0) {
@@ -185,7 +373,16 @@ static void *worker(void *arg) {
         struct fr_symbolizer *sym = NULL;
         pthread_mutex_lock(&out.lock);
         for (;;) {
-                while (!out.queue && !out.stop) {
+                while (out.lz) { /* parts of a job in progress come first */
+                        struct lz_task *t = out.lz;
+                        out.lz = t->next;
+                        if (!out.lz)
+                                out.lz_tail = &out.lz;
+                        pthread_mutex_unlock(&out.lock);
+                        lz_run(t);
+                        pthread_mutex_lock(&out.lock);
+                }
+                while (!out.queue && !out.lz && !out.stop) {
                         /* Idle: drop the cache of opened objects so that a binary
                          * replaced on disk is read afresh next time. */
                         if (sym) {
@@ -197,6 +394,8 @@ static void *worker(void *arg) {
                         }
                         pthread_cond_wait(&out.cond, &out.lock);
                 }
+                if (out.lz)
+                        continue;
                 if (!out.queue)
                         break; /* stop, queue drained */
                 struct frd_job *j = out.queue;
@@ -208,11 +407,13 @@ static void *worker(void *arg) {
                         sym = NULL;
                 run_job(j, sym);
                 frd_raw_free(j);
+                inflight_give(j);
                 pthread_mutex_lock(&out.lock);
                 j->next = out.done;
                 out.done = j;
-                uint64_t one = 1;
-                (void)!write(out.efd, &one, sizeof one);
+                pthread_mutex_unlock(&out.lock);
+                wake_loop();
+                pthread_mutex_lock(&out.lock);
         }
         pthread_mutex_unlock(&out.lock);
         if (sym)
@@ -228,7 +429,16 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
         pthread_mutex_lock(&out.lock);
         struct frd_job *list = out.done;
         out.done = NULL;
+        struct copied *cp = out.copied;
+        out.copied = NULL;
         pthread_mutex_unlock(&out.lock);
+        while (cp) {
+                struct copied *n = cp->next;
+                if (out.copied_cb)
+                        out.copied_cb(cp->snap_id);
+                free(cp);
+                cp = n;
+        }
         /* Oldest first. */
         struct frd_job *rev = NULL;
         while (list) {
@@ -249,6 +459,7 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
 
 int frd_output_start(struct event_base *base, unsigned workers, void (*done)(struct frd_job *)) {
         out.queue_tail = &out.queue;
+        out.lz_tail = &out.lz;
         out.done_cb = done;
         out.efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         if (out.efd < 0)
@@ -288,6 +499,7 @@ void frd_output_stop(void) {
         pthread_mutex_lock(&out.lock);
         out.stop = true;
         pthread_cond_broadcast(&out.cond);
+        pthread_cond_broadcast(&out.room);
         pthread_mutex_unlock(&out.lock);
         for (unsigned i = 0; i < out.nthreads; i++)
                 pthread_join(out.threads[i], NULL);

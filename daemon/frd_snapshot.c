@@ -79,20 +79,38 @@ static void snap_complete(struct frd_snap *s, const char *trace, const char *ppr
         frd_maybe_exit();
 }
 
+static void snap_release(struct frd_snap *s);
+
 void frd_snapshot_job_done(struct frd_job *j) {
         struct frd_snap *s = j->owner;
         double total = frd_ms_since(&s->t0);
+        if (s->state == FRD_SNAP_COPYING)
+                snap_release(s); /* the copied notice was lost (no memory) */
         if (j->error) {
                 frd_log(FRD_ERR, "snapshot of %s[%d] failed: %s", j->comm, (int)j->pid, j->errmsg);
                 snap_complete(s, "", "", j->errmsg);
         } else {
-                frd_log(FRD_NOTICE,
-                        "%ssnapshot of %s[%d]%s: %s (%llu bytes of trace, %llu samples) and %s in "
-                        "%.0f ms (first byte %.0f ms, transfer %.0f ms incl. lz4 %.0f ms, worker %.0f ms)",
-                        j->postmortem ? "post-mortem " : "", j->comm, (int)j->pid,
-                        j->partial ? " (unconfirmed end)" : "", j->trace_path,
-                        (unsigned long long)j->trace_bytes, (unsigned long long)j->nsamples,
-                        j->pprof_path, total, s->first_ms, s->transfer_ms, s->lz4_ms, j->convert_ms);
+                if (s->from_ring)
+                        frd_log(FRD_NOTICE,
+                                "snapshot of %s[%d] (ring): %s (%llu bytes of trace, %llu samples) "
+                                "and %s in %.1f ms (agent answered %.1f ms: forced advance %.2f ms, "
+                                "agent CPU %.3f ms; worker %.1f ms: copy %.1f ms, lz4 %.1f ms, "
+                                "pprof %.1f ms)",
+                                j->comm, (int)j->pid, j->trace_path,
+                                (unsigned long long)j->trace_bytes, (unsigned long long)j->nsamples,
+                                j->pprof_path, total, s->answer_ms, (double)s->advance_ns / 1e6,
+                                (double)s->agent_cpu_ns / 1e6, j->convert_ms, j->copy_ms, j->lz4_ms,
+                                j->pprof_ms);
+                else
+                        frd_log(FRD_NOTICE,
+                                "%ssnapshot of %s[%d]%s: %s (%llu bytes of trace, %llu samples) and %s in "
+                                "%.1f ms (first byte %.1f ms, transfer %.1f ms incl. lz4 %.1f ms, worker "
+                                "%.1f ms: pprof %.1f ms; agent CPU %.3f ms)",
+                                j->postmortem ? "post-mortem " : "", j->comm, (int)j->pid,
+                                j->partial ? " (unconfirmed end)" : "", j->trace_path,
+                                (unsigned long long)j->trace_bytes, (unsigned long long)j->nsamples,
+                                j->pprof_path, total, s->first_ms, s->transfer_ms, s->lz4_ms,
+                                j->convert_ms, j->pprof_ms, (double)s->agent_cpu_ns / 1e6);
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
                 snprintf(tp, sizeof tp, "%s", j->trace_path);
                 snprintf(pp, sizeof pp, "%s", j->pprof_path);
@@ -142,14 +160,18 @@ static void snap_end_reading(struct frd_snap *s, const char *error) {
 
 /* snap_finish_reading - end the reading, then start the agent's queued
  * trigger (one that came after this snapshot was written). */
-static void snap_finish_reading(struct frd_snap *s, const char *error) {
-        struct frd_conn *a = s->agent;
-        snap_end_reading(s, error);
+static void start_queued(struct frd_conn *a) {
         if (a && !a->dead && !a->reading && a->queued_trigger && !D.stopping) {
                 uint64_t id = a->queued_trigger;
                 a->queued_trigger = 0;
                 frd_snapshot_agent(a, a->queued_reason, NULL, id);
         }
+}
+
+static void snap_finish_reading(struct frd_snap *s, const char *error) {
+        struct frd_conn *a = s->agent;
+        snap_end_reading(s, error);
+        start_queued(a);
 }
 
 /* Room in the raw buffer for one more chunk: 0 or -ENOMEM. */
@@ -273,10 +295,20 @@ static void send_request(struct frd_conn *c, struct frd_snap *s, const char *rea
         m.id = s->id;
         m.reason = rs;
         m.trigger_id = s->trigger_id;
+        m.from_ring = s->from_ring;
+        m.hold_ms = D.cfg.snapshot_timeout_ms < 600000 ? D.cfg.snapshot_timeout_ms : 600000;
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST;
         f.snapshot_request = &m;
         frd_conn_send(c, &f, wfd); /* the queue owns the write end now */
+}
+
+/* The ring path's timer: the agent must answer within snapshot_timeout. */
+static int snap_arm_timer(struct frd_snap *s) {
+        s->timer = evtimer_new(D.base, on_snap_timeout, s);
+        struct timeval tv = {D.cfg.snapshot_timeout_ms / 1000,
+                             (D.cfg.snapshot_timeout_ms % 1000) * 1000};
+        return s->timer && evtimer_add(s->timer, &tv) == 0 ? 0 : -ENOMEM;
 }
 
 int frd_snapshot_agent(struct frd_conn *c, const char *reason, struct frd_ctl_req *q,
@@ -294,6 +326,8 @@ int frd_snapshot_agent(struct frd_conn *c, const char *reason, struct frd_ctl_re
         s->state = FRD_SNAP_READING;
         s->agent = c;
         s->trigger_id = trigger_id;
+        s->from_ring = D.cfg.ring_snapshots && c->ring_snapshots && c->ring_fd >= 0;
+        snprintf(s->reason, sizeof s->reason, "%s", reason);
         if (c->stat_bytes && c->stat_bytes < D.cfg.max_trace_bytes)
                 s->expect = (size_t)c->stat_bytes + c->stat_bytes / 8 + 4 * FRD_PIPE_CHUNK;
         snap_add_waiter(s, q);
@@ -303,16 +337,25 @@ int frd_snapshot_agent(struct frd_conn *c, const char *reason, struct frd_ctl_re
                          strerror(-r));
                 goto fail;
         }
-        r = fr_lz4_out_open(j->trace_fd, &s->lz);
-        if (r < 0) {
-                snprintf(msg, sizeof msg, "lz4: %s", strerror(-r));
-                goto fail;
+        if (s->from_ring) {
+                s->state = FRD_SNAP_REQUESTED;
+                if (snap_arm_timer(s) < 0) {
+                        snprintf(msg, sizeof msg, "out of memory");
+                        goto fail;
+                }
+        } else {
+                r = fr_lz4_out_open(j->trace_fd, &s->lz);
+                if (r < 0) {
+                        snprintf(msg, sizeof msg, "lz4: %s", strerror(-r));
+                        goto fail;
+                }
+                if (snap_open_pipe(s, &wfd, msg, sizeof msg) < 0)
+                        goto fail;
         }
-        if (snap_open_pipe(s, &wfd, msg, sizeof msg) < 0)
-                goto fail;
         c->reading = s;
         send_request(c, s, reason, wfd);
-        frd_log(FRD_INFO, "snapshot of %s[%u] started (%s)", c->comm, c->pid, reason);
+        frd_log(FRD_INFO, "snapshot of %s[%u] started (%s%s)", c->comm, c->pid, reason,
+                s->from_ring ? ", from the ring" : "");
         return 0;
 fail:
         if (s->lz)
@@ -322,6 +365,66 @@ fail:
         frd_log(FRD_ERR, "snapshot of %s[%u] failed: %s", c->comm, c->pid, msg);
         snap_complete(s, "", "", msg);
         return -EIO;
+}
+
+/* The agent holds its ring at d->index_gen: a worker reads it. */
+static void snap_take_ring(struct frd_snap *s, struct frd_conn *c,
+                           const Flightrec__Wire__SnapshotDone *d) {
+        struct frd_job *j = s->job;
+        struct fr_buf hdr = {0};
+        s->answer_ms = frd_ms_since(&s->t0);
+        if (s->timer)
+                event_del(s->timer);
+        j->ring_fd = fcntl(c->ring_fd, F_DUPFD_CLOEXEC, 0);
+        fr_buf_put_header(&hdr, (uint64_t)c->pid, c->comm, c->exe, s->reason, 0);
+        int r = j->ring_fd < 0 ? -errno : hdr.failed ? -ENOMEM : frd_raw_reserve(j, hdr.len);
+        if (r < 0) {
+                fr_buf_free(&hdr);
+                if (j->ring_fd >= 0)
+                        close(j->ring_fd);
+                j->ring_fd = -1;
+                char msg[128];
+                snprintf(msg, sizeof msg, "cannot read the ring: %s", strerror(-r));
+                snap_release(s);
+                snap_finish_reading(s, msg);
+                return;
+        }
+        memcpy(j->raw, hdr.data, hdr.len);
+        j->raw_len = hdr.len;
+        fr_buf_free(&hdr);
+        j->live_ring = true;
+        j->index_gen = d->index_gen;
+        j->snap_id = s->id;
+        j->max_trace_bytes = D.cfg.max_trace_bytes;
+        s->state = FRD_SNAP_COPYING;
+        frd_output_submit(j);
+}
+
+/* SnapshotRelease: the agent may unpin; the agent is free for the next one. */
+static void snap_release(struct frd_snap *s) {
+        struct frd_conn *a = s->agent;
+        if (s->state == FRD_SNAP_COPYING)
+                s->state = FRD_SNAP_CONVERTING;
+        if (!a)
+                return;
+        Flightrec__Wire__SnapshotRelease m = FLIGHTREC__WIRE__SNAPSHOT_RELEASE__INIT;
+        m.id = s->id;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE;
+        f.snapshot_release = &m;
+        frd_conn_send(a, &f, -1);
+        if (a->reading == s)
+                a->reading = NULL;
+}
+
+void frd_snapshot_copied(uint64_t snap_id) {
+        for (struct frd_snap *s = D.snaps; s; s = s->next)
+                if (s->id == snap_id && s->state == FRD_SNAP_COPYING) {
+                        struct frd_conn *a = s->agent;
+                        snap_release(s);
+                        start_queued(a);
+                        return;
+                }
 }
 
 /* A process died without a clean stop: write what its ring holds, marked as
@@ -384,6 +487,21 @@ void frd_snapshot_done(struct frd_conn *c, const Flightrec__Wire__SnapshotDone *
         if (!s || s->id != d->id) {
                 frd_log(FRD_DEBUG, "agent %s[%u]: snapshot_done for %llu, not in progress", c->comm,
                         c->pid, (unsigned long long)d->id);
+                if (d->index_gen) { /* a ring held for a snapshot given up: let it go */
+                        Flightrec__Wire__SnapshotRelease m = FLIGHTREC__WIRE__SNAPSHOT_RELEASE__INIT;
+                        m.id = d->id;
+                        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE;
+                        f.snapshot_release = &m;
+                        frd_conn_send(c, &f, -1);
+                }
+                return;
+        }
+        s->agent_cpu_ns = d->agent_cpu_ns;
+        s->advance_ns = d->advance_ns;
+        if (s->from_ring && s->state != FRD_SNAP_REQUESTED) {
+                frd_log(FRD_DEBUG, "agent %s[%u]: a second snapshot_done for %llu", c->comm,
+                        c->pid, (unsigned long long)d->id);
                 return;
         }
         if (d->error) { /* nothing more is coming */
@@ -391,6 +509,10 @@ void frd_snapshot_done(struct frd_conn *c, const Flightrec__Wire__SnapshotDone *
                 snprintf(msg, sizeof msg, "the agent could not write the snapshot: %s",
                          strerror(-d->error));
                 snap_finish_reading(s, msg);
+                return;
+        }
+        if (s->from_ring) {
+                snap_take_ring(s, c, d);
                 return;
         }
         bool drained = s->state == FRD_SNAP_DRAINED;
@@ -407,6 +529,8 @@ void frd_snapshot_detach(struct frd_conn *c) {
                 s->agent = NULL;
                 if (s->state == FRD_SNAP_DRAINED)
                         snap_finish_reading(s, NULL); /* a partial tail */
+                else if (s->state == FRD_SNAP_REQUESTED)
+                        snap_finish_reading(s, "the agent went away before it held its ring");
         }
 }
 

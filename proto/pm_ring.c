@@ -104,6 +104,7 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
         ret->n = n;
         ret->total = total;
         ret->last_gen = h.last_gen;
+        ret->publishes = h.publishes;
         ret->closed = h.closed != FR_PM_OPEN;
         return 0;
 }
@@ -124,4 +125,12 @@ void fr_pm_plan_free(struct fr_pm_plan *plan) {
         free(plan->ext);
         plan->ext = NULL;
         plan->n = 0;
+}
+
+int fr_pm_publishes(int fd, uint64_t *ret) {
+        struct fr_pm_header h;
+        int r = fr_pread_exact(fd, &h, sizeof h, 0);
+        if (r == 0)
+                *ret = __atomic_load_n(&h.publishes, __ATOMIC_RELAXED);
+        return r;
 }

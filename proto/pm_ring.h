@@ -62,6 +62,7 @@ struct fr_pm_plan {
         uint32_t n;
         uint64_t total;        /* sum of the extents' lengths */
         uint64_t last_gen;
+        uint64_t publishes;    /* the index generation the plan was read at */
         bool closed;
 };
 
@@ -83,5 +84,10 @@ int fr_pm_closed(int fd);
 int fr_pm_copy(int fd, const struct fr_pm_plan *plan, uint8_t *dst, char *err, size_t errlen);
 
 void fr_pm_plan_free(struct fr_pm_plan *plan);
+
+/* fr_pm_publishes - the header's publish count now: a live snapshot's check
+ * that the index did not move while its extents were read (the agent
+ * publishes before it frees any block the index named). 0 or -errno. */
+int fr_pm_publishes(int fd, uint64_t *ret);
 
 #endif

@@ -42,13 +42,36 @@ struct fr_lz4_out {
         uint8_t *dst;
 };
 
+static void frame_prefs(LZ4F_preferences_t *p) {
+        memset(p, 0, sizeof *p);
+        p->frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
+        p->frameInfo.blockSizeID = LZ4F_max256KB;
+}
+
+int fr_lz4_frame(const void *src, size_t n, uint8_t **ret, size_t *ret_len) {
+        LZ4F_preferences_t prefs;
+        frame_prefs(&prefs);
+        prefs.frameInfo.contentSize = n;
+        size_t cap = LZ4F_compressFrameBound(n, &prefs);
+        uint8_t *dst = malloc(cap);
+        if (!dst)
+                return -ENOMEM;
+        size_t w = LZ4F_compressFrame(dst, cap, src, n, &prefs);
+        if (LZ4F_isError(w)) {
+                free(dst);
+                return -EIO;
+        }
+        *ret = dst;
+        *ret_len = w;
+        return 0;
+}
+
 int fr_lz4_out_open(int fd, struct fr_lz4_out **ret) {
         struct fr_lz4_out *o = calloc(1, sizeof *o);
         if (!o)
                 return -ENOMEM;
         o->fd = fd;
-        o->prefs.frameInfo.contentChecksumFlag = LZ4F_contentChecksumEnabled;
-        o->prefs.frameInfo.blockSizeID = LZ4F_max256KB;
+        frame_prefs(&o->prefs);
         o->cap = LZ4F_compressBound(CHUNK, &o->prefs);
         if (o->cap < LZ4F_HEADER_SIZE_MAX)
                 o->cap = LZ4F_HEADER_SIZE_MAX;

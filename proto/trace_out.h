@@ -28,5 +28,11 @@ int fr_lz4_out_write(struct fr_lz4_out *o, const void *p, size_t n);
  * negative errno. Does not close fd. */
 int fr_lz4_out_close(struct fr_lz4_out *o, int abort);
 
+/* fr_lz4_frame - n bytes as one whole, independent LZ4 frame (the same
+ * settings) in a malloc'd buffer: frames of parts compressed in parallel,
+ * concatenated, read back as the whole (`lz4 -d` reads concatenated frames).
+ * Returns 0 or -ENOMEM / -EIO. */
+int fr_lz4_frame(const void *src, size_t n, uint8_t **ret, size_t *ret_len);
+
 
 #endif

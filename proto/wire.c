@@ -14,7 +14,7 @@ const char *fr_wire_name(const fr_frame *f) {
         static const char *const names[] = {
                 "unset", "hello", "welcome", "refused", "snapshot_request", "snapshot_done",
                 "trigger", "agent_stats", "ctl_status", "status_reply", "ctl_trigger",
-                "trigger_reply",
+                "trigger_reply", "snapshot_release",
         };
         unsigned c = (unsigned)f->msg_case;
         return c < sizeof names / sizeof *names ? names[c] : "unknown";
@@ -98,6 +98,8 @@ int fr_wire_check(const fr_frame *f, char *err, size_t errlen) {
         case FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST:
                 CHECK(check_range("snapshot_request.id", f->snapshot_request->id, 1, UINT64_MAX,
                                   err, errlen));
+                CHECK(check_range("snapshot_request.hold_ms", f->snapshot_request->hold_ms, 0,
+                                  600000, err, errlen));
                 return check_name("snapshot_request.reason", f->snapshot_request->reason,
                                   FR_WIRE_MAX_REASON, 1, err, errlen);
         case FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_DONE:
@@ -107,6 +109,9 @@ int fr_wire_check(const fr_frame *f, char *err, size_t errlen) {
                         return fr_errf(err, errlen, -EBADMSG, "snapshot_done.error = %d is no -errno",
                                     (int)f->snapshot_done->error);
                 return 0;
+        case FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE:
+                return check_range("snapshot_release.id", f->snapshot_release->id, 1, UINT64_MAX,
+                                   err, errlen);
         case FLIGHTREC__WIRE__FRAME__MSG_TRIGGER:
                 CHECK(check_range("trigger.id", f->trigger->id, 1, UINT64_MAX, err, errlen));
                 return check_name("trigger.reason", f->trigger->reason, FR_WIRE_MAX_REASON, 1, err,
