@@ -63,6 +63,7 @@ struct lz_task {
         uint8_t *dst;
         size_t dst_len;
         int err;
+        double ms;
 };
 
 static void wake_loop(void) {
@@ -211,7 +212,9 @@ static int copy_ring(struct frd_job *j) {
 }
 
 static void lz_run(struct lz_task *t) {
+        double t0 = mono_ms();
         t->err = fr_lz4_frame(t->src, t->len, &t->dst, &t->dst_len);
+        t->ms = mono_ms() - t0;
         pthread_mutex_lock(&out.lock);
         if (--t->grp->left == 0)
                 pthread_cond_broadcast(&t->grp->done);
@@ -222,7 +225,6 @@ static void lz_run(struct lz_task *t) {
  * the parts shared with idle workers; `meanwhile` (the conversion) runs on
  * this worker in between. Returns 0 or -errno (errmsg set). */
 static int compress_parallel(struct frd_job *j, void (*meanwhile)(void *), void *arg) {
-        double t0 = mono_ms();
         size_t nparts = (j->raw_len + LZ_PART - 1) / LZ_PART;
         struct lz_task *tasks = calloc(nparts ? nparts : 1, sizeof *tasks);
         struct lz_group grp = {.left = (unsigned)nparts};
@@ -265,7 +267,9 @@ static int compress_parallel(struct frd_job *j, void (*meanwhile)(void *), void 
         pthread_mutex_unlock(&out.lock);
         pthread_cond_destroy(&grp.done);
         int r = 0;
+        j->lz4_ms = 0;
         for (size_t i = 0; i < nparts; i++) {
+                j->lz4_ms += tasks[i].ms; /* summed over the parts: the work, not the wait */
                 if (r == 0)
                         r = tasks[i].err ? tasks[i].err
                                          : fr_write_all(j->trace_fd, tasks[i].dst, tasks[i].dst_len);
@@ -274,7 +278,6 @@ static int compress_parallel(struct frd_job *j, void (*meanwhile)(void *), void 
         free(tasks);
         if (r < 0)
                 snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->trace_tmp, strerror(-r));
-        j->lz4_ms = mono_ms() - t0;
         return r;
 }
 
@@ -368,9 +371,64 @@ fail:
         frd_output_discard(j);
 }
 
+/* The symbolizers, shared by the workers and kept across snapshots: what
+ * one learned about an object (by path, build id and load bias) and each
+ * address it resolved serves the next snapshot of the same process. The
+ * most recently used is taken first. Bounded: one is dropped when it holds
+ * FR_SYM_MAX_CACHED results, and all after SYM_IDLE_S without a snapshot
+ * (so that an object without a build id that was replaced on disk is read
+ * afresh). */
+#define SYM_IDLE_S 120
+static struct {
+        struct fr_symbolizer *idle[64];
+        unsigned n;
+        time_t last_use;
+} syms;
+
+static struct fr_symbolizer *sym_take(void) {
+        struct fr_symbolizer *s = NULL;
+        pthread_mutex_lock(&out.lock);
+        if (syms.n)
+                s = syms.idle[--syms.n];
+        pthread_mutex_unlock(&out.lock);
+        if (!s && fr_symbolizer_new(NULL, &s) < 0)
+                s = NULL;
+        return s;
+}
+
+static void sym_give(struct fr_symbolizer *s) {
+        if (!s)
+                return;
+        if (fr_symbolizer_cached(s) >= FR_SYM_MAX_CACHED) {
+                fr_symbolizer_free(s); /* full: start afresh */
+                return;
+        }
+        pthread_mutex_lock(&out.lock);
+        if (syms.n < sizeof syms.idle / sizeof *syms.idle) {
+                syms.idle[syms.n++] = s;
+                s = NULL;
+        }
+        syms.last_use = time(NULL);
+        pthread_mutex_unlock(&out.lock);
+        fr_symbolizer_free(s);
+}
+
+/* Idle for SYM_IDLE_S (out.lock held): drop every symbolizer. */
+static void sym_drop_idle_locked(void) {
+        if (!syms.n || time(NULL) - syms.last_use < SYM_IDLE_S)
+                return;
+        struct fr_symbolizer *v[64];
+        unsigned n = syms.n;
+        memcpy(v, syms.idle, n * sizeof *v);
+        syms.n = 0;
+        pthread_mutex_unlock(&out.lock);
+        for (unsigned i = 0; i < n; i++)
+                fr_symbolizer_free(v[i]);
+        pthread_mutex_lock(&out.lock);
+}
+
 static void *worker(void *arg) {
         (void)arg;
-        struct fr_symbolizer *sym = NULL;
         pthread_mutex_lock(&out.lock);
         for (;;) {
                 while (out.lz) { /* parts of a job in progress come first */
@@ -383,16 +441,11 @@ static void *worker(void *arg) {
                         pthread_mutex_lock(&out.lock);
                 }
                 while (!out.queue && !out.lz && !out.stop) {
-                        /* Idle: drop the cache of opened objects so that a binary
-                         * replaced on disk is read afresh next time. */
-                        if (sym) {
-                                pthread_mutex_unlock(&out.lock);
-                                fr_symbolizer_free(sym);
-                                sym = NULL;
-                                pthread_mutex_lock(&out.lock);
-                                continue;
-                        }
-                        pthread_cond_wait(&out.cond, &out.lock);
+                        struct timespec until;
+                        clock_gettime(CLOCK_REALTIME, &until);
+                        until.tv_sec += SYM_IDLE_S;
+                        if (pthread_cond_timedwait(&out.cond, &out.lock, &until) == ETIMEDOUT)
+                                sym_drop_idle_locked();
                 }
                 if (out.lz)
                         continue;
@@ -403,9 +456,9 @@ static void *worker(void *arg) {
                 if (!out.queue)
                         out.queue_tail = &out.queue;
                 pthread_mutex_unlock(&out.lock);
-                if (!sym && fr_symbolizer_new(NULL, &sym) < 0)
-                        sym = NULL;
+                struct fr_symbolizer *sym = j->symbolize ? sym_take() : NULL;
                 run_job(j, sym);
+                sym_give(sym);
                 frd_raw_free(j);
                 inflight_give(j);
                 pthread_mutex_lock(&out.lock);
@@ -416,8 +469,6 @@ static void *worker(void *arg) {
                 pthread_mutex_lock(&out.lock);
         }
         pthread_mutex_unlock(&out.lock);
-        if (sym)
-                fr_symbolizer_free(sym);
         return NULL;
 }
 
@@ -504,6 +555,8 @@ void frd_output_stop(void) {
         for (unsigned i = 0; i < out.nthreads; i++)
                 pthread_join(out.threads[i], NULL);
         out.nthreads = 0;
+        while (syms.n)
+                fr_symbolizer_free(syms.idle[--syms.n]);
         if (out.ev)
                 event_free(out.ev);
         out.ev = NULL;

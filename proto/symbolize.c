@@ -34,6 +34,19 @@
 
 typedef char *(*demangle_fn)(const char *mangled, char *buf, size_t *len, int *status);
 
+/* Results already found, by Dwfl address + 1 (0 marks an empty slot). The
+ * strings they point to live as long as the symbolizer. */
+struct cached {
+        bool has_dwarf;
+        size_t nframes;
+        struct fr_sym_frame frames[];
+};
+struct addr_cache {
+        uint64_t *keys;
+        struct cached **vals;
+        size_t cap, n; /* cap: a power of two, or 0 */
+};
+
 /* A file opened at one load bias: shared by the handles of its segments. */
 struct sym_module {
         struct sym_module *next;
@@ -44,6 +57,7 @@ struct sym_module {
         int64_t adjust;    /* Dwfl address - runtime address (0 unless libdw moved it) */
         Dwfl *dwfl;
         Dwfl_Module *mod;
+        struct addr_cache cache;  /* results by Dwfl address: each resolved once */
 };
 
 struct fr_sym_object {
@@ -73,6 +87,7 @@ struct fr_symbolizer {
         demangle_fn demangle;   /* NULL: not available */
         bool demangle_tried;
         struct demangled *names[DEMANGLE_BUCKETS];
+        size_t ncached;         /* results cached over all modules */
 };
 
 static char *debuginfo_path; /* NULL: libdw's default search path */
@@ -108,6 +123,12 @@ void fr_symbolizer_free(struct fr_symbolizer *s) {
         }
         while (s->modules) {
                 struct sym_module *next = s->modules->next;
+                struct addr_cache *c = &s->modules->cache;
+                for (size_t i = 0; i < c->cap; i++)
+                        if (c->keys[i])
+                                free(c->vals[i]);
+                free(c->keys);
+                free(c->vals);
                 if (s->modules->dwfl)
                         dwfl_end(s->modules->dwfl);
                 free(s->modules->path);
@@ -495,20 +516,71 @@ static int dwarf_frames(struct fr_symbolizer *s, Dwfl_Module *mod, Dwarf_Addr a,
         return r;
 }
 
-int fr_symbolize(struct fr_sym_object *o, uint64_t addr, struct fr_sym_result *ret) {
+static uint64_t mix(uint64_t k) {
+        k ^= k >> 33;
+        k *= 0xff51afd7ed558ccdull;
+        return k ^ (k >> 33);
+}
+
+static struct cached *cache_get(const struct addr_cache *c, uint64_t key) {
+        if (!c->cap)
+                return NULL;
+        for (size_t i = mix(key) & (c->cap - 1);; i = (i + 1) & (c->cap - 1)) {
+                if (c->keys[i] == key)
+                        return c->vals[i];
+                if (!c->keys[i])
+                        return NULL;
+        }
+}
+
+static void cache_insert(struct addr_cache *c, uint64_t key, struct cached *v) {
+        size_t i = mix(key) & (c->cap - 1);
+        while (c->keys[i])
+                i = (i + 1) & (c->cap - 1);
+        c->keys[i] = key;
+        c->vals[i] = v;
+        c->n++;
+}
+
+/* Keep a result (best effort: a full cache or no memory only costs a later
+ * lookup its time). */
+static void cache_put(struct fr_symbolizer *s, struct addr_cache *c, uint64_t key,
+                      const struct fr_sym_result *res) {
+        if (s->ncached >= FR_SYM_MAX_CACHED)
+                return;
+        if ((c->n + 1) * 2 > c->cap) {
+                size_t cap = c->cap ? c->cap * 2 : 256;
+                struct addr_cache big = {calloc(cap, sizeof *big.keys), calloc(cap, sizeof *big.vals), cap, 0};
+                if (!big.keys || !big.vals) {
+                        free(big.keys);
+                        free(big.vals);
+                        return;
+                }
+                for (size_t i = 0; i < c->cap; i++)
+                        if (c->keys[i])
+                                cache_insert(&big, c->keys[i], c->vals[i]);
+                free(c->keys);
+                free(c->vals);
+                *c = big;
+        }
+        struct cached *v = malloc(sizeof *v + res->nframes * sizeof v->frames[0]);
+        if (!v)
+                return;
+        v->has_dwarf = res->has_dwarf;
+        v->nframes = res->nframes;
+        memcpy(v->frames, res->frames, res->nframes * sizeof v->frames[0]);
+        cache_insert(c, key, v);
+        s->ncached++;
+}
+
+size_t fr_symbolizer_cached(const struct fr_symbolizer *s) { return s->ncached; }
+
+static int resolve(struct fr_sym_object *o, Dwfl_Module *mod, Dwarf_Addr a,
+                   struct fr_sym_result *ret) {
         GElf_Off off;
         GElf_Sym sym;
-        int r;
-
-        ret->nframes = 0;
-        ret->has_dwarf = false;
-        if (o->status != FR_SYM_OK || addr < o->start || addr >= o->limit)
-                return 0;
-        Dwfl_Module *mod = o->module->mod;
-        Dwarf_Addr a = addr + (uint64_t)o->module->adjust;
         const char *symname = dwfl_module_addrinfo(mod, a, &off, &sym, NULL, NULL, NULL);
-
-        r = dwarf_frames(o->s, mod, a, symname, ret);
+        int r = dwarf_frames(o->s, mod, a, symname, ret);
         if (r < 0 || ret->nframes)
                 return r;
         if (!symname)
@@ -527,4 +599,24 @@ int fr_symbolize(struct fr_sym_object *o, uint64_t addr, struct fr_sym_result *r
         }
         ret->nframes = 1;
         return 0;
+}
+
+int fr_symbolize(struct fr_sym_object *o, uint64_t addr, struct fr_sym_result *ret) {
+        ret->nframes = 0;
+        ret->has_dwarf = false;
+        if (o->status != FR_SYM_OK || addr < o->start || addr >= o->limit)
+                return 0;
+        struct sym_module *m = o->module;
+        Dwarf_Addr a = addr + (uint64_t)m->adjust;
+        struct cached *hit = cache_get(&m->cache, a + 1);
+        if (hit) {
+                ret->has_dwarf = hit->has_dwarf;
+                ret->nframes = hit->nframes;
+                memcpy(ret->frames, hit->frames, hit->nframes * sizeof ret->frames[0]);
+                return 0;
+        }
+        int r = resolve(o, m->mod, a, ret);
+        if (r == 0)
+                cache_put(o->s, &m->cache, a + 1, ret);
+        return r;
 }

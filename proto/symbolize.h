@@ -8,7 +8,12 @@
  * name is worse than none). Separate debug info is found the usual way
  * (build-id tree and .gnu_debuglink under /usr/lib/debug).
  *
- * Not thread-safe: one symbolizer per thread. */
+ * Each module also keeps the result of every address it resolved (up to
+ * FR_SYM_MAX_CACHED over the symbolizer), so that a long-lived symbolizer
+ * (the daemon's, across snapshots of one process) resolves each distinct
+ * address once.
+ *
+ * Not thread-safe: one symbolizer per thread at a time. */
 #ifndef FR_SYMBOLIZE_H
 #define FR_SYMBOLIZE_H
 
@@ -62,6 +67,10 @@ int fr_symbolizer_new(const char *root, struct fr_symbolizer **ret);
 /* fr_symbolizer_free - close every object; invalidates all handles and every
  * string a result pointed to. NULL is fine. */
 void fr_symbolizer_free(struct fr_symbolizer *s);
+
+#define FR_SYM_MAX_CACHED 200000 /* results kept, about 100 bytes each */
+/* fr_symbolizer_cached - results cached now (the daemon bounds its memory). */
+size_t fr_symbolizer_cached(const struct fr_symbolizer *s);
 
 /* fr_sym_open - the handle for a loaded object, opened on first use and
  * cached. An object that cannot be symbolized still gets a handle, whose
