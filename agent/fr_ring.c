@@ -17,6 +17,7 @@ static struct {
         unsigned max_count;
         size_t max_bytes;
         bool held;                       /* a ring snapshot: no publish */
+        bool held_dirty;                 /* a push happened during the hold */
         struct fr_genbytes **held_gens;  /* pinned by the hold */
         size_t nheld;
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
@@ -32,7 +33,7 @@ void fr__ring_init(unsigned generations, size_t max_bytes) {
         ring.count = ring.bytes = 0;
         ring.max_count = generations;
         ring.max_bytes = max_bytes;
-        ring.held = false; /* a forked child holds nothing for a daemon */
+        ring.held = ring.held_dirty = false; /* a forked child holds nothing for a daemon */
         ring.held_gens = NULL;
         ring.nheld = 0;
 }
@@ -81,6 +82,8 @@ void fr__ring_push(struct fr_genbytes *g) {
         }
         if (!ring.held)
                 fr__pm_publish(ring.head);
+        else
+                ring.held_dirty = true; /* published at the release */
         release_locked(evicted);
         pthread_mutex_unlock(&ring.lock);
 }
@@ -139,8 +142,11 @@ void fr__ring_release(void) {
                 return;
         }
         ring.held = false;
-        /* The index first: it must stop naming a generation before it is freed. */
-        fr__pm_publish(ring.head);
+        /* The index first: it must stop naming a generation before it is
+         * freed. Only when the ring moved: the hold costs no extra publish. */
+        if (ring.held_dirty)
+                fr__pm_publish(ring.head);
+        ring.held_dirty = false;
         for (size_t i = 0; i < ring.nheld; i++) {
                 struct fr_genbytes *g = ring.held_gens[i];
                 if (--g->refs == 0 && g->evicted)

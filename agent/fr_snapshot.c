@@ -101,7 +101,7 @@ int fr__snapshot_local(const char *dir, const char *reason, char *ret_path, size
                 unlink(tmp); /* never leave a partial file */
                 return r;
         }
-        return fr_file_commit(fd, tmp, ret_path, NULL);
+        return fr_file_commit(fd, tmp, ret_path, 0, NULL);
 }
 
 int fr_snapshot(const char *reason) {

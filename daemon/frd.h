@@ -1,6 +1,6 @@
 /* flightrecd internals, one section per file: logging (frd_log.c),
- * configuration (frd_config.c), the daemon's state, signals and reload
- * (frd_main.c), the listening socket (frd_listen.c), connections and framing
+ * configuration (frd_config.c), the daemon's state (frd_state.c), main,
+ * signals and reload (frd_main.c), the listening socket (frd_listen.c), connections and framing
  * (frd_conn.c), agents (frd_agent.c), snapshots (frd_snapshot.c), control
  * requests (frd_control.c), output and retention (frd_output.c), post-mortem
  * watches (frd_postmortem.c). See docs/daemon.md and docs/life-of-a-snapshot.md. */
@@ -158,7 +158,7 @@ void frd_pm_forget(pid_t pid);
 unsigned frd_pm_watching(void);
 
 
-/* ---- the daemon's state (frd_main.c) ------------------------------------- */
+/* ---- the daemon's state (frd_state.c) ------------------------------------ */
 #include <sys/socket.h>
 #include <time.h>
 

@@ -349,14 +349,15 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         const char *step = "";
         int tfd = j->trace_fd;
         j->trace_fd = -1;
-        r = fr_file_commit(tfd, j->trace_tmp, j->trace_path, &step);
+        /* One directory sync, after the second rename, covers both. */
+        r = fr_file_commit(tfd, j->trace_tmp, j->trace_path, FR_COMMIT_NO_DIRSYNC, &step);
         if (r < 0) {
                 close(pfd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->trace_path, step,
                          strerror(-r));
                 goto fail;
         }
-        r = fr_file_commit(pfd, j->pprof_tmp, j->pprof_path, &step);
+        r = fr_file_commit(pfd, j->pprof_tmp, j->pprof_path, 0, &step);
         if (r < 0) {
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->pprof_path, step,
                          strerror(-r));

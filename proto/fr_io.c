@@ -70,10 +70,11 @@ static void sync_dir_of(const char *path) {
         }
 }
 
-int fr_file_commit(int fd, const char *tmp, const char *path, const char **ret_step) {
+int fr_file_commit(int fd, const char *tmp, const char *path, unsigned flags,
+                   const char **ret_step) {
         const char *step = NULL;
         int r = 0;
-        if (fsync(fd) < 0) {
+        if (fdatasync(fd) < 0) {
                 r = -errno;
                 step = "cannot sync";
         }
@@ -91,7 +92,8 @@ int fr_file_commit(int fd, const char *tmp, const char *path, const char **ret_s
                         *ret_step = step;
                 return r;
         }
-        sync_dir_of(path);
+        if (!(flags & FR_COMMIT_NO_DIRSYNC))
+                sync_dir_of(path);
         return 0;
 }
 
@@ -123,7 +125,7 @@ int fr_write_file_atomic(const char *path, const void *data, size_t len, mode_t 
                 close(fd);
                 unlink(tmp);
         } else {
-                r = fr_file_commit(fd, tmp, path, ret_step);
+                r = fr_file_commit(fd, tmp, path, 0, ret_step);
         }
         free(tmp);
         return r;

@@ -17,10 +17,14 @@ ssize_t fr_read_full(int fd, void *p, size_t n);
 int fr_pread_exact(int fd, void *p, size_t n, uint64_t off);
 
 /* fr_file_commit - make the temporary file tmp (open as fd, which this
- * closes) durable as path: fsync, close, rename, then fsync the directory so
- * that the rename survives a crash. On failure tmp is removed. Returns 0 or
- * -errno; *ret_step (may be NULL) names the step that failed. */
-int fr_file_commit(int fd, const char *tmp, const char *path, const char **ret_step);
+ * closes) durable as path: fdatasync, close, rename, then (unless flags has
+ * FR_COMMIT_NO_DIRSYNC: a later commit in the same directory syncs it) fsync
+ * the directory so that the rename survives a crash. On failure tmp is
+ * removed. Returns 0 or -errno; *ret_step (may be NULL) names the step that
+ * failed. */
+#define FR_COMMIT_NO_DIRSYNC 1u
+int fr_file_commit(int fd, const char *tmp, const char *path, unsigned flags,
+                   const char **ret_step);
 /* fr_write_file_atomic - data to path through a hidden temporary file in the
  * same directory ("<dir>/.<name>.XXXXXX", mode) and fr_file_commit. Nothing
  * is left on failure. Returns 0 or -errno with *ret_step set. */
