@@ -296,6 +296,25 @@ sleep 1.5
 cp "$CONF.pm" "$CONF"
 kill -HUP "$DPID"
 
+say "the two snapshot paths: ring (the default) and pipe (snapshot_path = pipe)"
+grep -q "snapshot of e2e-burn\[$BURN_PID\] (ring): " "$LOG" && ok "live snapshots read the agent's ring" || fail "no ring snapshot of $BURN_PID in the log"
+cp "$CONF" "$CONF.ring"
+printf '[daemon]\nsnapshot_timeout = 20s\nsnapshot_path = pipe\n[retention]\nmax_files = 100000\n' >"$CONF"
+reloads=$(grep -c "configuration reloaded" "$LOG")
+kill -HUP "$DPID"
+wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -gt "$reloads" || fail "no reload"
+"$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" >/dev/null || fail "trigger through the pipe"
+last=$(grep "snapshot of e2e-burn\[$BURN_PID\].*bytes of trace" "$LOG" | tail -1)
+T=$(latest "$BURN_PID" trace.lz4)
+case "$last" in
+*"(ring)"*) fail "snapshot_path = pipe, yet: $last" ;;
+*) "$LZ4" -q -t "$T" && "$CTL" dump "$T" >/dev/null && ok "pipe path: $(basename "$T"), lz4 -t and dump pass" || fail "pipe path: $T unreadable" ;;
+esac
+cp "$CONF.ring" "$CONF"
+reloads=$(grep -c "configuration reloaded" "$LOG")
+kill -HUP "$DPID"
+wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -gt "$reloads" || fail "no reload"
+
 say "64 agents, one SIGUSR1: 128 files"
 stop_daemon
 rm -f "$OUT"/*

@@ -148,6 +148,23 @@ static void test_fields(void **state) {
         d.id = 3;
         d.error = 5;
         expect_invalid(&g, "no -errno");
+
+        /* The ring path's messages. */
+        Flightrec__Wire__SnapshotRelease rel = FLIGHTREC__WIRE__SNAPSHOT_RELEASE__INIT;
+        fr_frame k = FLIGHTREC__WIRE__FRAME__INIT;
+        k.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE;
+        k.snapshot_release = &rel;
+        expect_invalid(&k, "snapshot_release.id");
+        assert_string_equal(fr_wire_name(&k), "snapshot_release");
+        Flightrec__Wire__SnapshotRequest q = FLIGHTREC__WIRE__SNAPSHOT_REQUEST__INIT;
+        fr_frame m = FLIGHTREC__WIRE__FRAME__INIT;
+        m.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_REQUEST;
+        m.snapshot_request = &q;
+        q.id = 1;
+        q.reason = "r";
+        q.from_ring = 1;
+        q.hold_ms = 600001;
+        expect_invalid(&m, "snapshot_request.hold_ms");
 }
 
 static void test_reader_fds(void **state) {
