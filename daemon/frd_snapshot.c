@@ -80,6 +80,7 @@ static void snap_complete(struct frd_snap *s, const char *trace, const char *ppr
 }
 
 static void snap_release(struct frd_snap *s);
+static void send_release(struct frd_conn *c, uint64_t id);
 
 void frd_snapshot_job_done(struct frd_job *j) {
         struct frd_snap *s = j->owner;
@@ -400,6 +401,15 @@ static void snap_take_ring(struct frd_snap *s, struct frd_conn *c,
         frd_output_submit(j);
 }
 
+static void send_release(struct frd_conn *c, uint64_t id) {
+        Flightrec__Wire__SnapshotRelease m = FLIGHTREC__WIRE__SNAPSHOT_RELEASE__INIT;
+        m.id = id;
+        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE;
+        f.snapshot_release = &m;
+        frd_conn_send(c, &f, -1);
+}
+
 /* SnapshotRelease: the agent may unpin; the agent is free for the next one. */
 static void snap_release(struct frd_snap *s) {
         struct frd_conn *a = s->agent;
@@ -407,12 +417,7 @@ static void snap_release(struct frd_snap *s) {
                 s->state = FRD_SNAP_CONVERTING;
         if (!a)
                 return;
-        Flightrec__Wire__SnapshotRelease m = FLIGHTREC__WIRE__SNAPSHOT_RELEASE__INIT;
-        m.id = s->id;
-        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
-        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE;
-        f.snapshot_release = &m;
-        frd_conn_send(a, &f, -1);
+        send_release(a, s->id);
         if (a->reading == s)
                 a->reading = NULL;
 }
@@ -487,14 +492,8 @@ void frd_snapshot_done(struct frd_conn *c, const Flightrec__Wire__SnapshotDone *
         if (!s || s->id != d->id) {
                 frd_log(FRD_DEBUG, "agent %s[%u]: snapshot_done for %llu, not in progress", c->comm,
                         c->pid, (unsigned long long)d->id);
-                if (d->index_gen) { /* a ring held for a snapshot given up: let it go */
-                        Flightrec__Wire__SnapshotRelease m = FLIGHTREC__WIRE__SNAPSHOT_RELEASE__INIT;
-                        m.id = d->id;
-                        fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
-                        f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE;
-                        f.snapshot_release = &m;
-                        frd_conn_send(c, &f, -1);
-                }
+                if (d->index_gen) /* a ring held for a snapshot given up: let it go */
+                        send_release(c, d->id);
                 return;
         }
         s->agent_cpu_ns = d->agent_cpu_ns;

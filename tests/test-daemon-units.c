@@ -287,6 +287,21 @@ static uint64_t expect_request(int *ret_pipe) {
         return id;
 }
 
+/* A fake agent connected, a snapshot of it started: its request read.
+ * Returns the request's id; *ret_c the agent, *ret_s the snapshot, *ret_pipe
+ * the pipe's write end. */
+static uint64_t start_snapshot(struct frd_conn **ret_c, struct frd_snap **ret_s, int *ret_pipe) {
+        struct frd_conn *c = connect_agent();
+        assert_int_equal(frd_snapshot_agent(c, "unit", NULL, 0), 0);
+        struct frd_snap *s = c->reading;
+        assert_non_null(s);
+        assert_int_equal(s->state, FRD_SNAP_READING);
+        *ret_c = c;
+        if (ret_s)
+                *ret_s = s;
+        return expect_request(ret_pipe);
+}
+
 static void write_trace(int fd) {
         struct tg_trace *t = tg_trace_new();
         tg_trace_header(t, (uint64_t)getpid(), "fake", "/usr/bin/fake", "test", 0);
@@ -336,14 +351,11 @@ static int teardown_daemon(void **state) {
 /* Pipe at its end first, then SnapshotDone: READING -> DRAINED -> CONVERTING. */
 static void test_snap_eof_then_done(void **state) {
         (void)state;
-        struct frd_conn *c = connect_agent();
         uint64_t before = D.written;
-        assert_int_equal(frd_snapshot_agent(c, "unit", NULL, 0), 0);
-        struct frd_snap *s = c->reading;
-        assert_non_null(s);
-        assert_int_equal(s->state, FRD_SNAP_READING);
+        struct frd_conn *c;
+        struct frd_snap *s;
         int wfd;
-        uint64_t id = expect_request(&wfd);
+        uint64_t id = start_snapshot(&c, &s, &wfd);
         write_trace(wfd);
         close(wfd);
         PUMP_UNTIL(s->state == FRD_SNAP_DRAINED);
@@ -360,12 +372,11 @@ static void test_snap_eof_then_done(void **state) {
  * second trigger meanwhile joins the snapshot in progress. */
 static void test_snap_done_then_eof(void **state) {
         (void)state;
-        struct frd_conn *c = connect_agent();
         uint64_t before = D.written;
-        assert_int_equal(frd_snapshot_agent(c, "unit", NULL, 0), 0);
-        struct frd_snap *s = c->reading;
+        struct frd_conn *c;
+        struct frd_snap *s;
         int wfd;
-        uint64_t id = expect_request(&wfd);
+        uint64_t id = start_snapshot(&c, &s, &wfd);
         write_trace(wfd);
         agent_done(id, 0);
         PUMP_UNTIL(s->state == FRD_SNAP_CONFIRMED);
@@ -380,12 +391,11 @@ static void test_snap_done_then_eof(void **state) {
  * is kept as a partial tail, the snapshot written. */
 static void test_snap_agent_gone(void **state) {
         (void)state;
-        struct frd_conn *c = connect_agent();
         uint64_t before = D.written;
-        assert_int_equal(frd_snapshot_agent(c, "unit", NULL, 0), 0);
-        struct frd_snap *s = c->reading;
+        struct frd_conn *c;
+        struct frd_snap *s;
         int wfd;
-        expect_request(&wfd);
+        start_snapshot(&c, &s, &wfd);
         write_trace(wfd);
         close(wfd);
         PUMP_UNTIL(s->state == FRD_SNAP_DRAINED);
@@ -396,12 +406,11 @@ static void test_snap_agent_gone(void **state) {
 /* The agent fails to write: the snapshot fails, nothing is left behind. */
 static void test_snap_agent_error(void **state) {
         (void)state;
-        struct frd_conn *c = connect_agent();
         uint64_t failed = D.failed;
         unsigned files = count_files(".trace.lz4");
-        assert_int_equal(frd_snapshot_agent(c, "unit", NULL, 0), 0);
+        struct frd_conn *c;
         int wfd;
-        uint64_t id = expect_request(&wfd);
+        uint64_t id = start_snapshot(&c, NULL, &wfd);
         close(wfd);
         agent_done(id, -ENOSPC);
         PUMP_UNTIL(D.failed == failed + 1 && !D.snaps);
@@ -414,11 +423,10 @@ static void test_snap_agent_error(void **state) {
 /* No answer within snapshot_timeout: failed, temporaries removed. */
 static void test_snap_timeout(void **state) {
         (void)state;
-        struct frd_conn *c = connect_agent();
         uint64_t failed = D.failed;
-        assert_int_equal(frd_snapshot_agent(c, "unit", NULL, 0), 0);
+        struct frd_conn *c;
         int wfd;
-        expect_request(&wfd);
+        start_snapshot(&c, NULL, &wfd);
         PUMP_UNTIL(D.failed == failed + 1 && !D.snaps);
         assert_int_equal(count_files(".tmp"), 0);
         close(wfd);
@@ -429,11 +437,10 @@ static void test_snap_timeout(void **state) {
  * reader), both temporaries removed. */
 static void test_snap_invalid_trace(void **state) {
         (void)state;
-        struct frd_conn *c = connect_agent();
         uint64_t failed = D.failed;
-        assert_int_equal(frd_snapshot_agent(c, "unit", NULL, 0), 0);
+        struct frd_conn *c;
         int wfd;
-        uint64_t id = expect_request(&wfd);
+        uint64_t id = start_snapshot(&c, NULL, &wfd);
         assert_int_equal(write(wfd, "not a trace at all", 18), 18);
         close(wfd);
         agent_done(id, 0);
