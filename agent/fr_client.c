@@ -37,6 +37,7 @@
 #define DONE_TIMEOUT_MS 60000    /* and the write must end within this */
 #define SEND_TIMEOUT_MS 2000
 #define HOLD_DEFAULT_MS 30000    /* a ring snapshot's pins, when the daemon names no time */
+#define STOP_HOLD_MS 2000        /* fr_stop waits this long for the daemon to read a held ring */
 
 /* An application thread's fr_snapshot() waiting for the client thread. Lives
  * on the waiter's stack; linked into `waiters` under `lock`. */
@@ -249,10 +250,10 @@ int fr__client_snapshot(const char *reason) {
 }
 
 /* ---- the connection -------------------------------------------------------- */
-static void release_hold(void);
+static void release_hold(int result);
 
 static void disconnect(void) {
-        release_hold(); /* nobody is reading the ring any more */
+        release_hold(-ECONNRESET); /* nobody is reading the ring any more */
         if (cl.sock >= 0)
                 close(cl.sock);
         cl.sock = -1;
@@ -333,18 +334,20 @@ static uint64_t mono_ns(void) {
         return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
-/* The daemon read the ring (or it went away, or the hold timed out). */
-static void release_hold(void) {
+/* The daemon read the ring (result 0), or it went away, or the hold timed
+ * out: unpin, and wake the fr_snapshot() callers it covered (they return
+ * once the daemon has the data, as they did once the pipe was written). */
+static void release_hold(int result) {
         if (!cl.hold_id)
                 return;
         fr__ring_release();
         cl.hold_id = 0;
+        finish_triggers(result);
 }
 
 /* A ring snapshot: the forced advance, then the hold. The client thread
  * copies no trace bytes: the daemon reads them from the memfd it holds. */
 static int hold_ring(const Flightrec__Wire__SnapshotRequest *req, Flightrec__Wire__SnapshotDone *d) {
-        release_hold(); /* one hold at a time: a new request replaces the old */
         uint64_t t0 = mono_ns();
         int r = fr__advance_now();
         d->advance_ns = mono_ns() - t0;
@@ -360,6 +363,8 @@ static int hold_ring(const Flightrec__Wire__SnapshotRequest *req, Flightrec__Wir
 }
 
 static void do_snapshot(const Flightrec__Wire__SnapshotRequest *req, int fd) {
+        if (req->from_ring)
+                release_hold(-ECANCELED); /* one hold at a time: a new request replaces the old */
         accept_triggers(req->trigger_id);
         Flightrec__Wire__SnapshotDone d = FLIGHTREC__WIRE__SNAPSHOT_DONE__INIT;
         int r;
@@ -383,7 +388,8 @@ static void do_snapshot(const Flightrec__Wire__SnapshotRequest *req, int fd) {
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_DONE;
         f.snapshot_done = &d;
         send_frame(&f, -1);
-        finish_triggers(r);
+        if (!cl.hold_id) /* a held ring finishes its triggers at the release */
+                finish_triggers(r);
 }
 
 /* Handle one frame from the daemon. Returns 0, or < 0 to disconnect. */
@@ -405,7 +411,7 @@ static int handle(struct fr_wire_reader *rd, fr_frame *f) {
                 return 0;
         case FLIGHTREC__WIRE__FRAME__MSG_SNAPSHOT_RELEASE:
                 if (f->snapshot_release->id == cl.hold_id)
-                        release_hold();
+                        release_hold(0);
                 return 0;
         case FLIGHTREC__WIRE__FRAME__MSG_TRIGGER_REPLY:
                 /* Only sent for a trigger the daemon could not take. */
@@ -426,14 +432,21 @@ static void *client_main(void *arg) {
         struct fr_wire_reader rd;
         fr_wire_reader_init(&rd, FR_WIRE_DEFAULT_MAX_FRAME, 1);
         unsigned backoff = BACKOFF_MIN_MS;
-        uint64_t next_try = 0, next_stats = 0;
+        uint64_t next_try = 0, next_stats = 0, stop_by = 0;
         for (;;) {
                 pthread_mutex_lock(&cl.lock);
                 bool stop = cl.stop;
                 pthread_mutex_unlock(&cl.lock);
-                if (stop)
-                        break;
                 uint64_t now = now_ms();
+                /* Stopping with a held ring: give the daemon a moment to read
+                 * it (a snapshot taken just before fr_stop), never more. */
+                if (stop && !stop_by && cl.hold_id && cl.sock >= 0) {
+                        stop_by = now + STOP_HOLD_MS;
+                        if (cl.hold_until_ms > stop_by)
+                                cl.hold_until_ms = stop_by;
+                }
+                if (stop && (!cl.hold_id || cl.sock < 0 || now >= stop_by))
+                        break;
                 if (cl.sock < 0 && now >= next_try) {
                         fr_wire_reader_free(&rd);
                         fr_wire_reader_init(&rd, FR_WIRE_DEFAULT_MAX_FRAME, 1);
@@ -453,7 +466,7 @@ static void *client_main(void *arg) {
                 if (cl.hold_id && now >= cl.hold_until_ms) {
                         fr__log_error("flightrecd did not read the ring within its hold time; "
                                       "released");
-                        release_hold();
+                        release_hold(-ETIMEDOUT);
                 }
                 int timeout = STATS_EVERY_MS;
                 if (cl.sock < 0)
