@@ -6,14 +6,19 @@
  *  - the exec family: marked "exec'd" just before the real call, unmarked if
  *    it returns (failed). glibc's execvp and execl* call execve internally,
  *    not through the PLT, so each entry point is wrapped.
+ * With FLIGHTREC_CHILDREN=no, a recording process's children lose our entry
+ * of LD_PRELOAD here (the exec family and posix_spawn; system() and popen()
+ * spawn inside libc, out of our reach).
  * exit() itself is covered by the destructor in fr_agent.c. Like the
  * pthread_create wrapper, these work with LD_PRELOAD and when the application
  * links libflightrec before libc. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <alloca.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fr_internal.h"
@@ -38,6 +43,31 @@ REAL(_Exit, exit_fn)
 REAL(execve, execve_fn)
 REAL(execvpe, execvpe_fn)
 REAL(fexecve, fexecve_fn)
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                        const posix_spawnattr_t *, char *const[], char *const[]);
+REAL(posix_spawn, spawn_fn)
+REAL(posix_spawnp, spawn_fn)
+
+/* The environment a child gets: as given, or without our LD_PRELOAD entry.
+ * On the caller's stack: an exec may come in a vfork child, no malloc. */
+#define MAX_CHILD_ENV 65536
+#define CHILD_ENV(envp)                                                                            \
+        do {                                                                                       \
+                if (!fr__choice.chosen || fr__choice.children || !(envp))                          \
+                        break;                                                                     \
+                size_t n_ = 0, pl_ = 12;                                                           \
+                while ((envp)[n_] && n_ < MAX_CHILD_ENV) {                                         \
+                        if (!strncmp((envp)[n_], "LD_PRELOAD=", 11))                               \
+                                pl_ = strlen((envp)[n_]) + 1;                                      \
+                        n_++;                                                                      \
+                }                                                                                  \
+                if (n_ >= MAX_CHILD_ENV || pl_ > 65536)                                            \
+                        break;                                                                     \
+                char **out_ = alloca((n_ + 1) * sizeof *out_);                                     \
+                char *pre_ = alloca(pl_);                                                          \
+                if (fr__child_env((envp), out_, n_ + 1, pre_, pl_) >= 0)                           \
+                        (envp) = out_;                                                             \
+        } while (0)
 
 void _exit(int status) {
         fr__pm_mark(FR_PM_CLOSED_EXIT);
@@ -67,6 +97,7 @@ int execve(const char *path, char *const argv[], char *const envp[]) {
         execve_fn f = real_execve();
         if (!f)
                 return errno = ENOSYS, -1;
+        CHILD_ENV(envp);
         fr__pm_mark(FR_PM_CLOSED_EXEC);
         return exec_marked(f(path, argv, envp));
 }
@@ -75,6 +106,7 @@ int execvpe(const char *file, char *const argv[], char *const envp[]) {
         execvpe_fn f = real_execvpe();
         if (!f)
                 return errno = ENOSYS, -1;
+        CHILD_ENV(envp);
         fr__pm_mark(FR_PM_CLOSED_EXEC);
         return exec_marked(f(file, argv, envp));
 }
@@ -83,6 +115,7 @@ int fexecve(int fd, char *const argv[], char *const envp[]) {
         fexecve_fn f = real_fexecve();
         if (!f)
                 return errno = ENOSYS, -1;
+        CHILD_ENV(envp);
         fr__pm_mark(FR_PM_CLOSED_EXEC);
         return exec_marked(f(fd, argv, envp));
 }
@@ -134,6 +167,25 @@ int execle(const char *path, const char *arg, ...) {
         return execve(path, argv, envp);
 }
 
+/* posix_spawn's child never runs our code: only its environment changes. */
+int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+        spawn_fn f = real_posix_spawn();
+        if (!f)
+                return ENOSYS;
+        CHILD_ENV(envp);
+        return f(pid, path, fa, attr, argv, envp);
+}
+
+int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+        spawn_fn f = real_posix_spawnp();
+        if (!f)
+                return ENOSYS;
+        CHILD_ENV(envp);
+        return f(pid, file, fa, attr, argv, envp);
+}
+
 /* Resolve the real functions at load, not at the first call: that call may
  * come in the child of a multi-threaded fork, where dlsym is not safe. */
 __attribute__((constructor)) static void fr__exit_resolve(void) {
@@ -142,4 +194,6 @@ __attribute__((constructor)) static void fr__exit_resolve(void) {
         (void)real_execve();
         (void)real_execvpe();
         (void)real_fexecve();
+        (void)real_posix_spawn();
+        (void)real_posix_spawnp();
 }
