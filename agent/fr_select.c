@@ -133,7 +133,7 @@ int fr__agent_conf_parse(const char *text, struct fr_agent_conf *ret, char *err,
                 size_t wl = strlen(where), el = strlen(err);
                 if (wl + el < errlen) {
                         memmove(err + wl, err, el + 1);
-                        memcpy(err + wl, where, wl);
+                        memcpy(err, where, wl);
                 }
                 return -EINVAL;
         }

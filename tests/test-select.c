@@ -1,0 +1,193 @@
+/* Which processes record (agent/fr_select.c) and which runtimes share them
+ * (agent/fr_runtime.c): globs, agent.conf, the constructor's decision from
+ * the environment, and the environment exec'd children get. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "fr_internal.h"
+
+static void test_globs(void **state) {
+        (void)state;
+        const char *exe = "/usr/sbin/nginx-debug";
+        assert_true(fr__glob_list_match("nginx*", "nginx-debug", exe));
+        assert_true(fr__glob_list_match("redis, nginx-*", "x", exe));    /* base name of exe */
+        assert_true(fr__glob_list_match("  foo\tbar /usr/sbin/*", "x", exe)); /* path glob */
+        assert_false(fr__glob_list_match("/usr/bin/*", "nginx-debug", exe));
+        assert_false(fr__glob_list_match("", "nginx-debug", exe));
+        assert_false(fr__glob_list_match("nginx", "nginx-debug", exe)); /* whole names only */
+        /* The comm is cut at 15 bytes; the executable's name is not. */
+        assert_true(fr__glob_list_match("a-very-long-program-name", "a-very-long-pro",
+                                        "/opt/a-very-long-program-name"));
+        assert_true(fr__glob_list_match("*", "true", "/usr/bin/true"));
+}
+
+static void test_agent_conf(void **state) {
+        (void)state;
+        struct fr_agent_conf c;
+        char err[256];
+        assert_int_equal(fr__agent_conf_parse("# host-wide\n[agent]\ninclude = nginx /opt/*\n"
+                                              "exclude = nginx-debug\nchildren = no\n"
+                                              "socket = /run/fr.sock\nmin_age_ms = 250\n"
+                                              "setuid = record\n",
+                                              &c, err, sizeof err),
+                         0);
+        assert_string_equal(c.include, "nginx /opt/*");
+        assert_true(c.has_include);
+        assert_string_equal(c.exclude, "nginx-debug");
+        assert_false(c.children);
+        assert_string_equal(c.socket_path, "/run/fr.sock");
+        assert_true(c.has_min_age);
+        assert_int_equal(c.min_age_ms, 250);
+        assert_true(c.setuid_record);
+
+        assert_int_equal(fr__agent_conf_parse("", &c, err, sizeof err), 0);
+        assert_true(c.children);
+        assert_false(c.setuid_record);
+        assert_false(c.has_include);
+
+        static const struct {
+                const char *text, *what;
+        } bad[] = {
+                {"[agent]\ninclde = x\n", "line 2: [agent] inclde = x: unknown key"},
+                {"[agent]\nchildren = maybe\n", "bad value"},
+                {"[agent]\nsocket = relative.sock\n", "bad value"},
+                {"[agent]\nmin_age_ms = -1\n", "bad value"},
+                {"[agent]\nmin_age_ms = 9999999\n", "bad value"},
+                {"[agent]\nsetuid = yes\n", "bad value"},
+                {"[daemon]\nmax_agents = 3\n", "unknown key"},
+                {"[agent\n", "line 1"},
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                assert_int_equal(fr__agent_conf_parse(bad[i].text, &c, err, sizeof err), -EINVAL);
+                if (!strstr(err, bad[i].what))
+                        fail_msg("'%s': error '%s' does not say '%s'", bad[i].text, err, bad[i].what);
+        }
+}
+
+static void clear_env(void) {
+        unsetenv("LD_PRELOAD");
+        unsetenv("FLIGHTREC_AUTOSTART");
+        unsetenv("FLIGHTREC_INCLUDE");
+        unsetenv("FLIGHTREC_EXCLUDE");
+        unsetenv("FLIGHTREC_CHILDREN");
+        unsetenv("FLIGHTREC_MIN_AGE_MS");
+        unsetenv("FLIGHTREC_AGENT_CONF");
+        setenv("FLIGHTREC_AGENT_CONF", "/nonexistent/agent.conf", 1);
+}
+
+/* The constructor's decision, from this (non-setuid) test process. */
+static void test_choose(void **state) {
+        (void)state;
+        struct fr_choice c;
+        clear_env();
+        if (access("/etc/ld.so.preload", F_OK) != 0) { /* else the host preloads us: skip this one */
+                assert_int_equal(fr__choose(&c), 0);
+                assert_int_equal(c.how, FR_LOADED_LINKED); /* linked: the program starts us */
+                assert_false(c.chosen);
+        }
+        setenv("FLIGHTREC_AUTOSTART", "1", 1);
+        assert_int_equal(fr__choose(&c), 0);
+        assert_int_equal(c.how, FR_LOADED_EXPLICIT);
+        assert_true(c.chosen); /* explicit loading: everything, by default */
+        assert_true(c.children);
+        assert_int_equal(c.min_age_ms, FR_DEFAULT_MIN_AGE_MS);
+        assert_false(c.secure);
+
+        setenv("FLIGHTREC_INCLUDE", "test-sel*", 1);
+        assert_int_equal(fr__choose(&c), 0);
+        assert_true(c.chosen);
+        setenv("FLIGHTREC_EXCLUDE", "*/tests/test-select", 1);
+        assert_int_equal(fr__choose(&c), 0);
+        assert_false(c.chosen);
+        unsetenv("FLIGHTREC_EXCLUDE");
+        setenv("FLIGHTREC_INCLUDE", "other", 1);
+        assert_int_equal(fr__choose(&c), 0);
+        assert_false(c.chosen);
+        unsetenv("FLIGHTREC_INCLUDE");
+
+        setenv("FLIGHTREC_CHILDREN", "no", 1);
+        setenv("FLIGHTREC_MIN_AGE_MS", "0", 1);
+        assert_int_equal(fr__choose(&c), 0);
+        assert_false(c.children);
+        assert_int_equal(c.min_age_ms, 0);
+        setenv("FLIGHTREC_CHILDREN", "sometimes", 1);
+        assert_int_equal(fr__choose(&c), -EINVAL);
+        assert_false(c.chosen);
+        unsetenv("FLIGHTREC_CHILDREN");
+        setenv("FLIGHTREC_MIN_AGE_MS", "1s", 1);
+        assert_int_equal(fr__choose(&c), -EINVAL);
+        unsetenv("FLIGHTREC_MIN_AGE_MS");
+
+        /* agent.conf: its socket and age apply; a bad file keeps us off. */
+        char path[] = "/tmp/fr-test-select-XXXXXX";
+        int fd = mkstemp(path);
+        assert_true(fd >= 0);
+        const char *conf = "[agent]\nsocket = /run/x.sock\nmin_age_ms = 7\nchildren = no\n"
+                           "include = nothing-here\n";
+        assert_int_equal(write(fd, conf, strlen(conf)), (ssize_t)strlen(conf));
+        close(fd);
+        setenv("FLIGHTREC_AGENT_CONF", path, 1);
+        assert_int_equal(fr__choose(&c), 0);
+        assert_true(c.chosen); /* include of agent.conf is for host-wide loading only */
+        assert_string_equal(c.socket_path, "/run/x.sock");
+        assert_int_equal(c.min_age_ms, 7);
+        assert_false(c.children);
+        fd = open(path, O_WRONLY | O_TRUNC);
+        assert_int_equal(write(fd, "[agent]\nwhat = 1\n", 17), 17);
+        close(fd);
+        assert_int_equal(fr__choose(&c), -EINVAL);
+        assert_false(c.chosen);
+        unlink(path);
+        clear_env();
+}
+
+static void test_child_env(void **state) {
+        (void)state;
+        char *env[] = {"A=1", "LD_PRELOAD=/x/libasan.so.8:/b/libflightrec.so /c/libother.so",
+                       "FLIGHTREC_AUTOSTART=1", "FLIGHTREC_HZ=5", NULL};
+        char *out[8], pre[256];
+        assert_int_equal(fr__child_env(env, out, 8, pre, sizeof pre), 3);
+        assert_string_equal(out[0], "A=1");
+        assert_string_equal(out[1], "LD_PRELOAD=/x/libasan.so.8:/c/libother.so");
+        assert_string_equal(out[2], "FLIGHTREC_HZ=5");
+        assert_null(out[3]);
+
+        char *only[] = {"LD_PRELOAD=libflightrec.so.0", "B=2", NULL};
+        assert_int_equal(fr__child_env(only, out, 8, pre, sizeof pre), 1);
+        assert_string_equal(out[0], "B=2"); /* no empty LD_PRELOAD left behind */
+        assert_int_equal(fr__child_env(env, out, 2, pre, sizeof pre), -E2BIG);
+}
+
+static void test_runtime(void **state) {
+        (void)state;
+        unsigned k = fr__runtime_detect();
+        assert_false(k & FR_RUNTIME_GO); /* C */
+        assert_false(k & FR_RUNTIME_JVM);
+        assert_string_equal(fr__runtime_go_object(), "");
+        assert_int_equal(fr__runtime_kind(), k);
+        /* The sanitizer builds of this test carry their runtime. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+        assert_true(k & FR_RUNTIME_SANITIZER);
+        assert_true(k & FR_RUNTIME_SIGSEGV);
+#else
+        assert_false(k & FR_RUNTIME_SANITIZER);
+#endif
+}
+
+int main(void) {
+        const struct CMUnitTest tests[] = {
+                cmocka_unit_test(test_globs),      cmocka_unit_test(test_agent_conf),
+                cmocka_unit_test(test_choose),     cmocka_unit_test(test_child_env),
+                cmocka_unit_test(test_runtime),
+        };
+        return cmocka_run_group_tests(tests, NULL, NULL);
+}
