@@ -73,6 +73,43 @@ static void test_agent_conf(void **state) {
         }
 }
 
+/* The shipped config/agent.conf parses, and chooses nothing. */
+static void test_shipped_conf(void **state) {
+        (void)state;
+        const char *path = getenv("FR_SHIPPED_AGENT_CONF");
+        if (!path)
+                skip();
+        FILE *f = fopen(path, "r");
+        assert_non_null(f);
+        char text[FR_SELECT_FILE_BYTES];
+        size_t n = fread(text, 1, sizeof text - 1, f);
+        fclose(f);
+        text[n] = '\0';
+        struct fr_agent_conf c;
+        char err[256];
+        if (fr__agent_conf_parse(text, &c, err, sizeof err) != 0)
+                fail_msg("%s: %s", path, err);
+        assert_false(c.has_include);
+        assert_true(c.children);
+        assert_false(c.setuid_record);
+        /* and every key it documents is one the parser knows: uncommented */
+        char *out = malloc(n + 1), *o = out;
+        for (const char *line = text; *line;) {
+                const char *nl = strchr(line, '\n');
+                size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+                bool key = line[0] == '#' && len > 1 && line[1] != ' ' && line[1] != '\n';
+                memcpy(o, line + key, len - key); /* "#key = value" -> "key = value" */
+                o += len - key;
+                line += len;
+        }
+        *o = '\0';
+        if (fr__agent_conf_parse(out, &c, err, sizeof err) != 0)
+                fail_msg("%s, keys uncommented: %s", path, err);
+        assert_true(c.has_min_age);
+        assert_int_equal(c.min_age_ms, FR_DEFAULT_MIN_AGE_MS);
+        free(out);
+}
+
 static void clear_env(void) {
         unsetenv("LD_PRELOAD");
         unsetenv("FLIGHTREC_AUTOSTART");
@@ -186,6 +223,7 @@ static void test_runtime(void **state) {
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_globs),      cmocka_unit_test(test_agent_conf),
+                cmocka_unit_test(test_shipped_conf),
                 cmocka_unit_test(test_choose),     cmocka_unit_test(test_child_env),
                 cmocka_unit_test(test_runtime),
         };
