@@ -14,11 +14,11 @@
 #include "pm_ring.h"
 
 struct fr_agent_config fr__cfg;
-_Atomic int fr__running;
+FR_EVERY_PROCESS_DATA _Atomic int fr__running;
 char fr__comm[FR_MAX_COMM_BYTES];
 char fr__exe[FR_MAX_PATH_BYTES];
 
-static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+FR_EVERY_PROCESS_DATA static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool restart_after_fork = true;
 static unsigned restart_min_age_ms; /* autostarted: a fork child defers its start too */
 
@@ -263,7 +263,7 @@ int fr_get_stats(struct fr_stats *ret) {
  * end of this connection is no death. Not fr_stop: other threads may still be
  * running, and an exit path must not wait on them. A _exit() or a fatal
  * signal skips this, and the daemon writes a post-mortem snapshot. */
-__attribute__((destructor)) static void fr_at_exit(void) {
+__attribute__((destructor)) FR_EVERY_PROCESS static void fr_at_exit(void) {
         fr__lazy_cancel(); /* no start while the process ends */
         if (pthread_mutex_trylock(&start_lock) != 0)
                 return;

@@ -27,8 +27,8 @@
 extern char **environ;
 
 #define REAL(name, type)                                                                           \
-        static type real_##name(void) {                                                            \
-                static type f;                                                                     \
+        FR_EVERY_PROCESS static type real_##name(void) {                                                            \
+                FR_EVERY_PROCESS_DATA static type f;                                               \
                 if (!f)                                                                            \
                         f = (type)dlsym(RTLD_NEXT, #name);                                         \
                 return f;                                                                          \
@@ -69,7 +69,7 @@ REAL(posix_spawnp, spawn_fn)
                         (envp) = out_;                                                             \
         } while (0)
 
-void _exit(int status) {
+FR_EVERY_PROCESS void _exit(int status) {
         fr__pm_mark(FR_PM_CLOSED_EXIT);
         exit_fn f = real__exit();
         if (f)
@@ -77,7 +77,7 @@ void _exit(int status) {
         abort(); /* unreachable: no libc _exit */
 }
 
-void _Exit(int status) {
+FR_EVERY_PROCESS void _Exit(int status) {
         fr__pm_mark(FR_PM_CLOSED_EXIT);
         exit_fn f = real__Exit();
         if (f)
@@ -86,14 +86,14 @@ void _Exit(int status) {
 }
 
 /* Mark, call, and unmark when the call came back (the exec failed). */
-static int exec_marked(int r) {
+FR_EVERY_PROCESS static int exec_marked(int r) {
         int e = errno;
         fr__pm_mark(FR_PM_OPEN);
         errno = e;
         return r;
 }
 
-int execve(const char *path, char *const argv[], char *const envp[]) {
+FR_EVERY_PROCESS int execve(const char *path, char *const argv[], char *const envp[]) {
         execve_fn f = real_execve();
         if (!f)
                 return errno = ENOSYS, -1;
@@ -102,7 +102,7 @@ int execve(const char *path, char *const argv[], char *const envp[]) {
         return exec_marked(f(path, argv, envp));
 }
 
-int execvpe(const char *file, char *const argv[], char *const envp[]) {
+FR_EVERY_PROCESS int execvpe(const char *file, char *const argv[], char *const envp[]) {
         execvpe_fn f = real_execvpe();
         if (!f)
                 return errno = ENOSYS, -1;
@@ -111,7 +111,7 @@ int execvpe(const char *file, char *const argv[], char *const envp[]) {
         return exec_marked(f(file, argv, envp));
 }
 
-int fexecve(int fd, char *const argv[], char *const envp[]) {
+FR_EVERY_PROCESS int fexecve(int fd, char *const argv[], char *const envp[]) {
         fexecve_fn f = real_fexecve();
         if (!f)
                 return errno = ENOSYS, -1;
@@ -120,9 +120,9 @@ int fexecve(int fd, char *const argv[], char *const envp[]) {
         return exec_marked(f(fd, argv, envp));
 }
 
-int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+FR_EVERY_PROCESS int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
 
-int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+FR_EVERY_PROCESS int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 /* The list forms: collect the arguments into an array on the stack. */
 #define COLLECT_ARGS(first, ap, argv)                                                               \
@@ -139,7 +139,7 @@ int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, en
                         argv[i_] = va_arg(ap, char *);                                             \
         } while (0)
 
-int execl(const char *path, const char *arg, ...) {
+FR_EVERY_PROCESS int execl(const char *path, const char *arg, ...) {
         va_list ap;
         char **argv;
         va_start(ap, arg);
@@ -148,7 +148,7 @@ int execl(const char *path, const char *arg, ...) {
         return execve(path, argv, environ);
 }
 
-int execlp(const char *file, const char *arg, ...) {
+FR_EVERY_PROCESS int execlp(const char *file, const char *arg, ...) {
         va_list ap;
         char **argv;
         va_start(ap, arg);
@@ -157,7 +157,7 @@ int execlp(const char *file, const char *arg, ...) {
         return execvpe(file, argv, environ);
 }
 
-int execle(const char *path, const char *arg, ...) {
+FR_EVERY_PROCESS int execle(const char *path, const char *arg, ...) {
         va_list ap;
         char **argv, **envp;
         va_start(ap, arg);
@@ -168,7 +168,7 @@ int execle(const char *path, const char *arg, ...) {
 }
 
 /* posix_spawn's child never runs our code: only its environment changes. */
-int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+FR_EVERY_PROCESS int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
         spawn_fn f = real_posix_spawn();
         if (!f)
@@ -177,7 +177,7 @@ int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *
         return f(pid, path, fa, attr, argv, envp);
 }
 
-int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+FR_EVERY_PROCESS int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
                  const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
         spawn_fn f = real_posix_spawnp();
         if (!f)

@@ -28,8 +28,8 @@ static void *trampoline(void *p) {
         return s.fn(s.arg);
 }
 
-static create_fn real_create(void) {
-        static _Atomic(create_fn) real;
+FR_EVERY_PROCESS static create_fn real_create(void) {
+        FR_EVERY_PROCESS_DATA static _Atomic(create_fn) real;
         create_fn f = atomic_load_explicit(&real, memory_order_acquire);
         if (!f) {
                 f = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
@@ -58,7 +58,7 @@ static bool first_is_ours(void) {
         return k == 1;
 }
 
-int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+FR_EVERY_PROCESS int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
         create_fn create = real_create();
         if (!create)
                 return EAGAIN;

@@ -17,7 +17,7 @@
 static struct fr_agent_config lazy_cfg;
 static struct timespec deadline;
 static unsigned lazy_age_ms;
-static _Atomic int state; /* 0 none, 1 waiting, 2 cancelled */
+FR_EVERY_PROCESS_DATA static _Atomic int state; /* 0 none, 1 waiting, 2 cancelled */
 
 static void *starter_main(void *arg) {
         (void)arg;
@@ -68,7 +68,7 @@ int fr__lazy_start(const struct fr_agent_config *cfg, unsigned min_age_ms) {
         return arm();
 }
 
-void fr__lazy_cancel(void) {
+FR_EVERY_PROCESS void fr__lazy_cancel(void) {
         int expected = 1;
         atomic_compare_exchange_strong(&state, &expected, 2);
 }

@@ -29,17 +29,17 @@
 #define LD_SO_PRELOAD "/etc/ld.so.preload"
 #define LIB_NAME "libflightrec"
 
-struct fr_choice fr__choice = {.children = true};
+FR_EVERY_PROCESS_DATA struct fr_choice fr__choice = {.children = true};
 
-bool fr__secure(void) { return fr__choice.secure; }
+FR_EVERY_PROCESS bool fr__secure(void) { return fr__choice.secure; }
 
-const char *fr__getenv(const char *name) { return fr__choice.secure ? NULL : getenv(name); }
+FR_EVERY_PROCESS const char *fr__getenv(const char *name) { return fr__choice.secure ? NULL : getenv(name); }
 
 /* ---- globs ---------------------------------------------------------------- */
 
 /* One pattern: with a '/', against the executable's path; without, against
  * the comm and the executable's base name (the comm is cut at 15 bytes). */
-static bool glob_one(const char *pat, const char *comm, const char *exe) {
+FR_EVERY_PROCESS static bool glob_one(const char *pat, const char *comm, const char *exe) {
         if (strchr(pat, '/'))
                 return fnmatch(pat, exe, 0) == 0;
         const char *base = strrchr(exe, '/');
@@ -47,7 +47,7 @@ static bool glob_one(const char *pat, const char *comm, const char *exe) {
         return fnmatch(pat, comm, 0) == 0 || (*base && fnmatch(pat, base, 0) == 0);
 }
 
-bool fr__glob_list_match(const char *list, const char *comm, const char *exe) {
+FR_EVERY_PROCESS bool fr__glob_list_match(const char *list, const char *comm, const char *exe) {
         char pat[FR_SELECT_LIST_BYTES];
         for (const char *s = list; *s;) {
                 s += strspn(s, " \t,");
@@ -67,7 +67,7 @@ bool fr__glob_list_match(const char *list, const char *comm, const char *exe) {
 
 /* ---- agent.conf ------------------------------------------------------------ */
 
-static int parse_bool(const char *v, bool *ret) {
+FR_EVERY_PROCESS static int parse_bool(const char *v, bool *ret) {
         if (!strcasecmp(v, "yes") || !strcasecmp(v, "true") || !strcmp(v, "1") || !strcasecmp(v, "on"))
                 return *ret = true, 0;
         if (!strcasecmp(v, "no") || !strcasecmp(v, "false") || !strcmp(v, "0") || !strcasecmp(v, "off"))
@@ -141,7 +141,7 @@ int fr__agent_conf_parse(const char *text, struct fr_agent_conf *ret, char *err,
 }
 
 /* A small root-owned text file into buf: -ENOENT when absent. */
-static int read_small(const char *path, char *buf, size_t len) {
+FR_EVERY_PROCESS static int read_small(const char *path, char *buf, size_t len) {
         int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         if (fd < 0)
                 return -errno;
@@ -165,7 +165,7 @@ static int read_small(const char *path, char *buf, size_t len) {
 
 /* ---- the decision ---------------------------------------------------------- */
 
-static void debug(const struct fr_choice *c, const char *fmt, const char *a, const char *b) {
+FR_EVERY_PROCESS static void debug(const struct fr_choice *c, const char *fmt, const char *a, const char *b) {
         if (c->secure || !getenv("FLIGHTREC_DEBUG"))
                 return;
         fr__log_error(fmt, a, b);
@@ -190,7 +190,7 @@ static void scrub_environment(void) {
         }
 }
 
-int fr__choose(struct fr_choice *ret) {
+FR_EVERY_PROCESS int fr__choose(struct fr_choice *ret) {
         struct fr_choice *c = ret;
         *c = (struct fr_choice){.children = true};
         c->secure = getauxval(AT_SECURE) != 0;
