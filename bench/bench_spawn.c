@@ -3,7 +3,9 @@
  * speed drifts, so every round compares neighbours), times fork+exec to the
  * reaped exit (wall) and the child's CPU (user+sys from wait4), and prints
  * per variant the median, and the median of the paired differences against
- * the first variant.
+ * the first variant; and the child's minor page faults (ru_minflt), which
+ * do not depend on the machine's load (on these VMs a fault costs tens of
+ * microseconds, so they explain most of a start-up's cost).
  *
  * usage: bench_spawn [-n ROUNDS] -v LABEL[:VAR=VAL[,VAR=VAL...]] ... -- CMD [ARG...]
  * A VAR with an empty value (VAR=) is removed from the child's environment. */
@@ -25,7 +27,7 @@ extern char **environ;
 struct variant {
         const char *label;
         char **envp;
-        double *wall_us, *cpu_us;
+        double *wall_us, *cpu_us, *faults;
 };
 
 static double now_us(void) {
@@ -107,6 +109,7 @@ int main(int argc, char **argv) {
         for (size_t k = 0; k < nv; k++) {
                 v[k].wall_us = calloc(rounds, sizeof(double));
                 v[k].cpu_us = calloc(rounds, sizeof(double));
+                v[k].faults = calloc(rounds, sizeof(double));
         }
         for (size_t r = 0; r <= rounds; r++) { /* round 0 warms up */
                 for (size_t k = 0; k < nv; k++) {
@@ -127,20 +130,22 @@ int main(int argc, char **argv) {
                         v[k].wall_us[r - 1] = t1 - t0;
                         v[k].cpu_us[r - 1] = (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e6 +
                                              (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+                        v[k].faults[r - 1] = (double)ru.ru_minflt;
                 }
         }
         double *d = calloc(rounds, sizeof(double)), *dc = calloc(rounds, sizeof(double));
         printf("%zu rounds, variants interleaved; wall = spawn to reaped exit; cpu = child user+sys\n",
                rounds);
-        printf("%-18s %12s %12s %16s %16s\n", "variant", "wall med us", "cpu med us",
-               "wall vs 1st (us)", "cpu vs 1st (us)");
+        printf("%-18s %12s %12s %16s %16s %8s\n", "variant", "wall med us", "cpu med us",
+               "wall vs 1st (us)", "cpu vs 1st (us)", "faults");
         for (size_t k = 0; k < nv; k++) {
                 for (size_t r = 0; r < rounds; r++) {
                         d[r] = v[k].wall_us[r] - v[0].wall_us[r];
                         dc[r] = v[k].cpu_us[r] - v[0].cpu_us[r];
                 }
-                printf("%-18s %12.0f %12.0f %+16.0f %+16.0f\n", v[k].label, median(v[k].wall_us, rounds),
-                       median(v[k].cpu_us, rounds), median(d, rounds), median(dc, rounds));
+                printf("%-18s %12.0f %12.0f %+16.0f %+16.0f %8.0f\n", v[k].label,
+                       median(v[k].wall_us, rounds), median(v[k].cpu_us, rounds), median(d, rounds),
+                       median(dc, rounds), median(v[k].faults, rounds));
         }
         return 0;
 }
