@@ -20,7 +20,7 @@ char fr__exe[FR_MAX_PATH_BYTES];
 
 FR_EVERY_PROCESS_DATA static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool restart_after_fork = true;
-static unsigned restart_min_age_ms; /* autostarted: a fork child defers its start too */
+static unsigned restart_delay_ms; /* autostarted: a fork child defers its start too */
 
 void fr__log_error(const char *fmt, ...) {
         char line[512];
@@ -187,7 +187,7 @@ int fr_start(const struct fr_config *c) {
         if (r < 0)
                 return r;
         fr__lazy_cancel(); /* the application's own start comes first */
-        restart_min_age_ms = 0;
+        restart_delay_ms = 0;
         return fr__start_config(&cfg);
 }
 
@@ -241,7 +241,7 @@ static void atfork_child(void) {
         fr__ring_init(fr__cfg.generations, fr__cfg.max_bytes); /* parent's list leaks */
         if (restart_after_fork) {
                 struct fr_agent_config cfg = fr__cfg;
-                int r = restart_min_age_ms ? fr__lazy_start(&cfg, restart_min_age_ms)
+                int r = restart_delay_ms ? fr__lazy_start(&cfg, restart_delay_ms)
                                            : start_locked(&cfg);
                 if (r < 0)
                         fr__log_error("restart after fork failed: %s", strerror(-r));
@@ -274,7 +274,7 @@ __attribute__((destructor)) FR_EVERY_PROCESS static void fr_at_exit(void) {
 
 /* LD_PRELOAD or /etc/ld.so.preload: choose first (fr_select.c), at no cost
  * for a process that is not chosen; stay out of Go; then start once the
- * process has lived FLIGHTREC_MIN_AGE_MS (fr_lazy.c), or at once with 0. */
+ * process has lived FLIGHTREC_START_DELAY_MS (fr_lazy.c), or at once with 0. */
 __attribute__((constructor)) static void fr_autostart(void) {
         if (fr__choose(&fr__choice) < 0 || !fr__choice.chosen)
                 return;
@@ -289,9 +289,9 @@ __attribute__((constructor)) static void fr_autostart(void) {
         if (load_config(NULL, &cfg) < 0)
                 return; /* reported */
         int r;
-        if (fr__choice.min_age_ms) {
-                restart_min_age_ms = fr__choice.min_age_ms;
-                r = fr__lazy_start(&cfg, fr__choice.min_age_ms);
+        if (fr__choice.start_delay_ms) {
+                restart_delay_ms = fr__choice.start_delay_ms;
+                r = fr__lazy_start(&cfg, fr__choice.start_delay_ms);
         } else {
                 r = fr__start_config(&cfg);
         }

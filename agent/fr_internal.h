@@ -427,12 +427,12 @@ const char *fr__runtime_go_object(void);
 /* ---- which processes record (fr_select.c) ------------------------------- */
 #define FR_SELECT_LIST_BYTES 1024
 #define FR_SELECT_FILE_BYTES 8192
-#define FR_DEFAULT_MIN_AGE_MS 1000
+#define FR_DEFAULT_START_DELAY_MS 1000
 enum fr_loaded { FR_LOADED_LINKED, FR_LOADED_EXPLICIT, FR_LOADED_HOSTWIDE };
 struct fr_agent_conf { /* /etc/flightrec/agent.conf, section [agent] */
         char include[FR_SELECT_LIST_BYTES], exclude[FR_SELECT_LIST_BYTES];
-        bool has_include, children, has_min_age, setuid_record;
-        unsigned min_age_ms;
+        bool has_include, children, has_start_delay, setuid_record;
+        unsigned start_delay_ms;
         char socket_path[108];
 };
 struct fr_choice {
@@ -440,7 +440,7 @@ struct fr_choice {
         bool secure;   /* AT_SECURE: FLIGHTREC_* ignored, no local snapshot */
         bool chosen;   /* this process records */
         bool children; /* exec'd children keep the agent in LD_PRELOAD */
-        unsigned min_age_ms;
+        unsigned start_delay_ms;
         char socket_path[108]; /* agent.conf's socket, "" for the default */
 };
 extern struct fr_choice fr__choice;
@@ -460,8 +460,8 @@ ssize_t fr__child_env(char *const envp[], char **out, size_t cap, char *preload,
 
 /* ---- the deferred start (fr_lazy.c) -------------------------------------- */
 /* fr__lazy_start - start the recorder with cfg once the process has lived
- * min_age_ms, from a thread of ours; nothing waits for it. */
-int fr__lazy_start(const struct fr_agent_config *cfg, unsigned min_age_ms);
+ * start_delay_ms, from a thread of ours; nothing waits for it. */
+int fr__lazy_start(const struct fr_agent_config *cfg, unsigned start_delay_ms);
 /* fr__lazy_cancel - an explicit fr_start/fr_stop or exit came first. */
 void fr__lazy_cancel(void);
 /* fr__lazy_pending - a deferred start is waiting (fork: the child makes its own). */

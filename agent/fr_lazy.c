@@ -1,5 +1,5 @@
 /* The deferred start: a process that the LD_PRELOAD constructor chose
- * records only once it has lived FLIGHTREC_MIN_AGE_MS (1 s by default), so
+ * records only once it has lived FLIGHTREC_START_DELAY_MS (1 s by default), so
  * the shell commands, compilers and cron jobs that live less pay one thread
  * creation and nothing else: no pool, no memfd, no thread scan, no
  * connection, no unwind tables. Nothing waits for the starter thread: not
@@ -16,7 +16,7 @@
 
 static struct fr_agent_config lazy_cfg;
 static struct timespec deadline;
-static unsigned lazy_age_ms;
+static unsigned lazy_delay_ms;
 FR_EVERY_PROCESS_DATA static _Atomic int state; /* 0 none, 1 waiting, 2 cancelled */
 
 static void *starter_main(void *arg) {
@@ -45,8 +45,8 @@ static void *starter_main(void *arg) {
 
 static int arm(void) {
         clock_gettime(CLOCK_MONOTONIC, &deadline);
-        deadline.tv_sec += lazy_age_ms / 1000;
-        deadline.tv_nsec += (long)(lazy_age_ms % 1000) * 1000000;
+        deadline.tv_sec += lazy_delay_ms / 1000;
+        deadline.tv_nsec += (long)(lazy_delay_ms % 1000) * 1000000;
         if (deadline.tv_nsec >= 1000000000) {
                 deadline.tv_sec++;
                 deadline.tv_nsec -= 1000000000;
@@ -62,9 +62,9 @@ static int arm(void) {
         return 0;
 }
 
-int fr__lazy_start(const struct fr_agent_config *cfg, unsigned min_age_ms) {
+int fr__lazy_start(const struct fr_agent_config *cfg, unsigned start_delay_ms) {
         lazy_cfg = *cfg;
-        lazy_age_ms = min_age_ms;
+        lazy_delay_ms = start_delay_ms;
         return arm();
 }
 

@@ -102,13 +102,13 @@ static int conf_key(void *user, const char *section, const char *key, const char
                 else if (!strcmp(key, "socket"))
                         r = *value == '/' ? copy_value(c->socket_path, sizeof c->socket_path, value)
                                           : -EINVAL;
-                else if (!strcmp(key, "min_age_ms")) {
+                else if (!strcmp(key, "start_delay_ms")) {
                         char *end;
                         errno = 0;
                         unsigned long v = strtoul(value, &end, 10);
                         r = (*value && !*end && !errno && v <= 3600000 && *value != '-') ? 0 : -EINVAL;
                         if (r == 0)
-                                c->min_age_ms = (unsigned)v, c->has_min_age = true;
+                                c->start_delay_ms = (unsigned)v, c->has_start_delay = true;
                 } else if (!strcmp(key, "setuid")) {
                         r = !strcmp(value, "off") || !strcmp(value, "record") ? 0 : -EINVAL;
                         c->setuid_record = r == 0 && !strcmp(value, "record");
@@ -241,18 +241,18 @@ FR_EVERY_PROCESS int fr__choose(struct fr_choice *ret) {
                               children);
                 return -EINVAL;
         }
-        const char *age = fr__getenv("FLIGHTREC_MIN_AGE_MS");
-        c->min_age_ms = conf.has_min_age ? conf.min_age_ms : FR_DEFAULT_MIN_AGE_MS;
+        const char *age = fr__getenv("FLIGHTREC_START_DELAY_MS");
+        c->start_delay_ms = conf.has_start_delay ? conf.start_delay_ms : FR_DEFAULT_START_DELAY_MS;
         if (age) {
                 char *end;
                 errno = 0;
                 unsigned long v = strtoul(age, &end, 10);
                 if (!*age || *end || errno || v > 3600000 || *age == '-') {
-                        fr__log_error("FLIGHTREC_MIN_AGE_MS='%s' is not a number in 0..3600000; "
+                        fr__log_error("FLIGHTREC_START_DELAY_MS='%s' is not a number in 0..3600000; "
                                       "not starting", age);
                         return -EINVAL;
                 }
-                c->min_age_ms = (unsigned)v;
+                c->start_delay_ms = (unsigned)v;
         }
         memcpy(c->socket_path, conf.socket_path, sizeof c->socket_path);
 

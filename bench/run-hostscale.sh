@@ -49,7 +49,7 @@ t0=$(now_ms)
 i=0
 while [ $i -lt "$N" ]; do
         FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$LIB FLIGHTREC_HZ=0 FLIGHTREC_MAX_BYTES=1M \
-                FLIGHTREC_MIN_AGE_MS=0 FLIGHTREC_PERIOD_MS=$PERIOD "$W/bin/fr-idle-$((i % 8))" 3600 idle >/dev/null 2>&1 &
+                FLIGHTREC_START_DELAY_MS=0 FLIGHTREC_PERIOD_MS=$PERIOD "$W/bin/fr-idle-$((i % 8))" 3600 idle >/dev/null 2>&1 &
         echo $! >>"$W/pids"
         i=$((i + 1))
 done

@@ -7,8 +7,8 @@
 # variants: no agent; an empty preloaded library (the floor of any
 # LD_PRELOAD on this machine); the agent, process not chosen
 # (FLIGHTREC_INCLUDE matches nothing); chosen, deferred start (the default,
-# FLIGHTREC_MIN_AGE_MS=1000: a short process never starts recording); chosen,
-# started in the constructor (FLIGHTREC_MIN_AGE_MS=0, what every process paid
+# FLIGHTREC_START_DELAY_MS=1000: a short process never starts recording); chosen,
+# started in the constructor (FLIGHTREC_START_DELAY_MS=0, what every process paid
 # before). Each figure: the median, and the median of the paired differences
 # with "no agent" of the same round.
 # Usage: bench/run-hostwide.sh [BUILD_DIR] [ROUNDS] [LOOPS]   (default build, 400, 9)
@@ -24,7 +24,7 @@ V="-v none:LD_PRELOAD=
    -v empty-preload:LD_PRELOAD=$EMPTY
    -v not-chosen:LD_PRELOAD=$LIB,FLIGHTREC_INCLUDE=nothing-matches,FLIGHTREC_SOCKET=$SOCK
    -v chosen-deferred:LD_PRELOAD=$LIB,FLIGHTREC_INCLUDE=*,FLIGHTREC_SOCKET=$SOCK
-   -v chosen-at-once:LD_PRELOAD=$LIB,FLIGHTREC_INCLUDE=*,FLIGHTREC_MIN_AGE_MS=0,FLIGHTREC_SOCKET=$SOCK"
+   -v chosen-at-once:LD_PRELOAD=$LIB,FLIGHTREC_INCLUDE=*,FLIGHTREC_START_DELAY_MS=0,FLIGHTREC_SOCKET=$SOCK"
 echo "== /bin/true (us per process)"
 # shellcheck disable=SC2086
 "$SPAWN" -n "$ROUNDS" $V -- /bin/true

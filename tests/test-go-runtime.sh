@@ -20,7 +20,7 @@ ldd "$W/go-cgo" | grep -q libc.so && ok "go-cgo is dynamically linked (cgo)" || 
 PRE=$LIB
 [ -n "${FR_SAN_PRELOAD:-}" ] && PRE="$FR_SAN_PRELOAD:$LIB"
 SOCK=$W/none.sock
-out=$(FLIGHTREC_DEBUG=1 FLIGHTREC_MIN_AGE_MS=0 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRE \
+out=$(FLIGHTREC_DEBUG=1 FLIGHTREC_START_DELAY_MS=0 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRE \
       strace -f -qq -o "$W/go.strace" -e trace=connect,memfd_create,perf_event_open \
       "$W/go-cgo" 1.5 "$W/cpu.pprof" 2>"$W/stderr")
 rc=$?

@@ -4,7 +4,7 @@
 # whose ld.so.preload names the agent and whose flightrec/agent.conf chooses
 # one program; /tmp and /var/tmp get private tmpfs. Then:
 #  1. a shell loop of short commands (and a chosen program that lives less
-#     than min_age_ms) under strace: no connect, no memfd_create at all;
+#     than start_delay_ms) under strace: no connect, no memfd_create at all;
 #     an excluded long-running program: no socket, no memfd, no thread of
 #     ours; the chosen long-running one connects (its strace shows it, the
 #     positive control) and is the only agent, and SIGUSR1 snapshots it;
@@ -83,7 +83,7 @@ n_agents() { "$CTL" --socket "$1" status | sed -n 's/.*: \([0-9]*\) agents\{0,1\
 
 say "1. host-wide: a shell loop of short commands"
 # The loop's shell, every command, and fr-chosen living 0.2 s (less than
-# min_age_ms): chosen or not, none of them connects or makes a memfd.
+# start_delay_ms): chosen or not, none of them connects or makes a memfd.
 strace -f -qq -o "$W/loop.strace" -e trace=connect,memfd_create,clone,clone3 sh -c '
         i=0
         while [ $i -lt 100 ]; do /bin/true; echo x >/dev/null; cat /dev/null; i=$((i + 1)); done
@@ -107,7 +107,7 @@ sleep 0.5
 CHPID=$(pgrep -n -f "^$W/bin/fr-chosen 600") XPID=$(pgrep -n -f "^$W/bin/fr-excluded 600")
 PIDS="$PIDS $CHPID $XPID" # the tracees go on when strace is killed
 wait_for 10 agent_up "$CHPID" && ok "the chosen program connected" || fail "fr-chosen ($CHPID) did not connect"
-sleep 1.5 # the excluded one has lived past min_age_ms too
+sleep 1.5 # the excluded one has lived past start_delay_ms too
 [ "$(n_agents "$SOCK")" = 1 ] && ok "it is the only agent (the daemon, strace, the shell: not chosen)" ||
         fail "$(n_agents "$SOCK") agents connected, expected 1: $("$CTL" --socket "$SOCK" status)"
 grep -q "connect(.*$SOCK" "$W/chosen.strace" && grep -q memfd_create "$W/chosen.strace" &&
@@ -139,7 +139,7 @@ chmod 666 /tmp/evil.sock
 as_nobody() {
         setpriv --reuid=nobody --regid=nogroup --clear-groups env FLIGHTREC_DIR=/tmp/evil \
                 FLIGHTREC_SOCKET=/tmp/evil.sock FLIGHTREC_AUTOSTART=1 FLIGHTREC_INCLUDE='*' \
-                FLIGHTREC_MIN_AGE_MS=0 FLIGHTREC_AGENT_CONF=/tmp/evil/agent.conf FLIGHTREC_DEBUG=1 "$@"
+                FLIGHTREC_START_DELAY_MS=0 FLIGHTREC_AGENT_CONF=/tmp/evil/agent.conf FLIGHTREC_DEBUG=1 "$@"
 }
 printf '[agent]\ninclude = *\nsetuid = record\nsocket = /tmp/evil.sock\n' >/tmp/evil/agent.conf
 # a) the default policy: setuid programs are not recorded at all.
@@ -163,7 +163,7 @@ grep -q "flightrec" "$W/suid-a.log" && fail "FLIGHTREC_DEBUG was obeyed: $(cat "
         ok "FLIGHTREC_DEBUG ignored too"
 # b) setuid = record: agent.conf's socket only, environment ignored.
 write_conf "fr-suid" "setuid = record
-min_age_ms = 0"
+start_delay_ms = 0"
 as_nobody "$W/bin/fr-suid" 600 idle >"$W/suid-b.log" 2>&1 &
 PIDS="$PIDS $!"
 sleep 0.3

@@ -20,7 +20,7 @@ fi
 export HOME="$work/home" GOCACHE="$work/gocache" GOPATH="$work/gopath"
 # Record from the first instruction (no deferred start): the target opens its
 # "hot" region at once, and a region begun before the start is not seen.
-export FLIGHTREC_MIN_AGE_MS=0
+export FLIGHTREC_START_DELAY_MS=0
 mkdir -p "$HOME"
 fail() { echo "FAIL: $*"; exit 1; }
 

@@ -36,7 +36,7 @@ static void test_agent_conf(void **state) {
         char err[256];
         assert_int_equal(fr__agent_conf_parse("# host-wide\n[agent]\ninclude = nginx /opt/*\n"
                                               "exclude = nginx-debug\nchildren = no\n"
-                                              "socket = /run/fr.sock\nmin_age_ms = 250\n"
+                                              "socket = /run/fr.sock\nstart_delay_ms = 250\n"
                                               "setuid = record\n",
                                               &c, err, sizeof err),
                          0);
@@ -45,8 +45,8 @@ static void test_agent_conf(void **state) {
         assert_string_equal(c.exclude, "nginx-debug");
         assert_false(c.children);
         assert_string_equal(c.socket_path, "/run/fr.sock");
-        assert_true(c.has_min_age);
-        assert_int_equal(c.min_age_ms, 250);
+        assert_true(c.has_start_delay);
+        assert_int_equal(c.start_delay_ms, 250);
         assert_true(c.setuid_record);
 
         assert_int_equal(fr__agent_conf_parse("", &c, err, sizeof err), 0);
@@ -60,8 +60,8 @@ static void test_agent_conf(void **state) {
                 {"[agent]\ninclde = x\n", "line 2: [agent] inclde = x: unknown key"},
                 {"[agent]\nchildren = maybe\n", "bad value"},
                 {"[agent]\nsocket = relative.sock\n", "bad value"},
-                {"[agent]\nmin_age_ms = -1\n", "bad value"},
-                {"[agent]\nmin_age_ms = 9999999\n", "bad value"},
+                {"[agent]\nstart_delay_ms = -1\n", "bad value"},
+                {"[agent]\nstart_delay_ms = 9999999\n", "bad value"},
                 {"[agent]\nsetuid = yes\n", "bad value"},
                 {"[daemon]\nmax_agents = 3\n", "unknown key"},
                 {"[agent\n", "line 1"},
@@ -105,8 +105,8 @@ static void test_shipped_conf(void **state) {
         *o = '\0';
         if (fr__agent_conf_parse(out, &c, err, sizeof err) != 0)
                 fail_msg("%s, keys uncommented: %s", path, err);
-        assert_true(c.has_min_age);
-        assert_int_equal(c.min_age_ms, FR_DEFAULT_MIN_AGE_MS);
+        assert_true(c.has_start_delay);
+        assert_int_equal(c.start_delay_ms, FR_DEFAULT_START_DELAY_MS);
         free(out);
 }
 
@@ -116,7 +116,7 @@ static void clear_env(void) {
         unsetenv("FLIGHTREC_INCLUDE");
         unsetenv("FLIGHTREC_EXCLUDE");
         unsetenv("FLIGHTREC_CHILDREN");
-        unsetenv("FLIGHTREC_MIN_AGE_MS");
+        unsetenv("FLIGHTREC_START_DELAY_MS");
         unsetenv("FLIGHTREC_AGENT_CONF");
         setenv("FLIGHTREC_AGENT_CONF", "/nonexistent/agent.conf", 1);
 }
@@ -136,7 +136,7 @@ static void test_choose(void **state) {
         assert_int_equal(c.how, FR_LOADED_EXPLICIT);
         assert_true(c.chosen); /* explicit loading: everything, by default */
         assert_true(c.children);
-        assert_int_equal(c.min_age_ms, FR_DEFAULT_MIN_AGE_MS);
+        assert_int_equal(c.start_delay_ms, FR_DEFAULT_START_DELAY_MS);
         assert_false(c.secure);
 
         setenv("FLIGHTREC_INCLUDE", "test-sel*", 1);
@@ -152,23 +152,23 @@ static void test_choose(void **state) {
         unsetenv("FLIGHTREC_INCLUDE");
 
         setenv("FLIGHTREC_CHILDREN", "no", 1);
-        setenv("FLIGHTREC_MIN_AGE_MS", "0", 1);
+        setenv("FLIGHTREC_START_DELAY_MS", "0", 1);
         assert_int_equal(fr__choose(&c), 0);
         assert_false(c.children);
-        assert_int_equal(c.min_age_ms, 0);
+        assert_int_equal(c.start_delay_ms, 0);
         setenv("FLIGHTREC_CHILDREN", "sometimes", 1);
         assert_int_equal(fr__choose(&c), -EINVAL);
         assert_false(c.chosen);
         unsetenv("FLIGHTREC_CHILDREN");
-        setenv("FLIGHTREC_MIN_AGE_MS", "1s", 1);
+        setenv("FLIGHTREC_START_DELAY_MS", "1s", 1);
         assert_int_equal(fr__choose(&c), -EINVAL);
-        unsetenv("FLIGHTREC_MIN_AGE_MS");
+        unsetenv("FLIGHTREC_START_DELAY_MS");
 
         /* agent.conf: its socket and age apply; a bad file keeps us off. */
         char path[] = "/tmp/fr-test-select-XXXXXX";
         int fd = mkstemp(path);
         assert_true(fd >= 0);
-        const char *conf = "[agent]\nsocket = /run/x.sock\nmin_age_ms = 7\nchildren = no\n"
+        const char *conf = "[agent]\nsocket = /run/x.sock\nstart_delay_ms = 7\nchildren = no\n"
                            "include = nothing-here\n";
         assert_int_equal(write(fd, conf, strlen(conf)), (ssize_t)strlen(conf));
         close(fd);
@@ -176,7 +176,7 @@ static void test_choose(void **state) {
         assert_int_equal(fr__choose(&c), 0);
         assert_true(c.chosen); /* include of agent.conf is for host-wide loading only */
         assert_string_equal(c.socket_path, "/run/x.sock");
-        assert_int_equal(c.min_age_ms, 7);
+        assert_int_equal(c.start_delay_ms, 7);
         assert_false(c.children);
         fd = open(path, O_WRONLY | O_TRUNC);
         assert_int_equal(write(fd, "[agent]\nwhat = 1\n", 17), 17);
