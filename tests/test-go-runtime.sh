@@ -1,7 +1,7 @@
 #!/bin/sh
 # A Go program with cgo under LD_PRELOAD=libflightrec.so: it runs unchanged,
-# its own runtime/pprof CPU profile still works (go tool pprof shows goBurn
-# on top), the agent says under FLIGHTREC_DEBUG that it stayed off, and it
+# its own runtime/pprof CPU profile still works (go tool pprof: goBurn holds
+# most of it), the agent says under FLIGHTREC_DEBUG that it stayed off, and it
 # never connects to the daemon nor makes a memfd (strace).
 # Usage: test-go-runtime.sh LIBFLIGHTREC SOURCE_DIR WORKDIR
 set -u
@@ -32,8 +32,11 @@ n=$(grep -c -E 'connect\(|memfd_create\(|perf_event_open\(' "$W/go.strace")
 [ "$n" = 0 ] && ok "no connect, memfd_create or perf_event_open" || fail "$(cat "$W/go.strace")"
 top=$(GOCACHE="$W/gocache" go tool pprof -top "$W/go-cgo" "$W/cpu.pprof" 2>&1)
 samples=$(echo "$top" | sed -n 's/.*Total samples = \([0-9.]*\)\(m\{0,1\}s\).*/\1 \2/p')
-echo "$top" | grep -E '^ +[0-9.]+m?s +[0-9.]+%' | head -1 | grep -q 'main.goBurn' &&
-        ok "its own CPU profile works: main.goBurn on top (total $samples)" ||
+# goBurn (or the preemption it takes, on a busy machine) holds the samples:
+# its cumulative share is most of the profile.
+cum=$(echo "$top" | awk '$6 == "main.goBurn" {sub("%", "", $5); print int($5)}')
+[ -n "$cum" ] && [ "$cum" -ge 50 ] &&
+        ok "its own CPU profile works: main.goBurn holds ${cum}% of it (total $samples)" ||
         fail "go tool pprof: $(echo "$top" | head -12)"
 [ $failures = 0 ] || { echo "$failures failure(s)"; exit 1; }
 echo "all Go runtime checks passed"
