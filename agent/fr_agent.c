@@ -14,12 +14,13 @@
 #include "pm_ring.h"
 
 struct fr_agent_config fr__cfg;
-_Atomic int fr__running;
+FR_EVERY_PROCESS_DATA _Atomic int fr__running;
 char fr__comm[FR_MAX_COMM_BYTES];
 char fr__exe[FR_MAX_PATH_BYTES];
 
-static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
+FR_EVERY_PROCESS_DATA static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool restart_after_fork = true;
+static unsigned restart_delay_ms; /* autostarted: a fork child defers its start too */
 
 void fr__log_error(const char *fmt, ...) {
         char line[512];
@@ -37,7 +38,7 @@ void fr__log_error(const char *fmt, ...) {
 }
 
 static int env_number(const char *name, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *ret) {
-        const char *s = getenv(name);
+        const char *s = fr__getenv(name);
         if (!s) {
                 *ret = dflt;
                 return 0;
@@ -50,7 +51,7 @@ static int env_number(const char *name, uint64_t min, uint64_t max, uint64_t dfl
 }
 
 static int env_string(const char *name, const char *dflt, char *dst, size_t len) {
-        const char *s = getenv(name);
+        const char *s = fr__getenv(name);
         if (!s)
                 s = dflt;
         if (!*s || strlen(s) >= len) {
@@ -84,8 +85,10 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
         if (c && c->socket_path)
                 r |= env_string("", c->socket_path, ret->socket_path, sizeof ret->socket_path);
         else
-                r |= env_string("FLIGHTREC_SOCKET", "/run/flightrec/agent.sock", ret->socket_path,
-                                sizeof ret->socket_path);
+                r |= env_string("FLIGHTREC_SOCKET",
+                                fr__choice.socket_path[0] ? fr__choice.socket_path
+                                                          : "/run/flightrec/agent.sock",
+                                ret->socket_path, sizeof ret->socket_path);
         if (c && c->dir)
                 r |= env_string("", c->dir, ret->dir, sizeof ret->dir);
         else
@@ -96,14 +99,14 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
                 fr__log_error("fr_config out of range (hz <= 10000, period_ms >= 1, max_bytes >= 1 MiB)");
                 return -EINVAL;
         }
-        const char *fork_mode = getenv("FLIGHTREC_FORK");
+        const char *fork_mode = fr__getenv("FLIGHTREC_FORK");
         if (fork_mode && strcmp(fork_mode, "restart") && strcmp(fork_mode, "off")) {
                 fr__log_error("FLIGHTREC_FORK='%s' is neither 'restart' nor 'off'; not starting",
                               fork_mode);
                 return -EINVAL;
         }
         restart_after_fork = !fork_mode || strcmp(fork_mode, "off") != 0;
-        const char *sampler = getenv("FLIGHTREC_SAMPLER");
+        const char *sampler = fr__getenv("FLIGHTREC_SAMPLER");
         if (sampler && strcmp(sampler, "auto") && strcmp(sampler, "timer")) {
                 fr__log_error("FLIGHTREC_SAMPLER='%s' is neither 'auto' nor 'timer'; not starting",
                               sampler);
@@ -171,25 +174,32 @@ static int start_locked(const struct fr_agent_config *cfg) {
         return 0;
 }
 
+int fr__start_config(const struct fr_agent_config *cfg) {
+        pthread_mutex_lock(&start_lock);
+        int r = atomic_load(&fr__running) ? -EALREADY : start_locked(cfg);
+        pthread_mutex_unlock(&start_lock);
+        return r;
+}
+
 int fr_start(const struct fr_config *c) {
         struct fr_agent_config cfg = {0};
         int r = load_config(c, &cfg);
         if (r < 0)
                 return r;
-        pthread_mutex_lock(&start_lock);
-        r = atomic_load(&fr__running) ? -EALREADY : start_locked(&cfg);
-        pthread_mutex_unlock(&start_lock);
-        return r;
+        fr__lazy_cancel(); /* the application's own start comes first */
+        restart_delay_ms = 0;
+        return fr__start_config(&cfg);
 }
 
 void fr_stop(void) {
+        fr__lazy_cancel();
         pthread_mutex_lock(&start_lock);
         if (atomic_load(&fr__running)) {
                 fr__pm_mark(FR_PM_CLOSED_EXIT); /* a clean stop: no post-mortem snapshot */
                 fr__client_stop(); /* first: it may be writing a snapshot */
                 fr__sampler_disarm_all();
                 fr__advancer_stop();
-                if (getenv("FLIGHTREC_DEBUG")) {
+                if (fr__getenv("FLIGHTREC_DEBUG")) {
                         struct fr_stats st;
                         fr__advancer_stats(&st);
                         fr__log_error("stop: sampler %u at %u Hz: %llu samples taken, %llu kept",
@@ -216,8 +226,12 @@ void fr_stop(void) {
  * and, unless FLIGHTREC_FORK=off, start a clean recorder. */
 static void atfork_child(void) {
         pthread_mutex_init(&start_lock, NULL);
-        if (!atomic_load(&fr__running))
+        if (!atomic_load(&fr__running)) {
+                int r = restart_after_fork ? fr__lazy_after_fork() : (fr__lazy_cancel(), 0);
+                if (r < 0)
+                        fr__log_error("deferred start after fork failed: %s", strerror(-r));
                 return;
+        }
         atomic_store(&fr__running, 0);
         fr__client_forget();
         fr__sampler_forget();
@@ -227,7 +241,8 @@ static void atfork_child(void) {
         fr__ring_init(fr__cfg.generations, fr__cfg.max_bytes); /* parent's list leaks */
         if (restart_after_fork) {
                 struct fr_agent_config cfg = fr__cfg;
-                int r = start_locked(&cfg);
+                int r = restart_delay_ms ? fr__lazy_start(&cfg, restart_delay_ms)
+                                           : start_locked(&cfg);
                 if (r < 0)
                         fr__log_error("restart after fork failed: %s", strerror(-r));
         }
@@ -244,19 +259,12 @@ int fr_get_stats(struct fr_stats *ret) {
         return r;
 }
 
-static bool preloaded(void) {
-        const char *p = getenv("LD_PRELOAD");
-        const char *a = getenv("FLIGHTREC_AUTOSTART");
-        if (a && strcmp(a, "1") == 0)
-                return true;
-        return p && strstr(p, "libflightrec");
-}
-
 /* exit() is a clean stop too: tell the daemon, through the ring, that the
  * end of this connection is no death. Not fr_stop: other threads may still be
  * running, and an exit path must not wait on them. A _exit() or a fatal
  * signal skips this, and the daemon writes a post-mortem snapshot. */
-__attribute__((destructor)) static void fr_at_exit(void) {
+__attribute__((destructor)) FR_EVERY_PROCESS static void fr_at_exit(void) {
+        fr__lazy_cancel(); /* no start while the process ends */
         if (pthread_mutex_trylock(&start_lock) != 0)
                 return;
         if (atomic_load(&fr__running))
@@ -264,10 +272,29 @@ __attribute__((destructor)) static void fr_at_exit(void) {
         pthread_mutex_unlock(&start_lock);
 }
 
+/* LD_PRELOAD or /etc/ld.so.preload: choose first (fr_select.c), at no cost
+ * for a process that is not chosen; stay out of Go; then start once the
+ * process has lived FLIGHTREC_START_DELAY_MS (fr_lazy.c), or at once with 0. */
 __attribute__((constructor)) static void fr_autostart(void) {
-        if (!preloaded())
+        if (fr__choose(&fr__choice) < 0 || !fr__choice.chosen)
                 return;
-        int r = fr_start(NULL);
+        if (fr__runtime_detect() & FR_RUNTIME_GO) {
+                fr__choice.chosen = false;
+                if (fr__getenv("FLIGHTREC_DEBUG"))
+                        fr__log_error("Go runtime in %s: staying off (it owns SIGPROF and its threads)",
+                                      fr__runtime_go_object());
+                return;
+        }
+        struct fr_agent_config cfg = {0};
+        if (load_config(NULL, &cfg) < 0)
+                return; /* reported */
+        int r;
+        if (fr__choice.start_delay_ms) {
+                restart_delay_ms = fr__choice.start_delay_ms;
+                r = fr__lazy_start(&cfg, fr__choice.start_delay_ms);
+        } else {
+                r = fr__start_config(&cfg);
+        }
         if (r < 0 && r != -EINVAL)
                 fr__log_error("not started: %s", strerror(-r));
 }

@@ -6,14 +6,19 @@
  *  - the exec family: marked "exec'd" just before the real call, unmarked if
  *    it returns (failed). glibc's execvp and execl* call execve internally,
  *    not through the PLT, so each entry point is wrapped.
+ * With FLIGHTREC_CHILDREN=no, a recording process's children lose our entry
+ * of LD_PRELOAD here (the exec family and posix_spawn; system() and popen()
+ * spawn inside libc, out of our reach).
  * exit() itself is covered by the destructor in fr_agent.c. Like the
  * pthread_create wrapper, these work with LD_PRELOAD and when the application
  * links libflightrec before libc. */
 #include <dlfcn.h>
 #include <errno.h>
 #include <alloca.h>
+#include <spawn.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "fr_internal.h"
@@ -22,8 +27,8 @@
 extern char **environ;
 
 #define REAL(name, type)                                                                           \
-        static type real_##name(void) {                                                            \
-                static type f;                                                                     \
+        FR_EVERY_PROCESS static type real_##name(void) {                                                            \
+                FR_EVERY_PROCESS_DATA static type f;                                               \
                 if (!f)                                                                            \
                         f = (type)dlsym(RTLD_NEXT, #name);                                         \
                 return f;                                                                          \
@@ -38,8 +43,33 @@ REAL(_Exit, exit_fn)
 REAL(execve, execve_fn)
 REAL(execvpe, execvpe_fn)
 REAL(fexecve, fexecve_fn)
+typedef int (*spawn_fn)(pid_t *, const char *, const posix_spawn_file_actions_t *,
+                        const posix_spawnattr_t *, char *const[], char *const[]);
+REAL(posix_spawn, spawn_fn)
+REAL(posix_spawnp, spawn_fn)
 
-void _exit(int status) {
+/* The environment a child gets: as given, or without our LD_PRELOAD entry.
+ * On the caller's stack: an exec may come in a vfork child, no malloc. */
+#define MAX_CHILD_ENV 65536
+#define CHILD_ENV(envp)                                                                            \
+        do {                                                                                       \
+                if (!fr__choice.chosen || fr__choice.children || !(envp))                          \
+                        break;                                                                     \
+                size_t n_ = 0, pl_ = 12;                                                           \
+                while ((envp)[n_] && n_ < MAX_CHILD_ENV) {                                         \
+                        if (!strncmp((envp)[n_], "LD_PRELOAD=", 11))                               \
+                                pl_ = strlen((envp)[n_]) + 1;                                      \
+                        n_++;                                                                      \
+                }                                                                                  \
+                if (n_ >= MAX_CHILD_ENV || pl_ > 65536)                                            \
+                        break;                                                                     \
+                char **out_ = alloca((n_ + 1) * sizeof *out_);                                     \
+                char *pre_ = alloca(pl_);                                                          \
+                if (fr__child_env((envp), out_, n_ + 1, pre_, pl_) >= 0)                           \
+                        (envp) = out_;                                                             \
+        } while (0)
+
+FR_EVERY_PROCESS void _exit(int status) {
         fr__pm_mark(FR_PM_CLOSED_EXIT);
         exit_fn f = real__exit();
         if (f)
@@ -47,7 +77,7 @@ void _exit(int status) {
         abort(); /* unreachable: no libc _exit */
 }
 
-void _Exit(int status) {
+FR_EVERY_PROCESS void _Exit(int status) {
         fr__pm_mark(FR_PM_CLOSED_EXIT);
         exit_fn f = real__Exit();
         if (f)
@@ -56,40 +86,43 @@ void _Exit(int status) {
 }
 
 /* Mark, call, and unmark when the call came back (the exec failed). */
-static int exec_marked(int r) {
+FR_EVERY_PROCESS static int exec_marked(int r) {
         int e = errno;
         fr__pm_mark(FR_PM_OPEN);
         errno = e;
         return r;
 }
 
-int execve(const char *path, char *const argv[], char *const envp[]) {
+FR_EVERY_PROCESS int execve(const char *path, char *const argv[], char *const envp[]) {
         execve_fn f = real_execve();
         if (!f)
                 return errno = ENOSYS, -1;
+        CHILD_ENV(envp);
         fr__pm_mark(FR_PM_CLOSED_EXEC);
         return exec_marked(f(path, argv, envp));
 }
 
-int execvpe(const char *file, char *const argv[], char *const envp[]) {
+FR_EVERY_PROCESS int execvpe(const char *file, char *const argv[], char *const envp[]) {
         execvpe_fn f = real_execvpe();
         if (!f)
                 return errno = ENOSYS, -1;
+        CHILD_ENV(envp);
         fr__pm_mark(FR_PM_CLOSED_EXEC);
         return exec_marked(f(file, argv, envp));
 }
 
-int fexecve(int fd, char *const argv[], char *const envp[]) {
+FR_EVERY_PROCESS int fexecve(int fd, char *const argv[], char *const envp[]) {
         fexecve_fn f = real_fexecve();
         if (!f)
                 return errno = ENOSYS, -1;
+        CHILD_ENV(envp);
         fr__pm_mark(FR_PM_CLOSED_EXEC);
         return exec_marked(f(fd, argv, envp));
 }
 
-int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
+FR_EVERY_PROCESS int execv(const char *path, char *const argv[]) { return execve(path, argv, environ); }
 
-int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
+FR_EVERY_PROCESS int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, environ); }
 
 /* The list forms: collect the arguments into an array on the stack. */
 #define COLLECT_ARGS(first, ap, argv)                                                               \
@@ -106,7 +139,7 @@ int execvp(const char *file, char *const argv[]) { return execvpe(file, argv, en
                         argv[i_] = va_arg(ap, char *);                                             \
         } while (0)
 
-int execl(const char *path, const char *arg, ...) {
+FR_EVERY_PROCESS int execl(const char *path, const char *arg, ...) {
         va_list ap;
         char **argv;
         va_start(ap, arg);
@@ -115,7 +148,7 @@ int execl(const char *path, const char *arg, ...) {
         return execve(path, argv, environ);
 }
 
-int execlp(const char *file, const char *arg, ...) {
+FR_EVERY_PROCESS int execlp(const char *file, const char *arg, ...) {
         va_list ap;
         char **argv;
         va_start(ap, arg);
@@ -124,7 +157,7 @@ int execlp(const char *file, const char *arg, ...) {
         return execvpe(file, argv, environ);
 }
 
-int execle(const char *path, const char *arg, ...) {
+FR_EVERY_PROCESS int execle(const char *path, const char *arg, ...) {
         va_list ap;
         char **argv, **envp;
         va_start(ap, arg);
@@ -132,6 +165,25 @@ int execle(const char *path, const char *arg, ...) {
         envp = va_arg(ap, char **); /* after the NULL that ends the arguments */
         va_end(ap);
         return execve(path, argv, envp);
+}
+
+/* posix_spawn's child never runs our code: only its environment changes. */
+FR_EVERY_PROCESS int posix_spawn(pid_t *pid, const char *path, const posix_spawn_file_actions_t *fa,
+                const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+        spawn_fn f = real_posix_spawn();
+        if (!f)
+                return ENOSYS;
+        CHILD_ENV(envp);
+        return f(pid, path, fa, attr, argv, envp);
+}
+
+FR_EVERY_PROCESS int posix_spawnp(pid_t *pid, const char *file, const posix_spawn_file_actions_t *fa,
+                 const posix_spawnattr_t *attr, char *const argv[], char *const envp[]) {
+        spawn_fn f = real_posix_spawnp();
+        if (!f)
+                return ENOSYS;
+        CHILD_ENV(envp);
+        return f(pid, file, fa, attr, argv, envp);
 }
 
 /* Resolve the real functions at load, not at the first call: that call may
@@ -142,4 +194,6 @@ __attribute__((constructor)) static void fr__exit_resolve(void) {
         (void)real_execve();
         (void)real_execvpe();
         (void)real_fexecve();
+        (void)real_posix_spawn();
+        (void)real_posix_spawnp();
 }

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "flightrec.h"
 #include "trace_encode.h"
@@ -15,6 +16,13 @@
 
 #define FR_CACHELINE 64
 #define FR_TLS __attribute__((tls_model("initial-exec")))
+/* Code that every process runs, chosen or not (the constructor's decision,
+ * the destructor, the interposed libc functions): kept together, next to the
+ * constructors, so that a process not chosen faults in as few pages of the
+ * library as it can (each fault costs about 25 us on these VMs). */
+#define FR_EVERY_PROCESS __attribute__((section(".text.hot.flightrec")))
+/* ... and the variables that code touches, on one data page. */
+#define FR_EVERY_PROCESS_DATA __attribute__((section(".data.flightrec")))
 
 /* ---- clock (fr_clock.c) ------------------------------------------------ */
 /* fr__now - the trace clock in ticks: the TSC on x86-64 (about 11 ns a read
@@ -406,5 +414,72 @@ void fr__log_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* fr__snapshot_local - write a .trace.lz4 into dir (temporary name, then
  * rename). Returns 0 with the final path in ret_path, or a negative errno. */
 int fr__snapshot_local(const char *dir, const char *reason, char *ret_path, size_t pathlen);
+
+/* fr__thread_create_async - fr__thread_create without waiting for the new
+ * thread to run (for the deferred start, when no scan can race with it). */
+int fr__thread_create_async(pthread_t *thread, void *(*fn)(void *), void *arg);
+
+/* ---- runtimes in the process (fr_runtime.c) ---------------------------- */
+#define FR_RUNTIME_GO 0x1        /* Go (gc or gccgo): owns SIGPROF and its threads; we stay off */
+#define FR_RUNTIME_JVM 0x2       /* a JVM (libjli / libjvm loaded) */
+#define FR_RUNTIME_SIGSEGV 0x4   /* some runtime takes SIGSEGV/SIGBUS on purpose (JVM, .NET,
+                                  * Mono, V8, sanitizers): a crash handler must chain to it */
+#define FR_RUNTIME_SANITIZER 0x8 /* ASan, TSan, MSan, HWASan, LSan or UBSan runtime */
+/* fr__runtime_kind - FR_RUNTIME_* bits seen so far. Async-signal-safe. */
+unsigned fr__runtime_kind(void);
+/* fr__runtime_detect - look at the loaded objects again (not in a signal
+ * handler: dl_iterate_phdr); returns the bits. Called by the constructor
+ * and by the deferred start (a JVM loads libjvm after start-up). */
+unsigned fr__runtime_detect(void);
+/* fr__runtime_go_object - the object carrying the Go note, "" if none. */
+const char *fr__runtime_go_object(void);
+
+/* ---- which processes record (fr_select.c) ------------------------------- */
+#define FR_SELECT_LIST_BYTES 1024
+#define FR_SELECT_FILE_BYTES 8192
+#define FR_DEFAULT_START_DELAY_MS 1000
+enum fr_loaded { FR_LOADED_LINKED, FR_LOADED_EXPLICIT, FR_LOADED_HOSTWIDE };
+struct fr_agent_conf { /* /etc/flightrec/agent.conf, section [agent] */
+        char include[FR_SELECT_LIST_BYTES], exclude[FR_SELECT_LIST_BYTES];
+        bool has_include, children, has_start_delay, setuid_record;
+        unsigned start_delay_ms;
+        char socket_path[108];
+};
+struct fr_choice {
+        enum fr_loaded how;
+        bool secure;   /* AT_SECURE: FLIGHTREC_* ignored, no local snapshot */
+        bool chosen;   /* this process records */
+        bool children; /* exec'd children keep the agent in LD_PRELOAD */
+        unsigned start_delay_ms;
+        char socket_path[108]; /* agent.conf's socket, "" for the default */
+};
+extern struct fr_choice fr__choice;
+/* fr__choose - the constructor's decision (see fr_select.c). 0 or -errno
+ * (a bad setting: not chosen). */
+int fr__choose(struct fr_choice *ret);
+/* fr__secure - secure-execution mode (setuid, setgid, capabilities). */
+bool fr__secure(void);
+/* fr__getenv - getenv for FLIGHTREC_* and the like: NULL in secure mode. */
+const char *fr__getenv(const char *name);
+bool fr__glob_list_match(const char *list, const char *comm, const char *exe);
+int fr__agent_conf_parse(const char *text, struct fr_agent_conf *ret, char *err, size_t errlen);
+/* fr__child_env - envp without our LD_PRELOAD entry and FLIGHTREC_AUTOSTART,
+ * into out[cap] (preload: room for the rewritten LD_PRELOAD). Returns the
+ * count, or -E2BIG when it does not fit (then pass envp as it is). */
+ssize_t fr__child_env(char *const envp[], char **out, size_t cap, char *preload, size_t preload_len);
+
+/* ---- the deferred start (fr_lazy.c) -------------------------------------- */
+/* fr__lazy_start - start the recorder with cfg once the process has lived
+ * start_delay_ms, from a thread of ours; nothing waits for it. */
+int fr__lazy_start(const struct fr_agent_config *cfg, unsigned start_delay_ms);
+/* fr__lazy_cancel - an explicit fr_start/fr_stop or exit came first. */
+void fr__lazy_cancel(void);
+/* fr__lazy_pending - a deferred start is waiting (fork: the child makes its own). */
+bool fr__lazy_pending(void);
+/* fr__lazy_after_fork - in a fork child: a start still waiting in the
+ * parent gets its own starter thread here (the age counts from the fork). */
+int fr__lazy_after_fork(void);
+/* fr__start_config - fr_start with an already validated configuration. */
+int fr__start_config(const struct fr_agent_config *cfg);
 
 #endif

@@ -28,8 +28,8 @@ static void *trampoline(void *p) {
         return s.fn(s.arg);
 }
 
-static create_fn real_create(void) {
-        static _Atomic(create_fn) real;
+FR_EVERY_PROCESS static create_fn real_create(void) {
+        FR_EVERY_PROCESS_DATA static _Atomic(create_fn) real;
         create_fn f = atomic_load_explicit(&real, memory_order_acquire);
         if (!f) {
                 f = (create_fn)dlsym(RTLD_NEXT, "pthread_create");
@@ -58,7 +58,7 @@ static bool first_is_ours(void) {
         return k == 1;
 }
 
-int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
+FR_EVERY_PROCESS int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(void *), void *arg) {
         create_fn create = real_create();
         if (!create)
                 return EAGAIN;
@@ -95,12 +95,14 @@ struct internal_start {
         void *(*fn)(void *);
         void *arg;
         _Atomic int registered; /* the new thread's tid is in internal_tids */
+        bool async;             /* nobody waits: the thread frees this */
 };
 
 static void *internal_trampoline(void *p) {
         struct internal_start *start = p;
         void *(*fn)(void *) = start->fn;
         void *arg = start->arg;
+        bool async = start->async;
         pid_t tid = gettid();
         int slot = -1;
         for (int i = 0; i < MAX_INTERNAL && slot < 0; i++) {
@@ -108,14 +110,17 @@ static void *internal_trampoline(void *p) {
                 if (atomic_compare_exchange_strong(&internal_tids[i], &none, tid))
                         slot = i;
         }
-        atomic_store_explicit(&start->registered, 1, memory_order_release); /* creator frees it */
+        if (async)
+                free(start);
+        else
+                atomic_store_explicit(&start->registered, 1, memory_order_release); /* creator frees it */
         void *r = fn(arg);
         if (slot >= 0)
                 atomic_store(&internal_tids[slot], 0);
         return r;
 }
 
-int fr__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg) {
+static int create_internal(pthread_t *thread, void *(*fn)(void *), void *arg, bool async) {
         /* The first pthread_create in the lookup order, unless it is ours: a
          * sanitizer runtime loaded before us must see every thread start. */
         create_fn create = (create_fn)dlsym(RTLD_DEFAULT, "pthread_create");
@@ -130,10 +135,17 @@ int fr__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg) {
         struct internal_start *s = malloc(sizeof *s);
         if (!s)
                 return ENOMEM;
-        *s = (struct internal_start){fn, arg, 0};
+        *s = (struct internal_start){fn, arg, 0, async};
         sigset_t all, saved;
         sigfillset(&all);
         pthread_sigmask(SIG_SETMASK, &all, &saved);
+        if (async) {
+                int r = create(thread, NULL, internal_trampoline, s);
+                pthread_sigmask(SIG_SETMASK, &saved, NULL);
+                if (r)
+                        free(s);
+                return r;
+        }
         /* The registry lock keeps the sampler's scan from adopting the new
          * thread between its birth and the registration of its tid. */
         fr__threads_lock();
@@ -144,4 +156,12 @@ int fr__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg) {
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         free(s);
         return r;
+}
+
+int fr__thread_create(pthread_t *thread, void *(*fn)(void *), void *arg) {
+        return create_internal(thread, fn, arg, false);
+}
+
+int fr__thread_create_async(pthread_t *thread, void *(*fn)(void *), void *arg) {
+        return create_internal(thread, fn, arg, true);
 }

@@ -21,7 +21,7 @@
 #define F_SEAL_FUTURE_WRITE 0x0010 /* Linux 5.1 */
 #endif
 
-static struct {
+FR_EVERY_PROCESS_DATA static struct {
         uint8_t *map;
         size_t map_len;
         int fd;                 /* -1: anonymous memory, no ring to share */
@@ -140,7 +140,7 @@ void fr__pm_publish(const struct fr_genbytes *oldest) {
 
 uint64_t fr__pm_index_gen(void) { return pm.hdr && pm.fd >= 0 ? pm.hdr->publishes : 0; }
 
-void fr__pm_mark(uint32_t how) {
+FR_EVERY_PROCESS void fr__pm_mark(uint32_t how) {
         if (pm.hdr && getpid() == pm.owner)
                 __atomic_store_n(&pm.hdr->closed, how, __ATOMIC_RELEASE);
 }

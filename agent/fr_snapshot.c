@@ -111,6 +111,10 @@ int fr_snapshot(const char *reason) {
          * daemon's pipe); whenever no daemon answers in time, a local file. */
         if (fr__client_snapshot(reason ? reason : "fr_snapshot") == 0)
                 return 0;
+        /* A setuid program writes nothing where its user could point it, nor
+         * anywhere else: only the daemon's configured socket takes it. */
+        if (fr__secure())
+                return -ECONNREFUSED;
         char path[4200];
         int r = fr__snapshot_local(fr__cfg.dir, reason ? reason : "fr_snapshot", path, sizeof path);
         if (r < 0)

@@ -1,8 +1,10 @@
 /* flightrecctl status / trigger: requests to flightrecd over its socket
  * (wire.proto: CtlStatus -> StatusReply, CtlTrigger -> TriggerReply). */
 #include <errno.h>
+#include <fnmatch.h>
 #include <getopt.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,12 +87,91 @@ static fr_frame *request(const char *path, const fr_frame *f, int timeout_s) {
         return ans;
 }
 
+#define STATUS_USAGE "usage: flightrecctl [--socket PATH] status [--pid PID] [--comm GLOB] [--summary]\n"
+
+struct comm_count {
+        const char *comm;
+        unsigned n;
+};
+
+static int by_count(const void *a, const void *b) {
+        const struct comm_count *x = a, *y = b;
+        return x->n != y->n ? (x->n < y->n ? 1 : -1) : strcmp(x->comm, y->comm);
+}
+
+/* One line that stays readable with a thousand agents: the counts by comm,
+ * most first, the first 8 named. */
+static void print_summary(const Flightrec__Wire__StatusReply *s) {
+        struct comm_count *v = calloc(s->n_agents ? s->n_agents : 1, sizeof *v);
+        size_t nv = 0, busy = 0, sampling = 0;
+        if (!v)
+                return;
+        for (size_t i = 0; i < s->n_agents; i++) {
+                const Flightrec__Wire__AgentInfo *a = s->agents[i];
+                busy += a->snapshot_in_progress;
+                sampling += a->sampler != 0;
+                size_t k = 0;
+                while (k < nv && strcmp(v[k].comm, a->comm))
+                        k++;
+                if (k == nv)
+                        v[nv++] = (struct comm_count){a->comm, 0};
+                v[k].n++;
+        }
+        qsort(v, nv, sizeof *v, by_count);
+        printf("summary: %zu processes of %zu programs (by comm), %zu sampling, %zu snapshots in progress",
+               s->n_agents, nv, sampling, busy);
+        for (size_t k = 0; k < nv && k < 8; k++)
+                printf("%s %s %u", k ? "," : ":", v[k].comm, v[k].n);
+        if (nv > 8)
+                printf(", ... %zu more", nv - 8);
+        printf("\n");
+        free(v);
+}
+
 int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
-        if (argc > 1) {
-                fprintf(stderr, "usage: flightrecctl [--socket PATH] status\n");
+        static const struct option longopts[] = {
+                {"pid", required_argument, NULL, 'p'},
+                {"comm", required_argument, NULL, 'c'},
+                {"summary", no_argument, NULL, 's'},
+                {"help", no_argument, NULL, 'h'},
+                {0},
+        };
+        unsigned long pid = 0;
+        const char *comm = NULL;
+        bool summary_only = false;
+        int c;
+        char *end;
+        while ((c = getopt_long(argc, argv, "p:c:sh", longopts, NULL)) != -1) {
+                switch (c) {
+                case 'p':
+                        pid = strtoul(optarg, &end, 10);
+                        if (*end || !*optarg || pid == 0 || pid > 0x7fffffff) {
+                                fprintf(stderr, "flightrecctl status: --pid %s: not a pid\n", optarg);
+                                return CTL_EXIT_USAGE;
+                        }
+                        break;
+                case 'c':
+                        comm = optarg;
+                        break;
+                case 's':
+                        summary_only = true;
+                        break;
+                case 'h':
+                        printf(STATUS_USAGE
+                               "Lists the agents connected to flightrecd: a line of counts, a summary by\n"
+                               "comm, then one line per agent (only those of PID, or whose comm matches\n"
+                               "the glob, with the filters; none with --summary).\n");
+                        return 0;
+                default:
+                        fprintf(stderr, STATUS_USAGE);
+                        return CTL_EXIT_USAGE;
+                }
+        }
+        if (optind < argc) {
+                fprintf(stderr, "flightrecctl status: unexpected argument '%s'\n" STATUS_USAGE,
+                        argv[optind]);
                 return CTL_EXIT_USAGE;
         }
-        (void)argv;
         Flightrec__Wire__CtlStatus m = FLIGHTREC__WIRE__CTL_STATUS__INIT;
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_CTL_STATUS;
@@ -109,10 +190,15 @@ int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
                (unsigned long long)s->snapshots_written, (unsigned long long)s->snapshots_failed,
                s->output_dir);
         if (s->n_agents)
-                printf("%-8s %-16s %-20s %5s %10s %6s %-7s %7s  %s\n", "PID", "COMM",
-                       "CONNECTED (UTC)", "GENS", "BYTES", "HZ", "SAMPLER", "PERIOD", "EXE");
-        for (size_t i = 0; i < s->n_agents; i++) {
+                print_summary(s);
+        size_t shown = 0;
+        for (size_t i = 0; i < s->n_agents && !summary_only; i++) {
                 const Flightrec__Wire__AgentInfo *a = s->agents[i];
+                if ((pid && a->pid != pid) || (comm && fnmatch(comm, a->comm, 0) != 0))
+                        continue;
+                if (shown++ == 0)
+                        printf("%-8s %-16s %-20s %5s %10s %6s %-7s %7s  %s\n", "PID", "COMM",
+                               "CONNECTED (UTC)", "GENS", "BYTES", "HZ", "SAMPLER", "PERIOD", "EXE");
                 time_t t = (time_t)(a->connected_since_ns / 1000000000u);
                 struct tm tm;
                 char when[32];
@@ -124,8 +210,17 @@ int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
                        a->sampler < 3 ? samplers[a->sampler] : "?", a->period_ms, a->exe,
                        a->snapshot_in_progress ? " (snapshot in progress)" : "");
         }
+        int rc = 0;
+        if ((pid || comm) && !summary_only) {
+                char pids[32] = "";
+                if (pid)
+                        snprintf(pids, sizeof pids, " --pid %lu", pid);
+                printf("%zu of %zu agents match%s%s%s\n", shown, s->n_agents, pids,
+                       comm ? " --comm " : "", comm ? comm : "");
+                rc = shown ? 0 : CTL_EXIT_FAILURE; /* scripts: "is PID connected?" */
+        }
         fr_wire_free(ans);
-        return 0;
+        return rc;
 }
 
 int ctl_trigger(const struct ctl_options *opts, int argc, char **argv) {

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <systemd/sd-daemon.h>
 #include <time.h>
@@ -288,6 +289,18 @@ static void stop(void) {
         event_base_free(D.base);
 }
 
+/* Each agent holds three descriptors (socket, ring, pidfd) and each running
+ * snapshot two more: a host's thousand agents need more than the usual soft
+ * limit of 1024. The loop uses epoll, never select, so the hard limit is fine. */
+static void raise_nofile(void) {
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+                        frd_log(FRD_WARN, "cannot raise the descriptor limit: %s", strerror(errno));
+        }
+}
+
 int main(int argc, char **argv) {
         const char *js = getenv("JOURNAL_STREAM");
         bool debug = false;
@@ -295,6 +308,7 @@ int main(int argc, char **argv) {
         if (status >= 0)
                 return status;
         frd_log_setup(js && *js, debug);
+        raise_nofile();
         if (load_config() < 0 || start() < 0)
                 return 1;
         frd_retention(D.cfg.output_dir, D.cfg.max_total_bytes, D.cfg.max_files, D.cfg.max_age_s);

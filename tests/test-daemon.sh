@@ -7,6 +7,10 @@
 # Usage: test-daemon.sh FLIGHTRECD FLIGHTRECCTL LIBFLIGHTREC E2E_BURN FR_DEMO
 #                       NOTIFY_LISTEN WIRE_PEER LZ4 WORKDIR
 set -u
+# These checks are about processes from their first second (an exec after
+# 0.5 s, a forked child's _exit): no deferred start. test-hostwide.sh covers
+# the default deferred start.
+export FLIGHTREC_START_DELAY_MS=0
 D=$1 CTL=$2 LIB=$3 BURN=$4 DEMO=$5 NOTIFY=$6 PEER=$7 LZ4=$8 W=$9
 rm -rf "$W"
 mkdir -p "$W/out" "$W/local"

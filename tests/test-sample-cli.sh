@@ -18,6 +18,9 @@ if ! command -v go >/dev/null 2>&1; then
         exit 77
 fi
 export HOME="$work/home" GOCACHE="$work/gocache" GOPATH="$work/gopath"
+# Record from the first instruction (no deferred start): the target opens its
+# "hot" region at once, and a region begun before the start is not seen.
+export FLIGHTREC_START_DELAY_MS=0
 mkdir -p "$HOME"
 fail() { echo "FAIL: $*"; exit 1; }
 

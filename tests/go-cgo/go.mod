@@ -1,0 +1,3 @@
+module flightrec/tests/gocgo
+
+go 1.19
