@@ -86,6 +86,11 @@ static fr_frame *request(const char *path, const fr_frame *f, int timeout_s) {
 }
 
 int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
+        if (argc == 2 && (strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0)) {
+                printf("usage: flightrecctl [--socket PATH] status\n"
+                       "Lists the agents connected to flightrecd and its snapshot counts.\n");
+                return 0;
+        }
         if (argc > 1) {
                 fprintf(stderr, "usage: flightrecctl [--socket PATH] status\n");
                 return CTL_EXIT_USAGE;
