@@ -57,10 +57,14 @@ if [ -z "$INSIDE" ]; then
 
         say "lintian"
         t0=$(date +%s)
-        if lintian --fail-on error,warning --show-overrides "$DEB" "$DEV" >"$W/lintian.txt" 2>&1; then
+        # With --show-overrides, lintian's status counts overridden tags too
+        # (2): the verdict is "no E: or W: line"; 1 is lintian's own failure.
+        lrc=0
+        lintian --fail-on error,warning --show-overrides "$DEB" "$DEV" >"$W/lintian.txt" 2>&1 || lrc=$?
+        if [ $lrc -ne 1 ] && ! grep -q '^[EW]:' "$W/lintian.txt"; then
                 ok "lintian: no error, no warning ($(grep -c '^O:' "$W/lintian.txt" || true) overridden, with reasons; $(($(date +%s) - t0)) s)"
         else
-                fail "lintian:"
+                fail "lintian (status $lrc):"
         fi
         grep -v '^running with root' "$W/lintian.txt" || true
 
@@ -118,7 +122,7 @@ cleanup() {
 }
 trap cleanup EXIT
 # st PATH: mode owner group of PATH in the root.
-st() { stat -c '%a %U %G' "$R$1" 2>/dev/null || echo missing; }
+st() { chroot "$R" stat -c '%a %U %G' "$1" 2>/dev/null || echo missing; }
 
 # Whatever an earlier run or the machine left: the test needs a root without us.
 if $DPKG -s flightrec >/dev/null 2>&1; then
@@ -228,13 +232,17 @@ fi
 say "the installed daemon, run as its units run it"
 # flightrecd.socket: the socket at its path, passed; flightrecd.service:
 # User=flightrec, the default configuration, output in /var/lib/flightrec.
-in_root systemd-socket-activate -l /run/flightrec/agent.sock \
+# Both under timeout(1), whose pid we know and which passes our SIGTERM on:
+# nothing outlives the test.
+chroot "$R" timeout 300 systemd-socket-activate -l /run/flightrec/agent.sock \
         setpriv --reuid=flightrec --regid=flightrec --init-groups /usr/bin/flightrecd >"$LOG" 2>&1 &
 PIDS="$PIDS $!"
 wait_for 10 test -S "$R/run/flightrec/agent.sock" || fail "nothing listens on /run/flightrec/agent.sock"
-in_root env LD_PRELOAD=libflightrec.so.0 FLIGHTREC_PERIOD_MS=200 sh -c 'while :; do :; done' &
-APID=$!
-PIDS="$PIDS $APID"
+chroot "$R" timeout 300 env LD_PRELOAD=libflightrec.so.0 FLIGHTREC_PERIOD_MS=200 \
+        sh -c 'echo $$ >/tmp/agent.pid; while :; do :; done' &
+PIDS="$! $PIDS"
+wait_for 5 test -s "$R/tmp/agent.pid" || fail "the agent did not start"
+APID=$(cat "$R/tmp/agent.pid")
 printf '#!/bin/sh\nexec chroot "%s" flightrecctl "$@"\n' "$R" >"$W/ctl"
 chmod +x "$W/ctl"
 CTL=$W/ctl SOCK=/run/flightrec/agent.sock
@@ -275,8 +283,10 @@ in_root getent group flightrec >/dev/null && fail "group flightrec left" || ok "
 # Everything written to the root is in the overlay's upper layer: nothing
 # there may be named after us (dpkg's own records and logs aside). Character
 # devices are the overlay's marks of deleted lower files.
-left=$(cd "$U" && find . ! -type c \( -name '*flightrec*' -o -name 'libflightrec*' \) \
-        ! -path './var/lib/dpkg/*' ! -path './var/log/*' | sort)
+# man-db's cache of formatted pages is man-db's (made when a page is shown:
+# systemd-analyze verify shows the units' man: pages; man-db expires it).
+left=$(cd "$U" && find . ! -type c -name '*flightrec*' \
+        ! -path './var/lib/dpkg/*' ! -path './var/log/*' ! -path './var/cache/man/*' | sort)
 [ -z "$left" ] && ok "no path named after flightrec left in the root" || fail "left after purge: $left"
 for f in /etc/passwd /etc/group /etc/shadow /etc/gshadow; do
         ! grep -q '^flightrec:' "$R$f" 2>/dev/null || fail "$f still names flightrec"
