@@ -5,10 +5,11 @@
 # /lib/systemd/system), by CPack from the tree's install rules.
 # Usage: packaging/build-deb.sh [OUTDIR [BUILDDIR]]
 #   OUTDIR defaults to build-deb/ in the tree, BUILDDIR to OUTDIR/build.
-# Needs: cmake, dpkg-dev, pandoc (the man pages) and the build dependencies
-# of .ci/deps.sh.
+# Installs the Debian packages it needs first (.ci/deps.sh; FR_NO_DEPS=1
+# skips that, as tests/test-deb.sh does).
 set -eu
 src=$(cd "$(dirname "$0")/.." && pwd)
+[ "${FR_NO_DEPS:-}" = 1 ] || bash "$src/.ci/deps.sh"
 out=${1:-$src/build-deb}
 build=${2:-$out/build}
 mkdir -p "$out"

@@ -45,7 +45,7 @@ if [ -z "$INSIDE" ]; then
         mkdir -p "$W"
         say "building the packages: packaging/build-deb.sh"
         t0=$(date +%s)
-        "$SRC/packaging/build-deb.sh" "$W/out" "$W/build"
+        FR_NO_DEPS=1 "$SRC/packaging/build-deb.sh" "$W/out" "$W/build"
         echo "built in $(($(date +%s) - t0)) s"
         DEB=$(ls "$W"/out/flightrec_*.deb)
         DEV=$(ls "$W"/out/libflightrec-dev_*.deb)
@@ -72,9 +72,9 @@ if [ -z "$INSIDE" ]; then
         for pkg in "$DEB" "$DEV"; do
                 name=$(dpkg-deb -f "$pkg" Package)
                 awk -v p="$name" '/^= / {on = ($2 == p); next} on && !/^#/' "$SRC/packaging/files.txt" |
-                        sed -e "s|@MULTIARCH@|$MULTIARCH|g" -e "s|@VERSION@|$VERSION|g" >"$W/$name.expected"
+                        sed -e "s|@MULTIARCH@|$MULTIARCH|g" -e "s|@VERSION@|$VERSION|g" | sort -k3 >"$W/$name.expected"
                 dpkg-deb --fsys-tarfile "$pkg" | tar -tvf - |
-                        awk '{ l = $1 " " $2; for (i = 6; i <= NF; i++) l = l " " $i; print l }' >"$W/$name.files"
+                        awk '{ l = $1 " " $2; for (i = 6; i <= NF; i++) l = l " " $i; print l }' | sort -k3 >"$W/$name.files"
                 if diff -u "$W/$name.expected" "$W/$name.files" >"$W/$name.diff"; then
                         ok "$name: $(wc -l <"$W/$name.files") paths as listed"
                 else
@@ -187,6 +187,9 @@ for page in flightrecd.8 flightrecctl.1 libflightrec.3 flightrecd.conf.5 flightr
         warn=$(LC_ALL=C.UTF-8 MANWIDTH=80 man --warnings=w -l "$R$f" 2>&1 >/dev/null)
         [ -z "$warn" ] && ok "man $sec $name opens and renders without warnings" || fail "man $sec $name: $warn"
 done
+f=$(in_root man -w 3 fr_snapshot 2>/dev/null || true)
+[ "$(readlink -f "$R$f")" = "$R/usr/share/man/man3/libflightrec.3.gz" ] && ok "man fr_snapshot opens libflightrec(3)" ||
+        fail "man 3 fr_snapshot: '$f'"
 for cmd in flightrecd flightrecctl; do
         v=$(in_root $cmd --version 2>&1) && [ "$v" = "$cmd $VERSION" ] &&
                 ok "$cmd --version: $v" || fail "$cmd --version: '$v'"
