@@ -207,7 +207,7 @@ opts=$(in_root bash -c '. /usr/share/bash-completion/bash_completion
         COMP_WORDS=(flightrecctl trigger --); COMP_CWORD=2; COMP_LINE="flightrecctl trigger --"; COMP_POINT=${#COMP_LINE}
         _flightrecctl flightrecctl -- trigger; echo "${COMPREPLY[*]}"' 2>&1)
 case " $opts " in
-*" --pid "*" --reason "*) ok "completion of 'flightrecctl trigger --': $opts" ;;
+*" --pid "*"--reason "*"--timeout "*) ok "completion of 'flightrecctl trigger --': $opts" ;;
 *) fail "completion of trigger options: '$opts'" ;;
 esac
 
