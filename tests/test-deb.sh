@@ -11,7 +11,7 @@
 #    make; the socket unit enabled, the service not; `systemd-analyze verify`
 #    on the installed units (man: links included); every man page opens by
 #    name and renders without warnings; --help and --version; the bash
-#    completion; a program built with libflightrec-dev; the installed daemon
+#    completion; programs built with libflightrec-dev (shared and static); the installed daemon
 #    run as the units run it (socket passed, user flightrec) serving an agent
 #    under LD_PRELOAD and writing a snapshot;
 #  - removed: the configuration, the recordings and the user stay;
@@ -230,6 +230,13 @@ if in_root sh -c 'cc -o /tmp/use /tmp/use.c $(pkg-config --cflags --libs flightr
         ok "built with pkg-config --cflags --libs flightrec, linked to $(in_root ldd /tmp/use | awk '/libflightrec/ {print $3}')"
 else
         fail "program against libflightrec-dev:"; cat "$W/cc.txt"
+fi
+if in_root sh -c 'cc -o /tmp/use-static /tmp/use.c $(pkg-config --cflags flightrec) -l:libflightrec.a \
+                $(pkg-config --static --libs flightrec | sed "s/-lflightrec//")' >"$W/cc.txt" 2>&1 &&
+        [ "$(in_root /tmp/use-static 2>&1)" = 0 ] && ! in_root ldd /tmp/use-static | grep -q libflightrec; then
+        ok "built with libflightrec.a and pkg-config --static --libs flightrec"
+else
+        fail "static link against libflightrec.a:"; cat "$W/cc.txt"
 fi
 
 say "the installed daemon, run as its units run it"
