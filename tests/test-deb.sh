@@ -11,9 +11,11 @@
 #    make; the socket unit enabled, the service not; `systemd-analyze verify`
 #    on the installed units (man: links included); every man page opens by
 #    name and renders without warnings; --help and --version; the bash
-#    completion; programs built with libflightrec-dev (shared and static); the installed daemon
-#    run as the units run it (socket passed, user flightrec) serving an agent
-#    under LD_PRELOAD and writing a snapshot;
+#    completion; programs built with libflightrec-dev (shared and static);
+#    the installed daemon run as the units run it (socket passed, user
+#    flightrec) serving an agent under LD_PRELOAD and writing a snapshot;
+#  - reinstalled over itself: an edited configuration and a disabled socket
+#    stay as the administrator left them;
 #  - removed: the configuration, the recordings and the user stay;
 #  - purged: nothing of flightrec is left in the root.
 # Usage: test-deb.sh SRCDIR WORKDIR [SANITIZER]
@@ -273,6 +275,21 @@ else
 fi
 cleanup
 sleep 0.2
+
+say "upgrade (the package over itself): the administrator's choices stay"
+echo "# edited by the administrator" >>"$R/etc/flightrec/flightrecd.conf"
+in_root deb-systemd-helper disable flightrecd.socket >/dev/null 2>&1 || true
+if $DPKG -i "$DEB" >"$W/upgrade.txt" 2>&1; then
+        ok "reinstalled (postinst configure with the installed version)"
+else
+        fail "dpkg -i over the installed package:"; cat "$W/upgrade.txt"
+fi
+grep -q '^# edited by the administrator' "$R/etc/flightrec/flightrecd.conf" &&
+        ok "the edited configuration is kept" || fail "the administrator's configuration was replaced"
+[ ! -e "$R/etc/systemd/system/sockets.target.wants/flightrecd.socket" ] &&
+        ok "the socket the administrator disabled stays disabled" || fail "the upgrade enabled the socket again"
+in_root getent passwd flightrec >/dev/null && [ "$(st /var/lib/flightrec)" = "750 flightrec flightrec" ] &&
+        ok "user and /var/lib/flightrec unchanged" || fail "user or state directory changed by the upgrade"
 
 say "dpkg -r: configuration, recordings and user stay"
 $DPKG -r libflightrec-dev flightrec >"$W/remove.txt" 2>&1 && ok "removed" || { fail "dpkg -r:"; cat "$W/remove.txt"; }
