@@ -6,8 +6,10 @@ pkgs=(build-essential cmake pkg-config git
       libevent-dev libprotobuf-c-dev protobuf-c-compiler liblz4-dev lz4 libsystemd-dev
       libcmocka-dev libdw-dev libelf-dev zlib1g-dev libinih-dev golang-go bc
       lttng-tools liblttng-ust-dev libgoogle-perftools4
-      libc6-dbg  # libc's debug symbols: bench/run-daemon.sh's rings with samples
-      systemd)  # systemd: systemd-analyze and systemd-socket-activate for the daemon tests
+      libc6-dbg  # libc's debug symbols: bench/run-daemon.sh's rings with samples, root frames' names
+      systemd   # systemd: systemd-analyze and systemd-socket-activate for the daemon tests
+      pandoc man-db  # the man pages (man/): pandoc builds them, man/groff check them
+      dpkg-dev lintian bash-completion)  # the Debian package and its test (packaging/, tests/test-deb.sh)
 missing=()
 for p in "${pkgs[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -38,7 +38,9 @@ static void usage(FILE *f) {
         }
         fprintf(f, "\noptions:\n"
                    "  --socket PATH   the daemon's socket (default $FLIGHTREC_SOCKET or %s)\n"
-                   "  -h, --help      show this help\n",
+                   "  -h, --help      show this help\n"
+                   "  -V, --version   show the version\n"
+                   "\nEvery command takes --help and --version. See flightrecctl(1).\n",
                 DEFAULT_SOCKET);
 }
 
@@ -53,6 +55,7 @@ int main(int argc, char **argv) {
         static const struct option longopts[] = {
                 {"socket", required_argument, NULL, 's'},
                 {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
                 {0},
         };
         struct ctl_options opts = {.socket = getenv("FLIGHTREC_SOCKET")};
@@ -62,13 +65,16 @@ int main(int argc, char **argv) {
         if (!opts.socket || !*opts.socket)
                 opts.socket = DEFAULT_SOCKET;
         /* "+": stop at the subcommand name; what follows is its business. */
-        while ((c = getopt_long(argc, argv, "+h", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "+hV", longopts, NULL)) != -1) {
                 switch (c) {
                 case 's':
                         opts.socket = optarg;
                         break;
                 case 'h':
                         usage(stdout);
+                        return 0;
+                case 'V':
+                        printf("flightrecctl %s\n", FR_VERSION);
                         return 0;
                 default:
                         usage(stderr);
@@ -85,6 +91,13 @@ int main(int argc, char **argv) {
                 usage(stderr);
                 return CTL_EXIT_USAGE;
         }
+        /* --version among a command's arguments (up to "--"), for every
+         * command alike. */
+        for (int i = optind + 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--version") == 0) {
+                        printf("flightrecctl %s\n", FR_VERSION);
+                        return 0;
+                }
         argc -= optind;
         argv += optind;
         optind = 0; /* glibc: start afresh for the subcommand's own getopt */

@@ -133,8 +133,11 @@ static void usage(FILE *f) {
                    "  --socket PATH      listen here (default from the config, %s)\n"
                    "  --output-dir DIR   write snapshots here (default from the config, %s)\n"
                    "  --debug            log debug messages too\n"
+                   "  -h, --help         show this help\n"
+                   "  -V, --version      show the version\n"
                    "Runs in the foreground; signals: SIGUSR1 snapshots every agent, SIGHUP\n"
-                   "reloads the configuration, SIGTERM stops after the snapshots in progress.\n",
+                   "reloads the configuration, SIGTERM stops after the snapshots in progress.\n"
+                   "See flightrecd(8) and flightrecd.conf(5).\n",
                 FRD_DEFAULT_CONFIG, FRD_DEFAULT_SOCKET, FRD_DEFAULT_OUTPUT);
 }
 
@@ -146,11 +149,12 @@ static int parse_args(int argc, char **argv, bool *ret_debug) {
                 {"output-dir", required_argument, NULL, 'o'},
                 {"debug", no_argument, NULL, 'd'},
                 {"help", no_argument, NULL, 'h'},
+                {"version", no_argument, NULL, 'V'},
                 {0},
         };
         D.config_path = FRD_DEFAULT_CONFIG;
         int opt;
-        while ((opt = getopt_long(argc, argv, "c:s:o:dh", longopts, NULL)) != -1) {
+        while ((opt = getopt_long(argc, argv, "c:s:o:dhV", longopts, NULL)) != -1) {
                 switch (opt) {
                 case 'c':
                         D.config_path = optarg;
@@ -167,6 +171,9 @@ static int parse_args(int argc, char **argv, bool *ret_debug) {
                         break;
                 case 'h':
                         usage(stdout);
+                        return 0;
+                case 'V':
+                        printf("flightrecd %s\n", FR_VERSION);
                         return 0;
                 default:
                         usage(stderr);
