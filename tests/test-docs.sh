@@ -68,7 +68,7 @@ done
 
 # ---- environment variables
 vars=$(cd "$SRC" && cat agent/*.c agent/*.h proto/*.c proto/*.h daemon/*.c daemon/*.h 2>/dev/null |
-        grep -o '"FLIGHTREC_[A-Z0-9_]*"' | tr -d '"' | sort -u)
+        grep -o '"FLIGHTREC_[A-Z0-9_][A-Z0-9_]*"' | tr -d '"' | sort -u)
 same "FLIGHTREC_* variables, libflightrec(3)" "man/libflightrec.3.md (# ENVIRONMENT)" "$vars" \
         "$(section "$SRC/man/libflightrec.3.md" ENVIRONMENT | grep -o '^\*\*FLIGHTREC_[A-Z0-9_]*\*\*' | tr -d '*' | sort -u)"
 same "FLIGHTREC_* variables, README" "the README's table of variables" "$vars" \
