@@ -7,6 +7,7 @@ pkgs=(build-essential cmake pkg-config git
       libcmocka-dev libdw-dev libelf-dev zlib1g-dev libinih-dev golang-go bc
       lttng-tools liblttng-ust-dev libgoogle-perftools4
       libc6-dbg  # libc's debug symbols: bench/run-daemon.sh's rings with samples
+      libseccomp-dev strace
       systemd)  # systemd: systemd-analyze and systemd-socket-activate for the daemon tests
 missing=()
 for p in "${pkgs[@]}"; do
