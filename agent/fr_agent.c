@@ -150,7 +150,7 @@ static int start_locked(const struct fr_agent_config *cfg) {
                 once = true;
         }
         fr__cfg = *cfg;
-        if (cfg->seccomp_off && fr__seccomp_filtered()) {
+        if (cfg->seccomp_off && fr__seccomp_filtered(true)) {
                 fr__log_error("under a seccomp filter and FLIGHTREC_SECCOMP=off: not starting");
                 return -EPERM;
         }

@@ -296,9 +296,9 @@ bool fr__fd_ours(const struct fr_fd_id *id);
 /* fr__seccomp_mode - Seccomp: of the calling thread (0 none, 1 strict, 2
  * filter; -1 unreadable). */
 int fr__seccomp_mode(void);
-/* fr__seccomp_filtered - the calling thread or the process (its main
+/* fr__seccomp_filtered - the calling thread (process_too: or the main
  * thread) is under a filter, now or ever before (sticky). */
-bool fr__seccomp_filtered(void);
+bool fr__seccomp_filtered(bool process_too);
 /* fr__seccomp_seen - a filter was seen (no system call). */
 bool fr__seccomp_seen(void);
 

@@ -395,7 +395,7 @@ void fr__sampler_arm(struct fr_thread *t, bool self) {
                         note = FR_NOTE_TIMER_BUDGET;
                 /* A filter may have come since the last period: the calling
                  * thread's, before its first perf call (fr_seccomp.c). */
-                else if ((self || fr__seccomp_seen()) && fr__seccomp_filtered())
+                else if ((self || fr__seccomp_seen()) && fr__seccomp_filtered(false))
                         note = FR_NOTE_TIMER_SECCOMP;
                 else if ((r = arm_perf(t)) == 0)
                         note = FR_NOTE_PERF;
@@ -519,7 +519,7 @@ int fr__sampler_init(unsigned hz) {
                 return r;
         /* Probe: perf_event_open on ourselves tells which sampler works here
          * (never under a seccomp filter: it is not in @system-service). */
-        bool filtered = !fr__cfg.force_timer && fr__seccomp_filtered();
+        bool filtered = !fr__cfg.force_timer && fr__seccomp_filtered(true);
         if (filtered)
                 fr__log_error("under a seccomp filter: sampling with CPU timers, "
                               "no perf_event_open");
@@ -712,7 +712,7 @@ void fr__sampler_rescan(uint64_t gen) {
         /* A seccomp filter installed since the last period: new samplers are
          * timers from now on (running perf events only need read and ioctl,
          * which the filter allows); FLIGHTREC_SECCOMP=off: no sampling. */
-        if ((sp.kind == FR_SAMPLER_PERF || fr__cfg.seccomp_off) && fr__seccomp_filtered()) {
+        if ((sp.kind == FR_SAMPLER_PERF || fr__cfg.seccomp_off) && fr__seccomp_filtered(true)) {
                 fr__log_error("a seccomp filter appeared: new threads are sampled with CPU "
                               "timers%s", fr__cfg.seccomp_off ? "; FLIGHTREC_SECCOMP=off: "
                                                                "sampling stops" : "");

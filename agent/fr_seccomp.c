@@ -40,13 +40,14 @@ static int mode_of(const char *path) {
 
 int fr__seccomp_mode(void) { return mode_of("/proc/thread-self/status"); }
 
-bool fr__seccomp_filtered(void) {
+bool fr__seccomp_filtered(bool process_too) {
         if (atomic_load_explicit(&seen, memory_order_relaxed))
                 return true;
-        /* The calling thread's (it is about to make the call), then the main
-         * thread's (what /proc/self/status shows, and what a daemon's
-         * hardening set). 1 strict, 2 filter, -1 unreadable: the worst. */
-        if (fr__seccomp_mode() == 0 && mode_of("/proc/self/status") == 0)
+        /* The calling thread's (it is about to make the call), then, at start
+         * and every period, the main thread's (what /proc/self/status shows,
+         * and what a daemon's hardening set). 1 strict, 2 filter, -1
+         * unreadable: the worst. */
+        if (fr__seccomp_mode() == 0 && (!process_too || mode_of("/proc/self/status") == 0))
                 return false;
         atomic_store(&seen, true);
         return true;

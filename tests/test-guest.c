@@ -651,7 +651,19 @@ static void seccomp_child(const char *set, bool after) {
         _exit(0);
 }
 
-static void seccomp_case(bool after) {
+/* FLIGHTREC_SECCOMP=off: under the filter the agent does not start. */
+static void seccomp_off_child(const char *set) {
+        setenv("FLIGHTREC_SECCOMP", "off", 1);
+        if (load_filter(set, false) < 0)
+                _exit(10);
+        struct fr_config cfg = {.hz = 100, .socket_path = "/nonexistent/flightrec.sock"};
+        int r = fr_start(&cfg);
+        guestHog(0.1);
+        _exit(r == -EPERM ? 0 : 18);
+}
+
+static void seccomp_case(int mode) { /* 0 before start, 1 after, 2 off */
+        bool after = mode == 1;
         if (UNDER_ASAN || UNDER_TSAN)
                 skip(); /* the sanitizers' runtimes make calls outside the set */
         char *set = syscall_set();
@@ -660,6 +672,8 @@ static void seccomp_case(bool after) {
         fflush(NULL);
         pid_t pid = fork();
         assert_true(pid >= 0);
+        if (pid == 0 && mode == 2)
+                seccomp_off_child(set);
         if (pid == 0)
                 seccomp_child(set, after);
         int status;
@@ -672,8 +686,9 @@ static void seccomp_case(bool after) {
         assert_int_equal(WEXITSTATUS(status), 0);
 }
 
-static void test_seccomp_before_start(void **state) { (void)state; seccomp_case(false); }
-static void test_seccomp_after_start(void **state) { (void)state; seccomp_case(true); }
+static void test_seccomp_before_start(void **state) { (void)state; seccomp_case(0); }
+static void test_seccomp_after_start(void **state) { (void)state; seccomp_case(1); }
+static void test_seccomp_off(void **state) { (void)state; seccomp_case(2); }
 
 int main(void) {
         const struct CMUnitTest tests[] = {
@@ -683,6 +698,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_fd_budget_1500_threads, stop_recorder),
                 cmocka_unit_test_teardown(test_seccomp_before_start, stop_recorder),
                 cmocka_unit_test_teardown(test_seccomp_after_start, stop_recorder),
+                cmocka_unit_test_teardown(test_seccomp_off, stop_recorder),
                 /* Last: they close descriptors of the test program too. */
                 cmocka_unit_test_teardown(test_close_loop, stop_recorder),
                 cmocka_unit_test_teardown(test_close_range, stop_recorder),
