@@ -141,7 +141,7 @@ struct fr_samples {
         uint32_t touched[2];       /* advancer: bytes of each parity in memory (pages) */
         uint64_t lost[2];          /* samples dropped (buffer full) per parity */
         _Atomic uint64_t taken;    /* samples the handler handled (recorded or lost) */
-        int perf_fd;               /* -1: none */
+        _Atomic int perf_fd;       /* -1: none; stored after perf_id (the advancer checks it) */
         uint64_t perf_id;          /* PERF_EVENT_IOC_ID of it: its identity (fr_fds.c) */
         uint64_t perf_count;       /* event count (ns) accounted for by samples */
         int timer_slot;            /* -1: none; else index in the timer table */

@@ -60,7 +60,7 @@ static struct {
          * never tears the one a running handler reads. */
         struct sigaction previous[2];
         _Atomic int prev_slot;
-        unsigned kind;              /* enum fr_sampler_kind */
+        _Atomic unsigned kind;      /* enum fr_sampler_kind (the advancer may switch to timers) */
         unsigned hz;
         uint64_t period_ns;
         _Atomic(struct fr_thread *) *by_fd;    /* perf fd -> record */
@@ -71,7 +71,8 @@ static struct {
         unsigned next_slot;
         _Atomic unsigned perf_fds;             /* perf descriptors held (the budget's count) */
         _Atomic unsigned timers;               /* timer samplers held */
-        uint64_t rearms, checks, check_ns;     /* advancer's (fr__sampler_counts) */
+        /* Written by the advancer, read by fr_get_stats. */
+        _Atomic uint64_t rearms, checks, check_ns;
 } sp = {.timer_lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct hook {
@@ -497,7 +498,9 @@ int fr__sampler_init(unsigned hz) {
         /* Counts start again with the recorder (records of live threads
          * outlive a stop). */
         atomic_store(&sp.taken_by_gone, 0);
-        sp.rearms = sp.checks = sp.check_ns = 0;
+        atomic_store(&sp.rearms, 0);
+        atomic_store(&sp.checks, 0);
+        atomic_store(&sp.check_ns, 0);
         fr__threads_lock();
         for (struct fr_thread *t = fr__threads_head(); t; t = t->next)
                 atomic_store(&t->samples.taken, 0);
@@ -578,11 +581,11 @@ static void check_descriptors(struct fr_thread *head) {
                 t->samples.lost_fd = t->samples.perf_fd;
                 forget_perf(t, false);
                 atomic_fetch_or(&t->samples.note, FR_NOTE_REARMED);
-                sp.rearms++;
+                atomic_fetch_add_explicit(&sp.rearms, 1, memory_order_relaxed);
                 any = true;
         }
-        sp.checks += checked;
-        sp.check_ns += cpu_ns() - t0;
+        atomic_fetch_add_explicit(&sp.checks, checked, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sp.check_ns, cpu_ns() - t0, memory_order_relaxed);
         if (!any)
                 return;
         for (struct fr_thread *t = head; t; t = t->next)
@@ -596,9 +599,9 @@ void fr__sampler_counts(struct fr_stats *ret) {
         ret->threads_timer = atomic_load(&sp.timers);
         ret->fd_budget = fr__fd_budget();
         ret->seccomp = fr__seccomp_seen();
-        ret->sampler_rearms = sp.rearms;
-        ret->fd_checks = sp.checks;
-        ret->fd_check_ns = sp.check_ns;
+        ret->sampler_rearms = atomic_load_explicit(&sp.rearms, memory_order_relaxed);
+        ret->fd_checks = atomic_load_explicit(&sp.checks, memory_order_relaxed);
+        ret->fd_check_ns = atomic_load_explicit(&sp.check_ns, memory_order_relaxed);
 }
 
 int fr__sampler_note_text(struct fr_thread *t, uint32_t bit, char *buf, size_t len) {
