@@ -97,6 +97,9 @@ static inline uint8_t *put_u64le(uint8_t *p, uint64_t v) {
 
 /* unwind - the interrupted pc, then the return addresses found by walking
  * frame pointers inside [sp, hi). Returns the number of frames stored. */
+/* Not instrumented by ASan: the walk reads the interrupted thread's stack
+ * frames, which ASan may have poisoned (out-of-scope locals). */
+__attribute__((no_sanitize("address")))
 static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
         uintptr_t pc, fp, sp_;
 #if defined(__x86_64__)
