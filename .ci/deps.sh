@@ -7,6 +7,7 @@ pkgs=(build-essential cmake pkg-config git
       libcmocka-dev libdw-dev libelf-dev zlib1g-dev libinih-dev golang-go bc
       lttng-tools liblttng-ust-dev libgoogle-perftools4
       libc6-dbg  # libc's debug symbols: bench/run-daemon.sh's rings with samples, root frames' names
+      libseccomp-dev strace  # the agent's seccomp check (test-guest) and the syscall list (test-syscalls)
       systemd   # systemd: systemd-analyze and systemd-socket-activate for the daemon tests
       pandoc man-db  # the man pages (man/): pandoc builds them, man/groff check them
       dpkg-dev lintian bash-completion)  # the Debian package and its test (packaging/, tests/test-deb.sh)

@@ -306,7 +306,10 @@ static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, ui
         uint64_t counts[2] = {t->lost_events[p], t->lost_regions[p]};
         static const uint8_t kinds[2] = {FR_LOST_EVENTS, FR_LOST_REGIONS};
         t->lost_events[p] = t->lost_regions[p] = 0;
-        if ((!counts[0] && !counts[1]) || !t->shadow_alive) {
+        /* What became of its sampler (fr_sample.c): LOG events of category
+         * "flightrec" on its timeline. */
+        uint32_t notes = t->shadow_alive ? atomic_exchange(&t->samples.note, 0) : 0;
+        if ((!counts[0] && !counts[1] && !notes) || !t->shadow_alive) {
                 adv.lost[FR_LOST_EVENTS] += t->shadow_alive ? 0 : counts[0];
                 adv.lost[FR_LOST_REGIONS] += t->shadow_alive ? 0 : counts[1];
                 return 0;
@@ -315,13 +318,36 @@ static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, ui
         if (t->found_gen == gen && time <= t->found_time + 1)
                 time = t->found_time + 2; /* after the synthetic start and name */
         struct fr_buf ev = {0};
-        for (int k = 0, n = 0; k < 2; k++) {
+        int n = 0;
+        for (int k = 0; k < 2; k++) {
                 if (!counts[k])
                         continue;
                 fr_buf_put_u8(&ev, FR_EV_LOST);
                 fr_buf_put_uvarint(&ev, n++ ? 1 : 0); /* time delta: strictly increasing */
                 fr_buf_put_uvarint(&ev, kinds[k]);
                 fr_buf_put_uvarint(&ev, counts[k]);
+        }
+        for (uint32_t bit = 1; notes; bit <<= 1) {
+                if (!(notes & bit))
+                        continue;
+                notes &= ~bit;
+                char msg[160];
+                int len = fr__sampler_note_text(t, bit, msg, sizeof msg);
+                if (len <= 0 || (size_t)len >= sizeof msg)
+                        continue;
+                uint32_t cat = fr__name_intern("flightrec");
+                if (!cat)
+                        continue;
+                fr__name_mark(cat, gen);
+                fr_buf_put_u8(&ev, FR_EV_LOG);
+                fr_buf_put_uvarint(&ev, n++ ? 1 : 0);
+                fr_buf_put_uvarint(&ev, 0); /* task */
+                fr_buf_put_uvarint(&ev, cat);
+                fr_buf_put_string(&ev, msg, (size_t)len);
+        }
+        if (n == 0) {
+                fr_buf_free(&ev);
+                return 0;
         }
         return put_advancer_events(g, t, gen, time, &ev, nbatches, max_time);
 }

@@ -113,6 +113,12 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
                 return -EINVAL;
         }
         ret->force_timer = sampler && strcmp(sampler, "timer") == 0;
+        const char *sec = getenv("FLIGHTREC_SECCOMP");
+        if (sec && strcmp(sec, "timer") && strcmp(sec, "off")) {
+                fr__log_error("FLIGHTREC_SECCOMP='%s' is neither 'timer' nor 'off'; not starting", sec);
+                return -EINVAL;
+        }
+        ret->seccomp_off = sec && strcmp(sec, "off") == 0;
         ret->hz = (unsigned)hz;
         ret->period_ms = (unsigned)period;
         ret->generations = (unsigned)gens;
@@ -144,6 +150,10 @@ static int start_locked(const struct fr_agent_config *cfg) {
                 once = true;
         }
         fr__cfg = *cfg;
+        if (cfg->seccomp_off && fr__seccomp_filtered(true)) {
+                fr__log_error("under a seccomp filter and FLIGHTREC_SECCOMP=off: not starting");
+                return -EPERM;
+        }
         read_identity();
         fr__clock_init();
         int r = fr__names_init();
@@ -202,6 +212,13 @@ void fr_stop(void) {
                 if (fr__getenv("FLIGHTREC_DEBUG")) {
                         struct fr_stats st;
                         fr__advancer_stats(&st);
+                        fr__sampler_counts(&st);
+                        fr__log_error("stop: %u threads on perf events, %u on CPU timers (budget "
+                                      "%u descriptors), %llu re-armed; %llu identity checks in "
+                                      "%llu us", st.threads_perf, st.threads_timer, st.fd_budget,
+                                      (unsigned long long)st.sampler_rearms,
+                                      (unsigned long long)st.fd_checks,
+                                      (unsigned long long)(st.fd_check_ns / 1000));
                         fr__log_error("stop: sampler %u at %u Hz: %llu samples taken, %llu kept",
                                       st.sampler, st.hz, (unsigned long long)fr__samples_taken(),
                                       (unsigned long long)st.samples);
@@ -254,6 +271,7 @@ int fr_get_stats(struct fr_stats *ret) {
         if (r == 0) {
                 fr__advancer_stats(ret);
                 ret->samples_taken = fr__samples_taken();
+                fr__sampler_counts(ret);
         }
         pthread_mutex_unlock(&start_lock);
         return r;

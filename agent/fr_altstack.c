@@ -37,6 +37,7 @@
  * installs) and drops the sample (the next perf sample's weight covers
  * the period). That first frame on the application's stack is the one gap. */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
@@ -56,6 +57,12 @@ static __thread struct {
 } alt FR_TLS;
 
 static _Atomic size_t stack_bytes; /* usable size of ours; 0: not computed yet */
+/* In a forked child: the forking thread's stack, still in use there, which
+ * records copied from the parent may name (the advancer's TLS is not the
+ * forking thread's, so alt.mine alone cannot tell). */
+static _Atomic(uint8_t *) forked_keep;
+
+static void atfork_child(void) { atomic_store(&forked_keep, alt.mine); }
 
 static size_t page_bytes(void) {
         long p = sysconf(_SC_PAGESIZE);
@@ -76,6 +83,8 @@ size_t fr__altstack_size(void) {
         atomic_store_explicit(&stack_bytes, n, memory_order_relaxed);
         return n;
 }
+
+static void fr__altstack_atfork(void) { pthread_atfork(NULL, NULL, atfork_child); }
 
 /* install - put ours in place for the calling thread (mapping it first if
  * needed). Async-signal-safe: mmap, mprotect and sigaltstack are system
@@ -115,6 +124,8 @@ static int install(struct fr_thread *t, ucontext_t *uc) {
 }
 
 int fr__altstack_ensure(struct fr_thread *t) {
+        static pthread_once_t once = PTHREAD_ONCE_INIT;
+        pthread_once(&once, fr__altstack_atfork);
         fr__altstack_size();
         stack_t cur;
         if (sigaltstack(NULL, &cur) < 0)
@@ -176,6 +187,6 @@ void fr__altstack_free_record(struct fr_thread *t) {
         /* In a forked child the calling thread's own stack is still in use
          * (the child inherits it); the records of the parent's other threads
          * name stacks nobody runs on here. */
-        if (m && m != alt.mine)
+        if (m && m != alt.mine && m != atomic_load(&forked_keep))
                 munmap(m, page_bytes() + atomic_load(&stack_bytes));
 }

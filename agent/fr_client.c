@@ -19,7 +19,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <time.h>
@@ -55,15 +54,38 @@ static struct {
         pthread_cond_t cond;
         pthread_t thread;
         bool started, stop;
-        int wake_fd;
+        int wake_fd;           /* read end of the wake pipe */
         int sock;
+        /* The application may close our descriptors (a daemon's
+         * close-everything loop) and reuse the numbers: checked before use. */
+        struct fr_fd_id wake_rd, wake_wr, sock_id;
         _Atomic int welcomed;
         struct trigger *waiters;
         uint64_t next_trigger_id;
         char last_refusal[256];
         uint64_t hold_id;        /* the ring snapshot holding the ring, or 0 */
         uint64_t hold_until_ms;  /* released by itself then */
-} cl = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1, .sock = -1};
+} cl = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1, .sock = -1, .wake_rd = {-1},
+        .wake_wr = {-1}, .sock_id = {-1}};
+
+/* wake - poke the client thread (cl.lock held). */
+static void wake(void) {
+        uint64_t one = 1;
+        if (fr__fd_ours(&cl.wake_wr))
+                (void)!write(cl.wake_wr.fd, &one, sizeof one);
+}
+
+/* open_wake - the wake pipe (cl.lock held; the client thread not running,
+ * or it is the caller). A pipe, not an eventfd: its inode is its own, so
+ * fr__fd_ours can tell it from a file the application put on its number. */
+static int open_wake(void) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) < 0)
+                return -errno;
+        cl.wake_fd = fr__fd_keep(&cl.wake_rd, p[0]);
+        fr__fd_keep(&cl.wake_wr, p[1]);
+        return 0;
+}
 
 static uint64_t now_ms(void) {
         struct timespec ts;
@@ -233,8 +255,7 @@ int fr__client_snapshot(const char *reason) {
         struct trigger t = {.id = ++cl.next_trigger_id, .reason = reason, .state = TR_QUEUED};
         t.next = cl.waiters;
         cl.waiters = &t;
-        uint64_t one = 1;
-        (void)!write(cl.wake_fd, &one, sizeof one);
+        wake();
         int r = wait_state(&t, TR_ACCEPTED, ACCEPT_TIMEOUT_MS);
         if (r == 0)
                 r = wait_state(&t, TR_DONE, DONE_TIMEOUT_MS);
@@ -254,7 +275,7 @@ static void release_hold(int result);
 
 static void disconnect(void) {
         release_hold(-ECONNRESET); /* nobody is reading the ring any more */
-        if (cl.sock >= 0)
+        if (cl.sock >= 0 && fr__fd_ours(&cl.sock_id))
                 close(cl.sock);
         cl.sock = -1;
         atomic_store(&cl.welcomed, 0);
@@ -282,7 +303,7 @@ static int try_connect(void) {
         fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
         struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
         setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        cl.sock = s;
+        cl.sock = fr__fd_keep(&cl.sock_id, s);
         int r = send_hello();
         if (r < 0)
                 disconnect();
@@ -447,6 +468,25 @@ static void *client_main(void *arg) {
                 }
                 if (stop && (!cl.hold_id || cl.sock < 0 || now >= stop_by))
                         break;
+                /* Closed or replaced by the application: forget the numbers
+                 * (never close them), reconnect, hand the ring again. */
+                if (cl.sock >= 0 && !fr__fd_ours(&cl.sock_id)) {
+                        fr__log_error("the daemon connection's descriptor %d was closed by the "
+                                      "application; reconnecting", cl.sock);
+                        cl.sock = -1;
+                        disconnect();
+                        next_try = 0;
+                }
+                if (!fr__fd_ours(&cl.wake_rd) || !fr__fd_ours(&cl.wake_wr)) {
+                        pthread_mutex_lock(&cl.lock);
+                        if (fr__fd_ours(&cl.wake_rd))
+                                close(cl.wake_rd.fd);
+                        if (fr__fd_ours(&cl.wake_wr))
+                                close(cl.wake_wr.fd);
+                        cl.wake_rd.fd = cl.wake_wr.fd = cl.wake_fd = -1;
+                        open_wake();
+                        pthread_mutex_unlock(&cl.lock);
+                }
                 if (cl.sock < 0 && now >= next_try) {
                         fr_wire_reader_free(&rd);
                         fr_wire_reader_init(&rd, FR_WIRE_DEFAULT_MAX_FRAME, 1);
@@ -477,8 +517,8 @@ static void *client_main(void *arg) {
                 if (n < 0)
                         continue; /* EINTR */
                 if (p[0].revents & POLLIN) {
-                        uint64_t v;
-                        (void)!read(cl.wake_fd, &v, sizeof v);
+                        uint64_t v[8];
+                        (void)!read(cl.wake_fd, v, sizeof v);
                 }
                 if (cl.sock < 0 || !(p[1].revents & (POLLIN | POLLHUP | POLLERR)))
                         continue;
@@ -523,12 +563,12 @@ int fr__client_start(void) {
                 pthread_mutex_unlock(&cl.lock);
                 return -EALREADY;
         }
-        if (cl.wake_fd < 0)
-                cl.wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (cl.wake_fd < 0) {
-                int e = errno;
-                pthread_mutex_unlock(&cl.lock);
-                return -e;
+        if (!fr__fd_ours(&cl.wake_rd) || !fr__fd_ours(&cl.wake_wr)) {
+                int e = open_wake();
+                if (e < 0) {
+                        pthread_mutex_unlock(&cl.lock);
+                        return e;
+                }
         }
         pthread_condattr_t ca;
         pthread_condattr_init(&ca);
@@ -559,8 +599,7 @@ void fr__client_stop(void) {
         }
         cl.stop = true;
         fail_triggers_locked(-ECANCELED);
-        uint64_t one = 1;
-        (void)!write(cl.wake_fd, &one, sizeof one);
+        wake();
         pthread_mutex_unlock(&cl.lock);
         pthread_join(cl.thread, NULL);
         pthread_mutex_lock(&cl.lock);
@@ -576,10 +615,12 @@ void fr__client_forget(void) {
         cl.waiters = NULL;
         atomic_store(&cl.welcomed, 0);
         cl.hold_id = 0; /* the parent's hold (fr__ring_init forgot its pins) */
-        if (cl.sock >= 0)
+        if (cl.sock >= 0 && fr__fd_ours(&cl.sock_id))
                 close(cl.sock); /* the parent's connection: not ours to speak on */
         cl.sock = -1;
-        if (cl.wake_fd >= 0)
-                close(cl.wake_fd);
-        cl.wake_fd = -1;
+        if (fr__fd_ours(&cl.wake_rd))
+                close(cl.wake_rd.fd);
+        if (fr__fd_ours(&cl.wake_wr))
+                close(cl.wake_wr.fd);
+        cl.wake_fd = cl.wake_rd.fd = cl.wake_wr.fd = -1;
 }

@@ -138,15 +138,28 @@ struct fr_samples {
         uint8_t *mem;              /* 2 * cap bytes, mmap'd; NULL: no sampler yet */
         uint32_t cap;
         uint32_t pos[2];           /* bytes written per parity */
+        uint32_t touched[2];       /* advancer: bytes of each parity in memory (pages) */
         uint64_t lost[2];          /* samples dropped (buffer full) per parity */
         _Atomic uint64_t taken;    /* samples the handler handled (recorded or lost) */
-        int perf_fd;               /* -1: none */
+        _Atomic int perf_fd;       /* -1: none; stored after perf_id (the advancer checks it) */
+        uint64_t perf_id;          /* PERF_EVENT_IOC_ID of it: its identity (fr_fds.c) */
         uint64_t perf_count;       /* event count (ns) accounted for by samples */
         int timer_slot;            /* -1: none; else index in the timer table */
         void *timer;               /* timer_t of the fallback sampler */
         _Atomic uintptr_t stack_lo, stack_hi; /* 0: unknown (leaf-only samples) */
         _Atomic uintptr_t first_sp;           /* a stack pointer seen, to find the bounds */
         bool arm_failed;                      /* reported; not retried until restart */
+        /* What the trace should say about this thread's sampler (FR_NOTE_*),
+         * written as a LOG event (category "flightrec") by the advancer. */
+        _Atomic uint32_t note;
+        int lost_fd;                          /* FR_NOTE_REARMED: the number we lost */
+};
+enum {
+        FR_NOTE_PERF = 1,           /* sampled by its perf event */
+        FR_NOTE_TIMER_BUDGET = 2,   /* by the CPU timer: descriptor budget reached */
+        FR_NOTE_TIMER_SECCOMP = 4,  /* by the CPU timer: under a seccomp filter */
+        FR_NOTE_TIMER_REFUSED = 8,  /* by the CPU timer: perf_event_open refused */
+        FR_NOTE_REARMED = 16,       /* its perf descriptor was closed or replaced */
 };
 
 struct fr_thread {
@@ -248,6 +261,46 @@ void fr__altstack_release(struct fr_thread *t);
 /* fr__altstack_free_record - free the stack t's thread used; only once the
  * thread is gone (adopted record reaped), or in a forked child. */
 void fr__altstack_free_record(struct fr_thread *t);
+
+/* ---- descriptors (fr_fds.c) -------------------------------------------- */
+/* Perf events take at most soft RLIMIT_NOFILE / FR_FD_BUDGET_DIVISOR
+ * descriptors, never more than FR_FD_BUDGET_MAX. */
+#define FR_FD_BUDGET_DIVISOR 16u
+#define FR_FD_BUDGET_MAX 4096u
+#define FR_FD_OTHERS 8u /* socket, wake pipe, memfd, and transient /proc reads */
+/* fr__fd_budget - the budget now (the limit read again). */
+unsigned fr__fd_budget(void);
+/* fr__fd_move_high - fd moved up, out of the low numbers (see fr_fds.c);
+ * the same fd when there is no room up there. */
+int fr__fd_move_high(int fd);
+/* fr__perf_fd_id - record the identity of our new perf event fd. */
+int fr__perf_fd_id(int fd, uint64_t *ret_id);
+/* fr__perf_fd_intact - fd is still the perf event whose id is id. */
+bool fr__perf_fd_intact(int fd, uint64_t id);
+
+/* The identity of one of our other descriptors (socket, pipe, memfd: files
+ * with an inode of their own, unlike perf events). */
+struct fr_fd_id {
+        int fd; /* -1: none */
+        dev_t dev;
+        ino_t ino;
+};
+/* fr__fd_keep - fd moved high and its identity recorded in id; returns the
+ * descriptor to use (id->fd). */
+int fr__fd_keep(struct fr_fd_id *id, int fd);
+/* fr__fd_ours - id's number still holds that file (else the application
+ * closed it, and may own the number now: never touch it). */
+bool fr__fd_ours(const struct fr_fd_id *id);
+
+/* ---- seccomp (fr_seccomp.c) ---------------------------------------------- */
+/* fr__seccomp_mode - Seccomp: of the calling thread (0 none, 1 strict, 2
+ * filter; -1 unreadable). */
+int fr__seccomp_mode(void);
+/* fr__seccomp_filtered - the calling thread (process_too: or the main
+ * thread) is under a filter, now or ever before (sticky). */
+bool fr__seccomp_filtered(bool process_too);
+/* fr__seccomp_seen - a filter was seen (no system call). */
+bool fr__seccomp_seen(void);
 
 /* ---- event writing (fr_write.c) --------------------------------------- */
 /* fr__acquire - enter the thread's seqlock; returns the generation to write
@@ -361,6 +414,11 @@ void fr__sampler_rescan(uint64_t gen);
  * sampler is disarmed already). */
 void fr__samples_free(struct fr_thread *t);
 
+/* fr__sampler_note_text - the LOG message of one FR_NOTE_* bit. */
+int fr__sampler_note_text(struct fr_thread *t, uint32_t bit, char *buf, size_t len);
+/* fr__sampler_counts - threads per sampler now, re-arms, identity checks and
+ * their cost since the sampler started (for fr_stats). */
+void fr__sampler_counts(struct fr_stats *ret);
 /* fr__samples_taken - sum of the handlers' counts since the sampler started. */
 uint64_t fr__samples_taken(void);
 
@@ -401,6 +459,7 @@ struct fr_agent_config {
         char dir[4096];
         bool sampling_off;
         bool force_timer; /* FLIGHTREC_SAMPLER=timer: skip the perf event */
+        bool seccomp_off; /* FLIGHTREC_SECCOMP=off: under a filter, no agent */
 };
 extern struct fr_agent_config fr__cfg;
 extern _Atomic int fr__running;

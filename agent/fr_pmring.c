@@ -74,7 +74,7 @@ uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks) {
         }
         pm.map = p;
         pm.map_len = len;
-        pm.fd = fd;
+        pm.fd = fd >= 0 ? fr__fd_move_high(fd) : -1; /* out of the low numbers */
         pm.owner = getpid();
         pm.hdr = (struct fr_pm_header *)p;
         memcpy(pm.hdr->magic, FR_PM_MAGIC, FR_PM_MAGIC_LEN);
@@ -91,8 +91,41 @@ uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks) {
 
 /* Is pm.fd still our memfd? */
 static bool fd_is_ours(void) {
-        struct stat st;
-        return pm.fd >= 0 && fstat(pm.fd, &st) == 0 && st.st_dev == pm.dev && st.st_ino == pm.ino;
+        struct fr_fd_id id = {pm.fd, pm.dev, pm.ino};
+        return fr__fd_ours(&id);
+}
+
+/* reopen - the application closed our memfd (a close-everything loop): get
+ * it back from our own mapping of it, to hand it to the daemon again. The
+ * kernel allows this with CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE only;
+ * without, the connection goes on without a post-mortem ring. */
+static bool reopen(void) {
+        if (!pm.map || pm.dev == 0 || getpid() != pm.owner)
+                return false;
+        /* The name is the range of the first area of the mapping (it may be
+         * split by protections): look it up. */
+        FILE *f = fopen("/proc/self/maps", "re");
+        unsigned long lo, hi = 0, want = (unsigned long)pm.map;
+        char line[256];
+        while (f && fgets(line, sizeof line, f))
+                if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo == want)
+                        break;
+        if (f)
+                fclose(f);
+        if (hi == 0 || lo != want)
+                return false;
+        char path[96];
+        snprintf(path, sizeof path, "/proc/self/map_files/%lx-%lx", lo, hi);
+        struct fr_fd_id id;
+        int fd = fr__fd_keep(&id, open(path, O_RDONLY | O_CLOEXEC));
+        if (fd < 0)
+                return false;
+        if (id.dev != pm.dev || id.ino != pm.ino) {
+                close(fd);
+                return false;
+        }
+        pm.fd = fd;
+        return true;
 }
 
 void fr__pm_unmap(void) {
@@ -105,7 +138,7 @@ void fr__pm_unmap(void) {
 }
 
 int fr__pm_dup_readonly(void) {
-        if (!fd_is_ours())
+        if (!fd_is_ours() && !reopen())
                 return -ENOENT;
         /* A fresh open of the same memfd, read-only: the daemon gets no way to
          * write into this process's memory. */

@@ -60,7 +60,7 @@ static struct {
          * never tears the one a running handler reads. */
         struct sigaction previous[2];
         _Atomic int prev_slot;
-        unsigned kind;              /* enum fr_sampler_kind */
+        _Atomic unsigned kind;      /* enum fr_sampler_kind (the advancer may switch to timers) */
         unsigned hz;
         uint64_t period_ns;
         _Atomic(struct fr_thread *) *by_fd;    /* perf fd -> record */
@@ -69,6 +69,10 @@ static struct {
         pthread_mutex_t timer_lock;            /* slot allocation */
         _Atomic uint64_t taken_by_gone;        /* samples taken by threads since freed */
         unsigned next_slot;
+        _Atomic unsigned perf_fds;             /* perf descriptors held (the budget's count) */
+        _Atomic unsigned timers;               /* timer samplers held */
+        /* Written by the advancer, read by fr_get_stats. */
+        _Atomic uint64_t rearms, checks, check_ns;
 } sp = {.timer_lock = PTHREAD_MUTEX_INITIALIZER};
 
 struct hook {
@@ -93,6 +97,9 @@ static inline uint8_t *put_u64le(uint8_t *p, uint64_t v) {
 
 /* unwind - the interrupted pc, then the return addresses found by walking
  * frame pointers inside [sp, hi). Returns the number of frames stored. */
+/* Not instrumented by ASan: the walk reads the interrupted thread's stack
+ * frames, which ASan may have poisoned (out-of-scope locals). */
+__attribute__((no_sanitize("address")))
 static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
         uintptr_t pc, fp, sp_;
 #if defined(__x86_64__)
@@ -272,8 +279,10 @@ static int arm_perf(struct fr_thread *t) {
         long fd = perf_open(t->tid, sp.hz);
         if (fd < 0)
                 return -errno;
+        fd = fr__fd_move_high((int)fd); /* out of the numbers select() users need */
         struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = t->tid};
-        if ((size_t)fd >= sp.nfd || fcntl((int)fd, F_SETOWN_EX, &owner) < 0 ||
+        if ((size_t)fd >= sp.nfd || fr__perf_fd_id((int)fd, &t->samples.perf_id) < 0 ||
+            fcntl((int)fd, F_SETOWN_EX, &owner) < 0 ||
             fcntl((int)fd, F_SETSIG, SIGPROF) < 0 ||
             fcntl((int)fd, F_SETFL, O_ASYNC | O_NONBLOCK) < 0) {
                 close((int)fd);
@@ -334,6 +343,7 @@ static int arm_timer(struct fr_thread *t) {
                 t->samples.timer_slot = -1;
                 return e;
         }
+        atomic_fetch_add(&sp.timers, 1);
         return 0;
 }
 
@@ -382,12 +392,28 @@ void fr__sampler_arm(struct fr_thread *t, bool self) {
                 t->samples.cap = cap;
         }
         int r = -ENOSYS;
-        if (sp.kind == FR_SAMPLER_PERF)
-                r = arm_perf(t);
+        uint32_t note = FR_NOTE_TIMER_REFUSED;
+        if (sp.kind == FR_SAMPLER_PERF) {
+                /* The budget: reserve a descriptor first (threads arm at once). */
+                if (atomic_fetch_add(&sp.perf_fds, 1) >= fr__fd_budget())
+                        note = FR_NOTE_TIMER_BUDGET;
+                /* A filter may have come since the last period: the calling
+                 * thread's, before its first perf call (fr_seccomp.c). */
+                else if ((self || fr__seccomp_seen()) && fr__seccomp_filtered(false))
+                        note = FR_NOTE_TIMER_SECCOMP;
+                else if ((r = arm_perf(t)) == 0)
+                        note = FR_NOTE_PERF;
+                if (r < 0)
+                        atomic_fetch_sub(&sp.perf_fds, 1);
+        } else if (fr__seccomp_seen()) {
+                note = FR_NOTE_TIMER_SECCOMP;
+        }
         if (r == -ESRCH)
                 return; /* the thread is gone already */
         if (r < 0)
                 r = arm_timer(t); /* also for the odd thread perf refuses */
+        if (r == 0 && !fr__cfg.force_timer)
+                atomic_fetch_or(&t->samples.note, note);
         if (r < 0) {
                 t->samples.arm_failed = true; /* said once; not retried every period */
                 if (fr__thread_exists(t->tid)) /* a thread exiting under us is no news */
@@ -404,17 +430,27 @@ void fr__sampler_disarm_all(void) {
         fr__threads_unlock();
 }
 
+/* forget_perf - t's perf descriptor is no longer its sampler; closed only if
+ * it is still ours (the application may own the number now). */
+static void forget_perf(struct fr_thread *t, bool close_it) {
+        struct fr_samples *s = &t->samples;
+        struct fr_thread *mine = t;
+        atomic_compare_exchange_strong(&sp.by_fd[s->perf_fd], &mine, NULL);
+        if (close_it && fr__perf_fd_intact(s->perf_fd, s->perf_id))
+                close(s->perf_fd);
+        s->perf_fd = -1;
+        atomic_fetch_sub(&sp.perf_fds, 1);
+}
+
 void fr__sampler_disarm(struct fr_thread *t) {
         struct fr_samples *s = &t->samples;
-        if (s->perf_fd >= 0) {
-                atomic_store(&sp.by_fd[s->perf_fd], NULL);
-                close(s->perf_fd);
-                s->perf_fd = -1;
-        }
+        if (s->perf_fd >= 0)
+                forget_perf(t, true);
         if (s->timer_slot >= 0) {
                 timer_delete((timer_t)s->timer);
                 atomic_store(&sp.by_timer[s->timer_slot], NULL);
                 s->timer_slot = -1;
+                atomic_fetch_sub(&sp.timers, 1);
         }
 }
 
@@ -465,6 +501,9 @@ int fr__sampler_init(unsigned hz) {
         /* Counts start again with the recorder (records of live threads
          * outlive a stop). */
         atomic_store(&sp.taken_by_gone, 0);
+        atomic_store(&sp.rearms, 0);
+        atomic_store(&sp.checks, 0);
+        atomic_store(&sp.check_ns, 0);
         fr__threads_lock();
         for (struct fr_thread *t = fr__threads_head(); t; t = t->next)
                 atomic_store(&t->samples.taken, 0);
@@ -473,10 +512,8 @@ int fr__sampler_init(unsigned hz) {
         if (hz == 0 || fr__cfg.sampling_off)
                 return 0;
         if (!sp.by_fd) {
-                struct rlimit rl;
+                /* The whole range: the limit may be raised later. */
                 size_t n = FD_TABLE_MAX;
-                if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < n)
-                        n = rl.rlim_cur;
                 sp.by_fd = table(n);
                 sp.by_timer = table(TIMER_TABLE_SIZE);
                 if (!sp.by_fd || !sp.by_timer)
@@ -486,13 +523,19 @@ int fr__sampler_init(unsigned hz) {
         int r = install_handler();
         if (r < 0)
                 return r;
-        /* Probe: perf_event_open on ourselves tells which sampler works here. */
-        long fd = fr__cfg.force_timer ? (errno = EPERM, -1) : perf_open((pid_t)syscall(SYS_gettid), hz);
+        /* Probe: perf_event_open on ourselves tells which sampler works here
+         * (never under a seccomp filter: it is not in @system-service). */
+        bool filtered = !fr__cfg.force_timer && fr__seccomp_filtered(true);
+        if (filtered)
+                fr__log_error("under a seccomp filter: sampling with CPU timers, "
+                              "no perf_event_open");
+        long fd = fr__cfg.force_timer || filtered ? (errno = EPERM, -1)
+                                                  : perf_open((pid_t)syscall(SYS_gettid), hz);
         if (fd >= 0) {
                 close((int)fd);
                 sp.kind = FR_SAMPLER_PERF;
         } else {
-                if (!fr__cfg.force_timer)
+                if (!fr__cfg.force_timer && !filtered)
                         fr__log_error("perf_event_open refused (%s): sampling with CPU timers, "
                                       "which fire at the scheduler tick", strerror(errno));
                 sp.kind = FR_SAMPLER_TIMER;
@@ -513,6 +556,72 @@ int fr_set_traceback(fr_traceback_fn fn, void *arg) {
         }
         /* The old hook stays allocated: a handler may still be running it. */
         atomic_store_explicit(&traceback, h, memory_order_release);
+        return 0;
+}
+
+/* ---- our descriptors, checked every period ----------------------------------- */
+
+static uint64_t cpu_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* check_descriptors - every perf descriptor of ours that the application
+ * closed or replaced (close-everything loops, close_range, dup2 onto our
+ * number) is dropped without touching the number, and the thread re-armed.
+ * All are checked before any is re-armed: a re-arm may take a number just
+ * freed, which a later check would otherwise take for a replacement. */
+static void check_descriptors(struct fr_thread *head) {
+        uint64_t t0 = cpu_ns(), checked = 0;
+        bool any = false;
+        for (struct fr_thread *t = head; t; t = t->next) {
+                if (t->samples.perf_fd < 0)
+                        continue;
+                checked++;
+                if (fr__perf_fd_intact(t->samples.perf_fd, t->samples.perf_id))
+                        continue;
+                t->samples.lost_fd = t->samples.perf_fd;
+                forget_perf(t, false);
+                atomic_fetch_or(&t->samples.note, FR_NOTE_REARMED);
+                atomic_fetch_add_explicit(&sp.rearms, 1, memory_order_relaxed);
+                any = true;
+        }
+        atomic_fetch_add_explicit(&sp.checks, checked, memory_order_relaxed);
+        atomic_fetch_add_explicit(&sp.check_ns, cpu_ns() - t0, memory_order_relaxed);
+        if (!any)
+                return;
+        for (struct fr_thread *t = head; t; t = t->next)
+                if ((atomic_load(&t->samples.note) & FR_NOTE_REARMED) && t->samples.perf_fd < 0 &&
+                    t->samples.timer_slot < 0 && !atomic_load(&t->exit_gen))
+                        fr__sampler_arm(t, false);
+}
+
+void fr__sampler_counts(struct fr_stats *ret) {
+        ret->threads_perf = atomic_load(&sp.perf_fds);
+        ret->threads_timer = atomic_load(&sp.timers);
+        ret->fd_budget = fr__fd_budget();
+        ret->seccomp = fr__seccomp_seen();
+        ret->sampler_rearms = atomic_load_explicit(&sp.rearms, memory_order_relaxed);
+        ret->fd_checks = atomic_load_explicit(&sp.checks, memory_order_relaxed);
+        ret->fd_check_ns = atomic_load_explicit(&sp.check_ns, memory_order_relaxed);
+}
+
+int fr__sampler_note_text(struct fr_thread *t, uint32_t bit, char *buf, size_t len) {
+        switch (bit) {
+        case FR_NOTE_PERF:
+                return snprintf(buf, len, "sampler: perf task-clock event");
+        case FR_NOTE_TIMER_BUDGET:
+                return snprintf(buf, len, "sampler: CPU timer (descriptor budget of %u reached)",
+                                fr__fd_budget());
+        case FR_NOTE_TIMER_SECCOMP:
+                return snprintf(buf, len, "sampler: CPU timer (seccomp filter)");
+        case FR_NOTE_TIMER_REFUSED:
+                return snprintf(buf, len, "sampler: CPU timer (perf_event_open refused)");
+        case FR_NOTE_REARMED:
+                return snprintf(buf, len, "sampler re-armed: descriptor %d was closed or replaced "
+                                "by the application", t->samples.lost_fd);
+        }
         return 0;
 }
 
@@ -606,6 +715,21 @@ void fr__sampler_rescan(uint64_t gen) {
          * started takes our samplers' signals (and, not re-arming them, stops
          * them): put ours back in front of it and restart the samplers. */
         bool rearm = install_handler() > 0;
+        /* A seccomp filter installed since the last period: new samplers are
+         * timers from now on (running perf events only need read and ioctl,
+         * which the filter allows); FLIGHTREC_SECCOMP=off: no sampling. */
+        if ((sp.kind == FR_SAMPLER_PERF || fr__cfg.seccomp_off) && fr__seccomp_filtered(true)) {
+                fr__log_error("a seccomp filter appeared: new threads are sampled with CPU "
+                              "timers%s", fr__cfg.seccomp_off ? "; FLIGHTREC_SECCOMP=off: "
+                                                               "sampling stops" : "");
+                if (sp.kind == FR_SAMPLER_PERF)
+                        sp.kind = FR_SAMPLER_TIMER;
+                if (fr__cfg.seccomp_off) {
+                        fr__sampler_disarm_all();
+                        sp.kind = FR_SAMPLER_NONE;
+                        return;
+                }
+        }
         size_t n;
         pid_t *tids = list_tasks(&n);
         if (!tids)
@@ -615,6 +739,7 @@ void fr__sampler_rescan(uint64_t gen) {
         if (rearm)
                 for (struct fr_thread *t = head; t; t = t->next)
                         fr__sampler_disarm(t); /* re-armed below */
+        check_descriptors(head);
         /* Adopted threads that are gone: no exit event of their own, so the
          * advancer ends them at this generation's start. */
         for (struct fr_thread *t = head; t; t = t->next) {
@@ -680,14 +805,18 @@ void fr__sampler_forget(void) {
         my_tid = 0;
         if (sp.by_fd) {
                 for (size_t fd = 0; fd < sp.nfd; fd++) {
-                        if (atomic_load_explicit(&sp.by_fd[fd], memory_order_relaxed)) {
+                        struct fr_thread *t = atomic_load_explicit(&sp.by_fd[fd], memory_order_relaxed);
+                        if (t) {
                                 atomic_store(&sp.by_fd[fd], NULL);
-                                close((int)fd);
+                                if (fr__perf_fd_intact((int)fd, t->samples.perf_id))
+                                        close((int)fd);
                         }
                 }
+                atomic_store(&sp.perf_fds, 0);
         }
         if (sp.by_timer)
                 memset((void *)sp.by_timer, 0, TIMER_TABLE_SIZE * sizeof(void *));
+        atomic_store(&sp.timers, 0);
         pthread_mutex_init(&sp.timer_lock, NULL);
 }
 
@@ -701,6 +830,17 @@ uint64_t fr__samples_taken(void) {
 }
 
 /* ---- draining a generation (advancer) --------------------------------------- */
+
+/* release_idle - memory of idle threads: the pages of parity p beyond what
+ * this generation used go back to the kernel (written in earlier, busier
+ * generations). No handler writes into parity p until the advancer moves the
+ * generation on again, so this is safe here. */
+static void release_idle(struct fr_samples *s, unsigned p) {
+        size_t page = 4096, used = ((size_t)s->pos[p] + page - 1) & ~(page - 1);
+        if (s->touched[p] > used)
+                madvise(s->mem + (size_t)p * s->cap + used, s->touched[p] - used, MADV_DONTNEED);
+        s->touched[p] = (uint32_t)used;
+}
 
 static void flush_batch(struct fr_buf *out, struct fr_buf *payload, uint64_t gen, pid_t tid,
                         uint64_t base, size_t *nbatches) {
@@ -718,8 +858,12 @@ uint64_t fr__samples_drain(struct fr_thread *t, uint64_t gen, uint64_t start,
         unsigned p = gen & 1;
         uint64_t lost = s->lost[p];
         s->lost[p] = 0;
-        if (!s->mem || (s->pos[p] == 0 && lost == 0))
+        if (!s->mem)
                 return 0;
+        if (s->pos[p] == 0 && lost == 0) {
+                release_idle(s, p);
+                return 0;
+        }
         const uint8_t *q = s->mem + (size_t)p * s->cap, *end = q + s->pos[p];
         struct fr_buf payload = {0};
         uint64_t base = 0, last = 0, v = 0, pcs[FR_MAX_STACK_FRAMES];
@@ -777,6 +921,7 @@ uint64_t fr__samples_drain(struct fr_thread *t, uint64_t gen, uint64_t start,
         }
         flush_batch(out, &payload, gen, t->tid, base, nbatches);
         fr_buf_free(&payload);
+        release_idle(s, p);
         s->pos[p] = 0;
         return last;
 }

@@ -30,7 +30,11 @@ struct fr_thread *fr__threads_head(void) { return reg.head; }
 
 static void on_thread_exit(void *arg) {
         struct fr_thread *t = arg;
-        fr__sampler_disarm(t); /* before the record can be freed */
+        /* Before the record can be freed; under the lock, as the advancer's
+         * descriptor checks may re-arm the same record. */
+        fr__threads_lock();
+        fr__sampler_disarm(t);
+        fr__threads_unlock();
         fr__altstack_release(t);
         fr__self = NULL;
         self_gone = true;

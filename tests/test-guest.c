@@ -1,7 +1,11 @@
 /* The agent as a good guest (issue 16): its signal handlers run on an
  * alternate signal stack, so threads with the smallest stacks survive being
  * sampled; an application's own alternate stack is used, never replaced;
- * the handler's stack use is measured against its budget. */
+ * the handler's stack use is measured against its budget. Its descriptors
+ * stay within a budget of the soft RLIMIT_NOFILE (1500 threads under 1024);
+ * descriptors the application closes or replaces are noticed and re-armed;
+ * under a seccomp kill filter of systemd's @system-service (before start, or
+ * installed by the application after) the process lives and records. */
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
@@ -14,8 +18,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
+#include <fcntl.h>
+#include <seccomp.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -97,15 +107,26 @@ static int stop_recorder(void **state) {
 struct per_tid {
         uint64_t tid[MAX_TIDS], weight[MAX_TIDS], in_fn[MAX_TIDS];
         void *fn; /* samples with a frame in fn's first 512 bytes count in in_fn */
-        uint64_t sampler;
+        uint64_t sampler, total_weight;
+        uint64_t rearm_logs, budget_logs[MAX_TIDS], seccomp_logs; /* "flightrec" LOG events */
 };
 
 static int on_gen(const struct fr_trace_header *h, const struct fr_generation *g, void *ud) {
         (void)h;
         struct per_tid *p = ud;
         p->sampler = g->sampler;
+        for (size_t i = 0; i < g->nevents; i++) {
+                const struct fr_event *e = &g->events[i];
+                if (e->type != FR_EV_LOG || !e->category || strcmp(e->category, "flightrec"))
+                        continue;
+                p->rearm_logs += strstr(e->message, "re-armed") != NULL;
+                p->seccomp_logs += strstr(e->message, "seccomp") != NULL;
+                for (int k = 0; k < MAX_TIDS && p->tid[k]; k++)
+                        p->budget_logs[k] += e->tid == p->tid[k] && strstr(e->message, "budget");
+        }
         for (size_t i = 0; i < g->nsamples; i++) {
                 const struct fr_sample *s = &g->samples[i];
+                p->total_weight += s->weight;
                 for (int k = 0; k < MAX_TIDS && p->tid[k]; k++) {
                         if (p->tid[k] != s->tid)
                                 continue;
@@ -289,11 +310,401 @@ static void test_handler_stack_use(void **state) {
         }
 }
 
+/* ---- the descriptor budget ---------------------------------------------------------- */
+
+static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
+static bool idle_release;
+
+static void *idle_thread(void *p) {
+        (void)p;
+        pthread_mutex_lock(&idle_lock);
+        while (!idle_release)
+                pthread_cond_wait(&idle_cond, &idle_lock);
+        pthread_mutex_unlock(&idle_lock);
+        return NULL;
+}
+
+struct busy_arg {
+        double seconds, cpu;
+        pid_t tid;
+};
+
+static void *busy_thread(void *p) {
+        struct busy_arg *a = p;
+        a->tid = gettid();
+        double t0 = thread_cpu();
+        guestHog(a->seconds);
+        a->cpu = thread_cpu() - t0;
+        return NULL;
+}
+
+static int count_perf_fds(int *ret_lowest) {
+        int n = 0, low = INT_MAX;
+        DIR *d = opendir("/proc/self/fd");
+        struct dirent *e;
+        while (d && (e = readdir(d))) {
+                char path[300], target[256];
+                snprintf(path, sizeof path, "/proc/self/fd/%s", e->d_name);
+                ssize_t k = readlink(path, target, sizeof target - 1);
+                if (k > 0) {
+                        target[k] = '\0';
+                        if (strstr(target, "perf_event")) {
+                                n++;
+                                if (atoi(e->d_name) < low)
+                                        low = atoi(e->d_name);
+                        }
+                }
+        }
+        if (d)
+                closedir(d);
+        if (ret_lowest)
+                *ret_lowest = low;
+        return n;
+}
+
+#define NIDLE 1500
+#define NBUSY 4
+
+/* 1,500 threads under the soft limit of systemd's services (1024): the
+ * agent takes at most 1/16 of it (64 perf events, high numbers), the rest of
+ * the threads get CPU timers, and the application opens all its files. A
+ * limit raised later raises the budget. */
+static void test_fd_budget_1500_threads(void **state) {
+        (void)state;
+        struct rlimit saved, rl;
+        assert_int_equal(getrlimit(RLIMIT_NOFILE, &saved), 0);
+        if (saved.rlim_max < 4096)
+                skip();
+        rl = (struct rlimit){1024, saved.rlim_max};
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        start(100, 100);
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setstacksize(&attr, 64 * 1024);
+        pthread_t *idle = calloc(NIDLE, sizeof *idle);
+        assert_non_null(idle);
+        idle_release = false;
+        size_t made = 0;
+        for (; made < NIDLE; made++)
+                if (pthread_create(&idle[made], &attr, idle_thread, NULL))
+                        break;
+        pthread_attr_destroy(&attr);
+        assert_int_equal(made, NIDLE);
+        struct busy_arg busy[NBUSY + 2];
+        pthread_t bt[NBUSY + 2];
+        for (int i = 0; i < NBUSY; i++) {
+                busy[i] = (struct busy_arg){.seconds = 1.0};
+                assert_int_equal(pthread_create(&bt[i], NULL, busy_thread, &busy[i]), 0);
+        }
+        for (int i = 0; i < NBUSY; i++)
+                pthread_join(bt[i], NULL);
+        /* The application's files: all of them open. */
+        int files[100], opened = 0;
+        for (int i = 0; i < 100; i++)
+                if ((files[i] = open("/dev/null", O_RDONLY | O_CLOEXEC)) >= 0)
+                        opened++;
+        int lowest, perf = count_perf_fds(&lowest);
+        struct fr_stats st;
+        assert_int_equal(fr_get_stats(&st), 0);
+        /* Raised: new threads get perf events again. */
+        rl.rlim_cur = 4096;
+        assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
+        for (int i = NBUSY; i < NBUSY + 2; i++) {
+                busy[i] = (struct busy_arg){.seconds = 0.3};
+                assert_int_equal(pthread_create(&bt[i], NULL, busy_thread, &busy[i]), 0);
+        }
+        for (int i = NBUSY; i < NBUSY + 2; i++)
+                pthread_join(bt[i], NULL);
+        struct fr_stats st2;
+        assert_int_equal(fr_get_stats(&st2), 0);
+        struct per_tid p = {.fn = (void *)guestHog};
+        for (int i = 0; i < NBUSY + 2; i++)
+                p.tid[i] = (uint64_t)busy[i].tid;
+        snapshot_per_tid(&p);
+        pthread_mutex_lock(&idle_lock);
+        idle_release = true;
+        pthread_cond_broadcast(&idle_cond);
+        pthread_mutex_unlock(&idle_lock);
+        for (size_t i = 0; i < made; i++)
+                pthread_join(idle[i], NULL);
+        free(idle);
+        for (int i = 0; i < 100; i++)
+                if (files[i] >= 0)
+                        close(files[i]);
+        fr_stop();
+        setrlimit(RLIMIT_NOFILE, &saved);
+        print_message("ulimit -n 1024, %d threads: opened %d/100 files; %d perf fds (lowest %d), "
+                      "stats: %u on perf, %u on timers, budget %u\n",
+                      NIDLE + NBUSY, opened, perf, lowest, st.threads_perf, st.threads_timer,
+                      st.fd_budget);
+        print_message("identity checks: %llu in %llu us over %llu generations: %.0f ns per "
+                      "descriptor, %.1f us per period\n",
+                      (unsigned long long)st.fd_checks, (unsigned long long)st.fd_check_ns / 1000,
+                      (unsigned long long)st.generations,
+                      st.fd_checks ? (double)st.fd_check_ns / (double)st.fd_checks : 0.0,
+                      st.generations ? (double)st.fd_check_ns / 1000.0 / (double)st.generations : 0.0);
+        for (int i = 0; i < NBUSY + 2; i++) {
+                double expect = busy[i].cpu * 100;
+                print_message("busy thread %d (%s): weight %llu for %.2f CPU s: fidelity %.3f\n", i,
+                              p.budget_logs[i] ? "CPU timer, beyond the budget" : "perf event",
+                              (unsigned long long)p.weight[i], busy[i].cpu,
+                              (double)p.weight[i] / expect);
+                assert_true(p.weight[i] > 0); /* every busy thread is sampled */
+                if (!UNDER_TSAN)
+                        assert_true((double)p.weight[i] >= 0.8 * expect);
+        }
+        print_message("after raising the limit to 4096: budget %u, %u on perf\n", st2.fd_budget,
+                      st2.threads_perf);
+        assert_int_equal(opened, 100);
+        assert_int_equal(st.fd_budget, 1024 / 16);
+        assert_true(perf <= 1024 / 16 && st.threads_perf <= 1024 / 16);
+        assert_true(lowest >= 1024 - 1024 / 16 - 8); /* at the top, away from the low numbers */
+        assert_true(st.threads_timer >= NIDLE - 1024 / 16); /* the busy ones have exited */
+        for (int i = 0; i < NBUSY; i++)
+                assert_true(p.budget_logs[i] > 0); /* the trace says which sampler */
+        assert_int_equal(st2.fd_budget, 4096 / 16);
+        for (int i = NBUSY; i < NBUSY + 2; i++)
+                assert_int_equal(p.budget_logs[i], 0);
+}
+
+/* ---- descriptors closed or replaced by the application ------------------------------ */
+
+enum idiom { CLOSE_LOOP, CLOSE_RANGE, DUP2_ONTO_OURS };
+static const char *idiom_name[] = {"close loop", "close_range", "dup2 onto ours"};
+
+/* A daemon's start: every descriptor >= 3 closed (or one of ours replaced),
+ * then its own file opened (taking the low numbers ours had), then 3 s of
+ * CPU. The snapshot holds at least 1 s of samples, the file holds only the
+ * application's bytes, and the trace shows the re-arm. */
+static void close_everything(enum idiom how) {
+        start(100, 100);
+        struct busy_arg busy = {.seconds = 1.5};
+        char path[] = "/tmp/fr-guest-XXXXXX";
+        int own = mkstemp(path);
+        assert_true(own >= 0);
+        unlink(path);
+        int ourfd = -1;
+        count_perf_fds(&ourfd);
+        assert_true(ourfd != INT_MAX);
+        if (how == CLOSE_LOOP) {
+                struct rlimit rl;
+                getrlimit(RLIMIT_NOFILE, &rl);
+                for (int fd = 3; fd < (int)rl.rlim_cur && fd < 65536; fd++)
+                        if (fd != own)
+                                close(fd);
+        } else if (how == CLOSE_RANGE) {
+                if (own != 3) {
+                        assert_int_equal(dup2(own, 3), 3);
+                        close(own);
+                        own = 3;
+                }
+                assert_int_equal(syscall(SYS_close_range, 4, ~0u, 0), 0);
+        } else {
+                assert_int_equal(dup2(own, ourfd), ourfd); /* the application's file now */
+                close(own);
+                own = ourfd;
+        }
+        /* Its own files, at the lowest numbers again. */
+        int more = open("/dev/null", O_WRONLY | O_CLOEXEC);
+        pthread_t th;
+        assert_int_equal(pthread_create(&th, NULL, busy_thread, &busy), 0);
+        double t0 = thread_cpu();
+        char line[64];
+        size_t written = 0;
+        while (thread_cpu() - t0 < 1.5) {
+                guestHog(0.05);
+                int n = snprintf(line, sizeof line, "application line %zu\n", written);
+                assert_int_equal(write(own, line, (size_t)n), n);
+                written += (size_t)n;
+        }
+        double main_cpu = thread_cpu() - t0;
+        pthread_join(th, NULL);
+        struct fr_stats st;
+        assert_int_equal(fr_get_stats(&st), 0);
+        struct per_tid p = {.fn = (void *)guestHog};
+        snapshot_per_tid(&p);
+        fr_stop();
+        /* The file holds exactly what the application wrote. */
+        off_t size = lseek(own, 0, SEEK_END);
+        char *back = malloc((size_t)size + 1);
+        assert_non_null(back);
+        assert_int_equal(pread(own, back, (size_t)size, 0), size);
+        size_t k = 0, ok = (size_t)size == written;
+        for (size_t i = 0; ok && k < (size_t)size; i++) {
+                int n = snprintf(line, sizeof line, "application line %zu\n", k);
+                ok = memcmp(back + k, line, (size_t)n) == 0;
+                k += (size_t)n;
+        }
+        free(back);
+        close(own);
+        if (more >= 0)
+                close(more);
+        double cpu = main_cpu + busy.cpu;
+        print_message("%s: identity checks %llu in %llu us (%.0f ns each)\n", idiom_name[how],
+                      (unsigned long long)st.fd_checks, (unsigned long long)st.fd_check_ns / 1000,
+                      st.fd_checks ? (double)st.fd_check_ns / (double)st.fd_checks : 0.0);
+        print_message("%s (our fd %d): %llu weighted samples for %.2f CPU s (%.2f s of samples), "
+                      "%llu re-armed (stats), %llu re-arm events in the trace; own file %zu bytes, "
+                      "%s\n", idiom_name[how], ourfd, (unsigned long long)p.total_weight, cpu,
+                      (double)p.total_weight / 100.0, (unsigned long long)st.sampler_rearms,
+                      (unsigned long long)p.rearm_logs, written, ok ? "intact" : "CORRUPTED");
+        assert_true(ok);
+        assert_true(st.sampler_rearms >= 1);
+        assert_true(p.rearm_logs >= 1);
+        assert_true(p.total_weight >= 100); /* at least 1 s of samples at 100 Hz */
+}
+
+static void test_close_loop(void **state) { (void)state; close_everything(CLOSE_LOOP); }
+static void test_close_range(void **state) { (void)state; close_everything(CLOSE_RANGE); }
+static void test_dup2_onto_ours(void **state) { (void)state; close_everything(DUP2_ONTO_OURS); }
+
+/* ---- seccomp ---------------------------------------------------------------------- */
+
+/* load_filter - systemd's @system-service set (from systemd-analyze, through
+ * tests/syscall-set.sh), everything else kills the process; tsync: for every
+ * thread of the process. */
+static int load_filter(const char *names, bool tsync) {
+        scmp_filter_ctx ctx = seccomp_init(SCMP_ACT_KILL_PROCESS);
+        if (!ctx)
+                return -1;
+        if (tsync)
+                seccomp_attr_set(ctx, SCMP_FLTATR_CTL_TSYNC, 1);
+        char name[64];
+        const char *p = names;
+        int n;
+        while (sscanf(p, "%63s%n", name, &n) == 1) {
+                int nr = seccomp_syscall_resolve_name(name);
+                if (nr != __NR_SCMP_ERROR)
+                        seccomp_rule_add(ctx, SCMP_ACT_ALLOW, nr, 0);
+                p += n;
+        }
+        int r = seccomp_load(ctx);
+        seccomp_release(ctx);
+        return r;
+}
+
+static char *syscall_set(void) {
+        FILE *f = popen("sh " FR_SYSCALL_SET_SH " @system-service 2>/dev/null", "r");
+        if (!f)
+                return NULL;
+        size_t cap = 1 << 16, n = 0;
+        char *buf = malloc(cap);
+        size_t k;
+        while (buf && n + 1 < cap && (k = fread(buf + n, 1, cap - 1 - n, f)) > 0)
+                n += k;
+        pclose(f);
+        if (buf)
+                buf[n] = '\0';
+        if (buf && !strstr(buf, "openat")) { /* no systemd-analyze */
+                free(buf);
+                buf = NULL;
+        }
+        return buf;
+}
+
+/* In a child: the filter (before the agent starts, or after), then two
+ * busy threads; exits 0 when the trace has their samples and says timer. */
+static void seccomp_child(const char *set, bool after) {
+        /* A crash must end the child, not land in cmocka's handler (which
+         * would go on running the tests in the child). */
+        int crash[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+        for (size_t i = 0; i < sizeof crash / sizeof *crash; i++)
+                signal(crash[i], SIG_DFL);
+        if (!after && load_filter(set, false) < 0)
+                _exit(10);
+        struct fr_config cfg = {.hz = 100, .period_ms = 100, .generations = 1000,
+                                .max_bytes = 64u << 20, .socket_path = "/nonexistent/flightrec.sock"};
+        if (fr_start(&cfg) < 0)
+                _exit(11);
+        if (after) {
+                guestHog(0.2); /* perf events running */
+                if (load_filter(set, true) < 0)
+                        _exit(12);
+        }
+        struct busy_arg b[2] = {{.seconds = 0.5}, {.seconds = 0.5}};
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++)
+                if (pthread_create(&th[i], NULL, busy_thread, &b[i]))
+                        _exit(13);
+        for (int i = 0; i < 2; i++)
+                pthread_join(th[i], NULL);
+        struct per_tid p = {.fn = (void *)guestHog, .tid = {(uint64_t)b[0].tid, (uint64_t)b[1].tid}};
+        struct ah_trace t = {0};
+        if (ah_snapshot(&t) < 0 || t.err) /* an advance: the period's seccomp check */
+                _exit(15);
+        struct fr_stats st;
+        if (fr_get_stats(&st) < 0)
+                _exit(14);
+        char err[256];
+        if (fr_trace_read(t.raw, t.rawlen, 0, on_gen, &p, NULL, err, sizeof err))
+                _exit(16);
+        fr_stop();
+        fprintf(stderr, "seccomp %s start: sampler %u in the trace (stats: seccomp %u), "
+                "weights %llu and %llu for %.2f and %.2f CPU s, %llu seccomp notes\n",
+                after ? "after" : "before", (unsigned)p.sampler, st.seccomp,
+                (unsigned long long)p.weight[0], (unsigned long long)p.weight[1], b[0].cpu, b[1].cpu,
+                (unsigned long long)p.seccomp_logs);
+        if (p.sampler != FR_SAMPLER_TIMER || !st.seccomp || !p.weight[0] || !p.weight[1] ||
+            !p.seccomp_logs)
+                _exit(17);
+        _exit(0);
+}
+
+/* FLIGHTREC_SECCOMP=off: under the filter the agent does not start. */
+static void seccomp_off_child(const char *set) {
+        setenv("FLIGHTREC_SECCOMP", "off", 1);
+        if (load_filter(set, false) < 0)
+                _exit(10);
+        struct fr_config cfg = {.hz = 100, .socket_path = "/nonexistent/flightrec.sock"};
+        int r = fr_start(&cfg);
+        guestHog(0.1);
+        _exit(r == -EPERM ? 0 : 18);
+}
+
+static void seccomp_case(int mode) { /* 0 before start, 1 after, 2 off */
+        bool after = mode == 1;
+        if (UNDER_ASAN || UNDER_TSAN)
+                skip(); /* the sanitizers' runtimes make calls outside the set */
+        char *set = syscall_set();
+        if (!set)
+                skip();
+        fflush(NULL);
+        pid_t pid = fork();
+        assert_true(pid >= 0);
+        if (pid == 0 && mode == 2)
+                seccomp_off_child(set);
+        if (pid == 0)
+                seccomp_child(set, after);
+        int status;
+        assert_int_equal(waitpid(pid, &status, 0), pid);
+        free(set);
+        if (WIFSIGNALED(status))
+                fail_msg("child killed by signal %d (%s)", WTERMSIG(status),
+                         WTERMSIG(status) == SIGSYS ? "SIGSYS: a call outside @system-service" : "?");
+        assert_true(WIFEXITED(status));
+        assert_int_equal(WEXITSTATUS(status), 0);
+}
+
+static void test_seccomp_before_start(void **state) { (void)state; seccomp_case(0); }
+static void test_seccomp_after_start(void **state) { (void)state; seccomp_case(1); }
+static void test_seccomp_off(void **state) { (void)state; seccomp_case(2); }
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test_teardown(test_small_stacks, stop_recorder),
                 cmocka_unit_test_teardown(test_small_stacks_adopted, stop_recorder),
                 cmocka_unit_test_teardown(test_handler_stack_use, stop_recorder),
+                cmocka_unit_test_teardown(test_fd_budget_1500_threads, stop_recorder),
+                cmocka_unit_test_teardown(test_seccomp_before_start, stop_recorder),
+                cmocka_unit_test_teardown(test_seccomp_after_start, stop_recorder),
+                cmocka_unit_test_teardown(test_seccomp_off, stop_recorder),
+                /* Last: they close descriptors of the test program too. */
+                cmocka_unit_test_teardown(test_close_loop, stop_recorder),
+                cmocka_unit_test_teardown(test_close_range, stop_recorder),
+                cmocka_unit_test_teardown(test_dup2_onto_ours, stop_recorder),
         };
+        if (getenv("FR_TEST_FILTER")) /* e.g. "test_seccomp*" */
+                cmocka_set_test_filter(getenv("FR_TEST_FILTER"));
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -85,6 +85,14 @@ struct fr_stats {
         uint64_t lost_samples;     /* of those: dropped, sample buffer full */
         unsigned sampler;          /* 0 none, 1 perf task-clock, 2 CPU timer */
         unsigned hz;               /* sampling rate asked for */
+        /* Being a good guest (issue 16; see docs/promises.md). */
+        unsigned threads_perf;     /* threads sampled by a perf event now */
+        unsigned threads_timer;    /* threads sampled by a CPU timer now */
+        unsigned fd_budget;        /* perf descriptors allowed now (RLIMIT_NOFILE / 16) */
+        unsigned seccomp;          /* 1: a seccomp filter was seen (timers from then on) */
+        uint64_t sampler_rearms;   /* perf descriptors found closed or replaced, re-armed */
+        uint64_t fd_checks;        /* identity checks of our descriptors made */
+        uint64_t fd_check_ns;      /* CPU time they took, in all */
 };
 
 /* fr_get_stats - the counters above. samples_taken counts at signal time; the
