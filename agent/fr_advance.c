@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fr_internal.h"
+#include "fr_unwind.h"
 #include "fr_tasks.h"
 
 _Atomic uint64_t fr__gen __attribute__((aligned(FR_CACHELINE)));
@@ -349,6 +350,7 @@ static void switch_generation(struct packing *p) {
         adv.gen_start = p->next;
         /* New threads found now are sampled from generation old + 1 on. */
         fr__sampler_rescan(p->old + 1);
+        fr__unwind_update(); /* objects loaded, unloaded or sampled without a table */
 
         /* Threads registered after this point write into the new generation. */
         fr__threads_lock();
@@ -381,6 +383,7 @@ static void pack_head(struct packing *p) {
         fr_buf_put_uvarint(meta, p->start.real_ns);
         fr_buf_put_uvarint(meta, fr__sampler_kind());
         fr_buf_put_uvarint(meta, fr__sampler_kind() ? fr__cfg.hz : 0);
+        fr_buf_put_uvarint(meta, fr__sampler_kind() ? fr__unwind_mode : FR_UNWIND_FP);
         fr_buf_put_batch(&p->batches, FR_BATCH_CLOCK, p->old, 0, p->start.tick, meta->data,
                          meta->len);
         meta->len = 0;
@@ -602,6 +605,7 @@ static void publish_stats(void) {
                 .sampler = fr__sampler_kind(),
                 .hz = fr__sampler_kind() ? fr__cfg.hz : 0,
         };
+        fr__sampler_fill_stats(&adv.published);
 }
 
 void fr__advancer_stats(struct fr_stats *ret) {

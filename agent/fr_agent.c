@@ -11,6 +11,7 @@
 #include "fr_client.h"
 #include "fr_internal.h"
 #include "fr_size.h"
+#include "fr_unwind.h"
 #include "pm_ring.h"
 
 struct fr_agent_config fr__cfg;
@@ -110,6 +111,8 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
                 return -EINVAL;
         }
         ret->force_timer = sampler && strcmp(sampler, "timer") == 0;
+        if (fr__unwind_parse(getenv("FLIGHTREC_UNWIND"), &ret->unwind) < 0)
+                return -EINVAL;
         ret->hz = (unsigned)hz;
         ret->period_ms = (unsigned)period;
         ret->generations = (unsigned)gens;
@@ -150,6 +153,8 @@ static int start_locked(const struct fr_agent_config *cfg) {
         if (r < 0)
                 return r;
         fr__ring_init(cfg->generations, cfg->max_bytes);
+        if (cfg->hz && !cfg->sampling_off)
+                fr__unwind_init(cfg->unwind); /* tables before the first sample */
         r = fr__sampler_init(cfg->hz);
         if (r < 0) {
                 fr__pool_destroy();
@@ -192,6 +197,7 @@ void fr_stop(void) {
                 if (getenv("FLIGHTREC_DEBUG")) {
                         struct fr_stats st;
                         fr__advancer_stats(&st);
+                        fr__sampler_debug_report(&st);
                         fr__log_error("stop: sampler %u at %u Hz: %llu samples taken, %llu kept",
                                       st.sampler, st.hz, (unsigned long long)fr__samples_taken(),
                                       (unsigned long long)st.samples);
@@ -204,6 +210,7 @@ void fr_stop(void) {
                                       (unsigned long long)st.lost_regions);
                 }
                 atomic_store(&fr__running, 0);
+                fr__unwind_shutdown();
                 fr__ring_destroy();
                 fr__threads_destroy();
                 fr__pool_destroy();
@@ -259,8 +266,14 @@ static bool preloaded(void) {
 __attribute__((destructor)) static void fr_at_exit(void) {
         if (pthread_mutex_trylock(&start_lock) != 0)
                 return;
-        if (atomic_load(&fr__running))
+        if (atomic_load(&fr__running)) {
                 fr__pm_mark(FR_PM_CLOSED_EXIT);
+                if (getenv("FLIGHTREC_DEBUG")) { /* the unwinder's figures of the whole run */
+                        struct fr_stats st;
+                        fr__advancer_stats(&st);
+                        fr__sampler_debug_report(&st);
+                }
+        }
         pthread_mutex_unlock(&start_lock);
 }
 

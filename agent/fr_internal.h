@@ -343,6 +343,12 @@ void fr__sampler_rescan(uint64_t gen);
  * sampler is disarmed already). */
 void fr__samples_free(struct fr_thread *t);
 
+/* fr__sampler_fill_stats - the unwinder's and the handler's figures into
+ * ret (advancer thread: the tables are its own). */
+void fr__sampler_fill_stats(struct fr_stats *ret);
+/* fr__sampler_debug_report - FLIGHTREC_DEBUG lines: unwinder, handler time by depth. */
+void fr__sampler_debug_report(const struct fr_stats *st);
+
 /* fr__samples_taken - sum of the handlers' counts since the sampler started. */
 uint64_t fr__samples_taken(void);
 
@@ -383,6 +389,7 @@ struct fr_agent_config {
         char dir[4096];
         bool sampling_off;
         bool force_timer; /* FLIGHTREC_SAMPLER=timer: skip the perf event */
+        unsigned unwind;  /* FLIGHTREC_UNWIND: enum fr_unwind_kind */
 };
 extern struct fr_agent_config fr__cfg;
 extern _Atomic int fr__running;
