@@ -495,6 +495,19 @@ static void advance(void) {
 
 /* ---- the thread ------------------------------------------------------------ */
 
+/* slice_before - *t becomes now + ms when that is earlier; true then. */
+static bool slice_before(struct timespec *t, unsigned ms) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t ns = (uint64_t)now.tv_nsec + (uint64_t)ms * 1000000u;
+        now.tv_sec += (time_t)(ns / 1000000000u);
+        now.tv_nsec = (long)(ns % 1000000000u);
+        if (now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec))
+                return false;
+        *t = now;
+        return true;
+}
+
 static void *advancer_main(void *arg) {
         (void)arg;
         pthread_setname_np(pthread_self(), "flightrec");
@@ -508,8 +521,19 @@ static void *advancer_main(void *arg) {
                         until.tv_nsec = (long)(ns % 1000000000u);
                         int r = 0;
                         while (!adv.stop && adv.requested == adv.served && r != ETIMEDOUT) {
+                                /* While the unwinder may want a table soon (after
+                                 * start or a dlopen), wake every 20 ms to build it
+                                 * rather than a period later. */
+                                struct timespec slice = until;
+                                bool sliced = fr__unwind_poll() && slice_before(&slice, 20);
                                 if (!adv.poked) /* a poke while advancing is served first */
-                                        r = pthread_cond_timedwait(&adv.cond, &adv.lock, &until);
+                                        r = pthread_cond_timedwait(&adv.cond, &adv.lock, &slice);
+                                if (sliced && r == ETIMEDOUT) {
+                                        r = 0;
+                                        pthread_mutex_unlock(&adv.lock);
+                                        fr__unwind_update();
+                                        pthread_mutex_lock(&adv.lock);
+                                }
                                 if (adv.poked) {
                                         /* A thread was created behind another
                                          * pthread_create interposer: find it now,

@@ -1,6 +1,7 @@
 /* Starting and stopping the recorder: settings from struct fr_config or the
  * environment (validated), the LD_PRELOAD constructor, and fork. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -22,6 +23,10 @@ char fr__exe[FR_MAX_PATH_BYTES];
 static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool restart_after_fork = true;
 
+/* With FLIGHTREC_DEBUG, a copy of stderr taken at start: programs such as xz
+ * close stderr before exit, when the run's figures are written. */
+static int log_fd = STDERR_FILENO;
+
 void fr__log_error(const char *fmt, ...) {
         char line[512];
         va_list ap;
@@ -33,8 +38,8 @@ void fr__log_error(const char *fmt, ...) {
         if ((size_t)n > sizeof line - 2)
                 n = sizeof line - 2;
         line[n++] = '\n';
-        (void)!write(STDERR_FILENO, "flightrec: ", 11);
-        (void)!write(STDERR_FILENO, line, (size_t)n);
+        (void)!write(log_fd, "flightrec: ", 11);
+        (void)!write(log_fd, line, (size_t)n);
 }
 
 static int env_number(const char *name, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *ret) {
@@ -144,6 +149,11 @@ static int start_locked(const struct fr_agent_config *cfg) {
                 once = true;
         }
         fr__cfg = *cfg;
+        if (getenv("FLIGHTREC_DEBUG") && log_fd == STDERR_FILENO) {
+                int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+                if (fd >= 0)
+                        log_fd = fd;
+        }
         read_identity();
         fr__clock_init();
         int r = fr__names_init();

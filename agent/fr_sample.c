@@ -561,7 +561,18 @@ void fr__sampler_debug_report(const struct fr_stats *st) {
         for (unsigned k = 0; k < FR_UW_END_KINDS && len > 0 && (size_t)len < sizeof line; k++)
                 len += snprintf(line + len, sizeof line - (size_t)len, " %s %llu", stops[k],
                                 (unsigned long long)atomic_load(&fr__uw_pub.stops[k]));
-        fr__log_error("%s", line);
+        uint64_t walks = 0;
+        for (unsigned k = 0; k < FR_UW_END_KINDS; k++)
+                walks += atomic_load(&fr__uw_pub.stops[k]);
+        if (atomic_load(&fr__uw_pub.last_bad[1]))
+                fr__log_error("unwind: last early end: stop %llu after %llu frames at pc %#llx sp %#llx cfa %#llx",
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[4]),
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[0]),
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[1]),
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[2]),
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[3]));
+        fr__log_error("%s; mean depth %.2f", line,
+                      walks ? (double)atomic_load(&fr__uw_pub.frames) / (double)walks : 0.0);
         for (unsigned d = 0; d < FR_HT_DEPTHS; d++) {
                 uint64_t n;
                 uint64_t p50 = percentile_ns(FR_HT_HANDLER, d, d + 1, 0.50, &n);

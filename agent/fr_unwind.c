@@ -117,6 +117,7 @@ uint32_t fr__unwind_regs(const struct fr_uw_regs *r, const struct fr_uw_bounds *
         struct walk w = {b, flags};
         uintptr_t pc = r->pc, sp = r->sp, fp = r->fp;
         bool exact = true; /* pc is where execution is, not a return address */
+        uintptr_t dbg_cfa = 0;
         unsigned mode = fr__unwind_mode;
         unsigned token = fr__uw_enter();
         const struct fr_uw_set *s = mode == FR_UW_MODE_FP ? NULL : fr__uw_current();
@@ -151,8 +152,10 @@ uint32_t fr__unwind_regs(const struct fr_uw_regs *r, const struct fr_uw_bounds *
                 const struct fr_uw_row *row = NULL;
                 if (o && o->table)
                         row = fr__uw_lookup(o->table, o->lo, exact ? pc : pc - 1);
-                else if (o && s)
+                else if (o && s && !atomic_load_explicit(o->wanted, memory_order_relaxed)) {
                         atomic_store_explicit(o->wanted, 1, memory_order_relaxed); /* build it */
+                        atomic_store_explicit(&fr__uw_pub.want, 1, memory_order_relaxed);
+                }
                 uintptr_t cfa, ra, nfp = fp;
                 unsigned kind = row ? row->kind : FR_UW_GAP;
                 if (kind == FR_UW_ROOT) {
@@ -166,6 +169,7 @@ uint32_t fr__unwind_regs(const struct fr_uw_regs *r, const struct fr_uw_bounds *
                                 cfa = fp + (intptr_t)row->cfa_off;
                         else
                                 cfa = sp + 8 + ((pc & 15) >= (uintptr_t)row->cfa_off ? 8 : 0);
+                        dbg_cfa = cfa;
                         if (cfa <= sp || !rd(&w, cfa - 8, &ra, 8) ||
                             (row->fp == FR_UW_FP_CFA && !rd(&w, cfa + row->fp_off, &nfp, 8))) {
                                 res.stop = FR_UW_END_BOUNDS;
@@ -203,6 +207,12 @@ uint32_t fr__unwind_regs(const struct fr_uw_regs *r, const struct fr_uw_bounds *
                 exact = false;
         }
         fr__uw_leave(token);
+        atomic_fetch_add_explicit(&fr__uw_pub.frames, res.n, memory_order_relaxed);
+        if (res.stop == FR_UW_END_BOUNDS || res.stop == FR_UW_END_NOCFI || res.stop == FR_UW_END_BADPC) {
+                uint64_t v[5] = {res.n, pc, sp, dbg_cfa, res.stop};
+                for (int i = 0; i < 5; i++)
+                        atomic_store_explicit(&fr__uw_pub.last_bad[i], v[i], memory_order_relaxed);
+        }
         if (ret)
                 *ret = res;
         return res.n;
@@ -224,9 +234,12 @@ uint32_t fr__unwind_ucontext(const void *ucv, const struct fr_uw_bounds *b, uint
                 all.hi[all.n++] = (uintptr_t)ss->ss_sp + ss->ss_size;
         }
         /* Below the interrupted stack pointer lies nothing of the walk's (and
-         * maybe no mapped page, for a growing main stack). */
+         * maybe no mapped page, for a growing main stack) but the red zone:
+         * its 128 bytes are mapped (the kernel wrote the signal frame below
+         * them), and an epilogue's CFI may still name a register slot popped
+         * into it (GCC does not always restore the rule after `pop %rbp`). */
         for (unsigned i = 0; i < all.n; i++)
-                if (r.sp >= all.lo[i] && r.sp < all.hi[i])
-                        all.lo[i] = r.sp;
+                if (r.sp >= all.lo[i] && r.sp < all.hi[i] && r.sp - 128 > all.lo[i])
+                        all.lo[i] = r.sp - 128;
         return fr__unwind_regs(&r, &all, 0, pcs, max, ret);
 }

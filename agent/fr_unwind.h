@@ -167,6 +167,10 @@ void fr__unwind_init(unsigned mode);
  * were loaded or unloaded or a sampled object wants a table; free retired
  * sets no handler can still read. */
 void fr__unwind_update(void);
+/* fr__unwind_poll - whether the advancer should look for wanted tables
+ * every 20 ms: a handler asked for one, or the objects changed less than 2 s
+ * ago and some have no table yet. */
+bool fr__unwind_poll(void);
 /* fr__unwind_shutdown - free everything (no handler may be running). */
 void fr__unwind_shutdown(void);
 
@@ -177,6 +181,11 @@ struct fr_uw_pub {
         _Atomic unsigned epoch;
         _Atomic long readers[2];
         _Atomic uint64_t stops[FR_UW_END_KINDS];
+        _Atomic uint64_t frames;  /* frames stored by all walks (mean depth) */
+        _Atomic uint8_t want;     /* some object's wanted flag was set */
+        /* The last walk that ended early, for FLIGHTREC_DEBUG: frame index,
+         * pc, sp, cfa, stop (racy by design: a hint, not a record). */
+        _Atomic uint64_t last_bad[5];
 };
 extern struct fr_uw_pub fr__uw_pub;
 

@@ -675,6 +675,8 @@ static struct {
         struct retired *retired;
         unsigned long long adds, subs;
         size_t bytes;
+        bool unbuilt;             /* objects without a table, not rejected */
+        struct timespec changed;  /* CLOCK_MONOTONIC of the last change of objects */
         uint64_t rejected_by[FR_UW_REJ_KINDS];
         bool debug;
 } uw;
@@ -841,6 +843,9 @@ static void rebuild(void) {
         }
         s->nobjects = n;
         uint32_t i = 0;
+        uw.unbuilt = false;
+        for (struct uw_obj *o = uw.objs; o; o = o->next)
+                uw.unbuilt |= !o->table && o->reason == FR_UW_OK;
         for (struct uw_obj *o = uw.objs; o; o = o->next)
                 s->objects[i++] = (struct fr_uw_object){
                         .lo = o->lo, .hi = o->hi, .table = o->table, .wanted = &o->wanted, .pinned = o->pinned};
@@ -861,6 +866,16 @@ static void rebuild(void) {
         reap(true);
 }
 
+bool fr__unwind_poll(void) {
+        if (atomic_load_explicit(&fr__uw_pub.want, memory_order_relaxed))
+                return true;
+        if (!uw.unbuilt)
+                return false;
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        return now.tv_sec - uw.changed.tv_sec < 2;
+}
+
 static bool wants_more(void) {
         for (struct uw_obj *o = uw.objs; o; o = o->next)
                 if (!o->table && o->reason == FR_UW_OK && atomic_load_explicit(&o->wanted, memory_order_relaxed))
@@ -874,12 +889,16 @@ void fr__unwind_update(void) {
         unsigned long long v[2] = {0, 0};
         dl_iterate_phdr(count_adds, v);
         if (atomic_load(&fr__uw_pub.current) && v[0] == uw.adds && v[1] == uw.subs && !wants_more()) {
+                atomic_store(&fr__uw_pub.want, 0);
                 if (uw.retired)
                         reap(false);
                 return;
         }
+        if (v[0] != uw.adds || v[1] != uw.subs)
+                clock_gettime(CLOCK_MONOTONIC, &uw.changed);
         uw.adds = v[0];
         uw.subs = v[1];
+        atomic_store(&fr__uw_pub.want, 0); /* before the scan reads the flags */
         rebuild();
 }
 
@@ -902,6 +921,7 @@ void fr__unwind_init(unsigned mode) {
         uw.debug = getenv("FLIGHTREC_DEBUG") != NULL;
         for (unsigned k = 0; k < FR_UW_END_KINDS; k++)
                 atomic_store(&fr__uw_pub.stops[k], 0);
+        atomic_store(&fr__uw_pub.frames, 0);
         fr__unwind_update();
 }
 
