@@ -200,6 +200,13 @@ uint32_t fr__unwind_regs(const struct fr_uw_regs *r, const struct fr_uw_bounds *
                         res.stop = ra == 0 ? FR_UW_END_ROOT : FR_UW_END_BADPC;
                         break;
                 }
+                /* A return address in no loaded object: a frame pointer that was
+                 * a general register (code without frame pointers and no table
+                 * yet), or JIT code, which only the traceback hook can name. */
+                if (s && !find_object(s, ra - 1)) {
+                        res.stop = FR_UW_END_BADPC;
+                        break;
+                }
                 pcs[res.n++] = ra;
                 pc = ra;
                 sp = cfa;
