@@ -12,6 +12,8 @@
 #include <fcntl.h>
 #include <gelf.h>
 #include <link.h>
+#include <pthread.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -253,12 +255,198 @@ static void test_program(void **state) {
         compare_object("");
 }
 
+/* ---- hand-damaged .eh_frame ------------------------------------------------- */
+struct sect {
+        off_t off;
+        size_t size;
+};
+
+static bool section(const char *path, const char *name, struct sect *ret) {
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+                return false;
+        Elf *e = elf_begin(fd, ELF_C_READ, NULL);
+        size_t shstrndx;
+        bool ok = false;
+        if (e && elf_getshdrstrndx(e, &shstrndx) == 0) {
+                for (Elf_Scn *scn = NULL; (scn = elf_nextscn(e, scn));) {
+                        GElf_Shdr sh;
+                        if (!gelf_getshdr(scn, &sh))
+                                continue;
+                        const char *n = elf_strptr(e, shstrndx, sh.sh_name);
+                        if (n && strcmp(n, name) == 0) {
+                                *ret = (struct sect){(off_t)sh.sh_offset, sh.sh_size};
+                                ok = true;
+                        }
+                }
+        }
+        elf_end(e);
+        close(fd);
+        return ok;
+}
+
+/* damaged - a copy of the victim with bytes at [off, off + n) replaced,
+ * dlopen'ed; returns the builder's verdict. */
+static int damaged(const char *tag, off_t off, const void *bytes, size_t n, unsigned *ret_reason) {
+        char path[256];
+        snprintf(path, sizeof path, "/tmp/fr-uw-victim-%d-%s.so", (int)getpid(), tag);
+        FILE *in = fopen(FR_VICTIM_SO, "rb"), *out = fopen(path, "wb");
+        assert_non_null(in);
+        assert_non_null(out);
+        char buf[65536];
+        size_t k;
+        while ((k = fread(buf, 1, sizeof buf, in)) > 0)
+                assert_int_equal(fwrite(buf, 1, k, out), k);
+        fclose(in);
+        assert_int_equal(fseeko(out, off, SEEK_SET), 0);
+        assert_int_equal(fwrite(bytes, 1, n, out), n);
+        fclose(out);
+        void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+        assert_non_null(h);
+        struct found f;
+        assert_true(find(path, &f));
+        struct fr_uw_table *t = NULL;
+        uintptr_t lo;
+        int r = fr__uw_build(&f.info, &t, &lo, ret_reason);
+        free(t);
+        dlclose(h);
+        unlink(path);
+        fprintf(stderr, "%s: %d (%s)\n", tag, r, fr__uw_reject_names[*ret_reason]);
+        return r;
+}
+
+static void test_damaged(void **state) {
+        (void)state;
+        elf_version(EV_CURRENT);
+        struct sect eh, hdr;
+        assert_true(section(FR_VICTIM_SO, ".eh_frame", &eh));
+        assert_true(section(FR_VICTIM_SO, ".eh_frame_hdr", &hdr));
+        /* The intact copy builds. */
+        unsigned why = 99;
+        uint8_t v1 = 1;
+        assert_int_equal(damaged("intact", hdr.off, &v1, 1, &why), 0);
+        assert_int_equal(why, FR_UW_OK);
+        /* .eh_frame_hdr version 2. */
+        uint8_t v2 = 2;
+        assert_int_equal(damaged("hdr-version", hdr.off, &v2, 1, &why), -EINVAL);
+        assert_int_equal(why, FR_UW_REJ_HDR);
+        /* An FDE count far past the segment. */
+        uint8_t count[4] = {0xff, 0xff, 0x3f, 0x00};
+        assert_int_equal(damaged("hdr-count", hdr.off + 8, count, 4, &why), -EINVAL);
+        assert_int_equal(why, FR_UW_REJ_HDR);
+        /* The first FDE (after the CIE) claims 256 MiB: truncated. */
+        FILE *f = fopen(FR_VICTIM_SO, "rb");
+        assert_non_null(f);
+        uint8_t head[64];
+        assert_int_equal(fseeko(f, eh.off, SEEK_SET), 0);
+        assert_int_equal(fread(head, 1, sizeof head, f), sizeof head);
+        fclose(f);
+        uint32_t cie_len;
+        memcpy(&cie_len, head, 4);
+        off_t fde = eh.off + 4 + cie_len;
+        uint8_t huge[4] = {0x00, 0x00, 0x00, 0x10};
+        assert_int_equal(damaged("fde-length", fde, huge, 4, &why), -EINVAL);
+        assert_int_equal(why, FR_UW_REJ_TRUNCATED);
+        /* The CIE's version 9. */
+        uint8_t v9 = 9;
+        assert_int_equal(damaged("cie-version", eh.off + 8, &v9, 1, &why), -EINVAL);
+        assert_int_equal(why, FR_UW_REJ_CIE);
+        /* An undefined call-frame instruction (0x3f) in the CIE's initial
+         * instructions: just after its augmentation "zR", code and data
+         * alignment, RA column, augmentation length and the 'R' encoding. */
+        assert_true(memcmp(head + 9, "zR", 3) == 0);
+        uint8_t bad_op = 0x3f;
+        assert_int_equal(damaged("opcode", eh.off + 9 + 3 + 3 + 1 + 1, &bad_op, 1, &why), -EINVAL);
+        assert_int_equal(why, FR_UW_REJ_OPCODE);
+}
+
+/* ---- the walker inside its bounds ----------------------------------------------- */
+static void stack_bounds(uintptr_t *lo, uintptr_t *hi) {
+        pthread_attr_t a;
+        void *addr;
+        size_t size;
+        assert_int_equal(pthread_getattr_np(pthread_self(), &a), 0);
+        assert_int_equal(pthread_attr_getstack(&a, &addr, &size), 0);
+        pthread_attr_destroy(&a);
+        *lo = (uintptr_t)addr;
+        *hi = (uintptr_t)addr + size;
+}
+
+__attribute__((noinline, optimize("omit-frame-pointer"))) static uint32_t walk_here(
+        const struct fr_uw_bounds *b, uint64_t *pcs, uint32_t max, struct fr_uw_result *res) {
+        struct fr_uw_regs r;
+        __asm__ volatile("lea (%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
+                         : "=r"(r.pc), "=r"(r.sp), "=r"(r.fp));
+        return fr__unwind_regs(&r, b, 0, pcs, max, res);
+}
+
+__attribute__((noinline, optimize("omit-frame-pointer"))) static uint32_t nofp_chain(
+        int depth, const struct fr_uw_bounds *b, uint64_t *pcs, uint32_t max, struct fr_uw_result *res) {
+        volatile int pad = depth;
+        uint32_t n = depth ? nofp_chain(depth - 1, b, pcs, max, res) : walk_here(b, pcs, max, res);
+        return n + (uint32_t)pad * 0;
+}
+
+static void test_walker(void **state) {
+        (void)state;
+        fr__unwind_init(FR_UW_MODE_DWARF);
+        uintptr_t lo, hi;
+        stack_bounds(&lo, &hi);
+        uint64_t pcs[128];
+        struct fr_uw_result res;
+        struct fr_uw_bounds b = {.lo = {lo}, .hi = {hi}, .n = 1};
+        /* Through 10 frames without frame pointers to the root (_start). The
+         * first walk meets libcmocka, which has no table yet: it ends there,
+         * asks for the table, and the next update builds it. */
+        uint32_t n = nofp_chain(10, &b, pcs, 128, &res);
+        assert_int_equal(res.stop, FR_UW_END_NOCFI);
+        assert_true(fr__unwind_poll());
+        fr__unwind_update();
+        n = nofp_chain(10, &b, pcs, 128, &res);
+        fprintf(stderr, "walk: %u frames, stop %u, %u by tables\n", n, res.stop, res.dwarf);
+        assert_int_equal(res.stop, FR_UW_END_ROOT);
+        assert_true(n >= 14); /* walk_here, 11 nofp_chain, the test, cmocka, main, libc */
+        /* Frames 1 to 11 return into nofp_chain (a static function: by address). */
+        for (int i = 1; i <= 11; i++)
+                assert_true(pcs[i] > (uintptr_t)nofp_chain && pcs[i] < (uintptr_t)nofp_chain + 512);
+        /* Bounds ending 64 bytes above the stack pointer: the walk stops at
+         * them instead of reading on. */
+        uintptr_t sp;
+        __asm__ volatile("mov %%rsp, %0" : "=r"(sp));
+        struct fr_uw_bounds tight = {.lo = {lo}, .hi = {sp - 4096}, .n = 1};
+        n = nofp_chain(10, &tight, pcs, 128, &res);
+        assert_int_equal(res.stop, FR_UW_END_BOUNDS);
+        /* Garbage registers: a pc in no object and a stack of random words. */
+        uint64_t junk[512];
+        for (int i = 0; i < 512; i++)
+                junk[i] = (uint64_t)rand() * 0x9e3779b97f4a7c15ull;
+        struct fr_uw_bounds jb = {.lo = {(uintptr_t)junk}, .hi = {(uintptr_t)(junk + 512)}, .n = 1};
+        unsigned modes[] = {FR_UW_MODE_AUTO, FR_UW_MODE_DWARF, FR_UW_MODE_FP};
+        for (int m = 0; m < 3; m++) {
+                fr__unwind_mode = modes[m];
+                for (int i = 0; i < 2000; i++) {
+                        struct fr_uw_regs r = {junk[i % 512], (uintptr_t)&junk[i % 500], junk[(i * 7) % 512]};
+                        if (i & 1) /* a real pc, garbage stack */
+                                r.pc = (uintptr_t)walk_here + (uintptr_t)(i % 64);
+                        n = fr__unwind_regs(&r, &jb, 0, pcs, 128, &res);
+                        assert_true(n >= 1 && n <= 128);
+                }
+                /* The same through process_vm_readv. */
+                struct fr_uw_regs r = {(uintptr_t)walk_here, (uintptr_t)junk, junk[3]};
+                n = fr__unwind_regs(&r, &jb, FR_UW_REMOTE, pcs, 128, &res);
+                assert_true(n >= 1);
+        }
+        fr__unwind_shutdown();
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_libc),
                 cmocka_unit_test(test_libstdcxx),
                 cmocka_unit_test(test_agent),
                 cmocka_unit_test(test_program),
+                cmocka_unit_test(test_damaged),
+                cmocka_unit_test(test_walker),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }
