@@ -106,15 +106,18 @@ static bool rd(const struct walk *w, uintptr_t p, void *out, size_t len) {
 static const uint8_t sigreturn_code[] = {0x48, 0xc7, 0xc0, 0x0f, 0x00, 0x00, 0x00, 0x0f, 0x05};
 
 /* is_trampoline - pc is the kernel-entered signal return (__restore_rt):
- * one of the restorers found off the signal path, or its code bytes inside an
- * object that is never unloaded (so reading them cannot fault). */
-static bool is_trampoline(const struct fr_uw_set *s, const struct fr_uw_object *o, uintptr_t pc) {
+ * one of the restorers found off the signal path, or, where the row cannot
+ * say more (libc's CFI for it is expressions: a STOP row), its code bytes
+ * inside an object that is never unloaded (so reading them cannot fault).
+ * Ordinary frames never read code: one cache miss less per frame. */
+static bool is_trampoline(const struct fr_uw_set *s, const struct fr_uw_object *o, unsigned kind, uintptr_t pc) {
         if (!s)
                 return false;
         for (unsigned k = 0; k < 4 && s->restorer[k]; k++)
                 if (pc == s->restorer[k])
                         return true;
-        return o && o->pinned && pc + sizeof sigreturn_code <= o->hi &&
+        return (kind == FR_UW_STOP || kind == FR_UW_GAP) && o && o->pinned &&
+               pc + sizeof sigreturn_code <= o->hi &&
                memcmp((const void *)pc, sigreturn_code, sizeof sigreturn_code) == 0;
 }
 
@@ -134,14 +137,20 @@ uint32_t fr__unwind_regs(const struct fr_uw_regs *r, const struct fr_uw_bounds *
         const struct fr_uw_set *s = mode == FR_UW_MODE_FP ? NULL : fr__uw_current();
         if (max)
                 pcs[res.n++] = pc;
+        const struct fr_uw_object *last = NULL; /* callers are often in the same object */
         while (res.n < max) {
-                const struct fr_uw_object *o = s ? find_object(s, exact ? pc : pc - 1) : NULL;
+                uintptr_t at = exact ? pc : pc - 1;
+                const struct fr_uw_object *o =
+                        last && at >= last->lo && at < last->hi ? last : s ? find_object(s, at) : NULL;
+                last = o;
                 int cur = range_of(b, sp, 1);
                 if (cur < 0) {
                         res.stop = FR_UW_END_BOUNDS;
                         break;
                 }
-                if (is_trampoline(s, o, pc)) {
+                const struct fr_uw_row *row = o && o->table ? fr__uw_lookup(o->table, o->lo, at) : NULL;
+                unsigned kind = row ? row->kind : FR_UW_GAP;
+                if (is_trampoline(s, o, kind, pc)) {
                         /* sp points at the ucontext of an rt_sigframe. */
                         uintptr_t g = sp + offsetof(ucontext_t, uc_mcontext.gregs);
                         uint64_t regs[NGREG];
@@ -160,15 +169,11 @@ uint32_t fr__unwind_regs(const struct fr_uw_regs *r, const struct fr_uw_bounds *
                         pcs[res.n++] = pc;
                         continue;
                 }
-                const struct fr_uw_row *row = NULL;
-                if (o && o->table)
-                        row = fr__uw_lookup(o->table, o->lo, exact ? pc : pc - 1);
-                else if (o && s && !atomic_load_explicit(o->wanted, memory_order_relaxed)) {
+                if (o && !o->table && s && !atomic_load_explicit(o->wanted, memory_order_relaxed)) {
                         atomic_store_explicit(o->wanted, 1, memory_order_relaxed); /* build it */
                         atomic_store_explicit(&fr__uw_pub.want, 1, memory_order_relaxed);
                 }
                 uintptr_t cfa, ra, nfp = fp;
-                unsigned kind = row ? row->kind : FR_UW_GAP;
                 if (kind == FR_UW_ROOT) {
                         res.stop = FR_UW_END_ROOT;
                         break;
