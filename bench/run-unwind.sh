@@ -68,15 +68,19 @@ done >"$tmp/table"
 echo "per run: workload, unwinder, % of samples reaching the thread root, samples, mean depth"
 awk -F'\t' '{ printf "  %-7s %-15s %6.2f%% %7d %6.2f\n", $1, $2, $3, $4, $5 }' "$tmp/table"
 echo
-echo "medians, flightrec auto against perf --call-graph dwarf (64 KiB stack copies):"
+echo "medians, flightrec auto against perf --call-graph dwarf (8 KiB, perf's default, and 64 KiB"
+echo "stack copies; perf's better run is the reference: 8 KiB cuts sqlite3's stack short, 64 KiB"
+echo "copies lose samples' stacks under load):"
 for w in sqlite zstd; do
-        awk -F'\t' -v w=$w '
-                function med(v, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
-                                                 return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
-                $1 == w && $2 == "flightrec auto" { ar[++na] = $3; ad[na] = $5 }
-                $1 == w && $2 == "perf dwarf 64K" { pr[++np] = $3; pd[np] = $5 }
-                END { ma = med(ad, na); mp = med(pd, np)
-                      printf "  %-7s reach root %.2f%% vs %.2f%%; mean depth %.2f vs %.2f: ratio %.3f\n", w, med(ar, na), med(pr, np), ma, mp, mp ? ma / mp : 0 }' "$tmp/table"
+        for v in "perf dwarf 8K" "perf dwarf 64K"; do
+                awk -F'\t' -v w=$w -v v="$v" '
+                        function med(v, n,   i, j, t) { for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (v[j] < v[i]) { t = v[i]; v[i] = v[j]; v[j] = t }
+                                                         return n % 2 ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }
+                        $1 == w && $2 == "flightrec auto" { ar[++na] = $3; ad[na] = $5 }
+                        $1 == w && $2 == v { pr[++np] = $3; pd[np] = $5 }
+                        END { ma = med(ad, na); mp = med(pd, np)
+                              printf "  %-7s vs %-15s reach root %6.2f%% vs %6.2f%%; mean depth %.2f vs %.2f: ratio %.3f\n", w, v, med(ar, na), med(pr, np), ma, mp, mp ? ma / mp : 0 }' "$tmp/table"
+        done
 done
 echo
 echo "handler time by depth (flightrec auto, all runs; ns):"
