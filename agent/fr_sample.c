@@ -475,6 +475,10 @@ void fr__sampler_rescan(uint64_t gen) {
 /* In a forked child: the parent's samplers signal the parent's threads. */
 void fr__sampler_forget(void) {
         fr__my_tid = 0;
+        /* Handlers of the parent's other threads, counted as readers, do not
+         * exist here: their counts would keep retired tables forever. */
+        atomic_store(&fr__uw_pub.readers[0], 0);
+        atomic_store(&fr__uw_pub.readers[1], 0);
         if (fr__sp.by_fd) {
                 for (size_t fd = 0; fd < fr__sp.nfd; fd++) {
                         if (atomic_load_explicit(&fr__sp.by_fd[fd], memory_order_relaxed)) {
