@@ -224,6 +224,7 @@ static void compare_object(const char *want) {
         assert_int_equal(bad, 0);
         /* Most of the code is walkable: STOP rows are rare. */
         assert_true(t.stop * 20 < t.rows);
+        dwarf_cfi_end(cfi);
         elf_end(elf);
         close(fd);
         free(tab);
