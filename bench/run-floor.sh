@@ -51,10 +51,10 @@ SELECT count(*), sum(length(h)) FROM (SELECT x, hex(randomblob(16)) || printf('%
 SQL
 # cpu CMD...: CPU seconds (user + system) of CMD and everything it waited for.
 cpu() {
-        local a b
-        a=$(awk '{print $16 + $17}' /proc/$$/stat)
+        local a b me=$BASHPID # this (sub)shell: it waits for CMD
+        a=$(awk '{print $16 + $17}' /proc/$me/stat)
         "$@" >/dev/null 2>&1 </dev/null
-        b=$(awk '{print $16 + $17}' /proc/$$/stat)
+        b=$(awk '{print $16 + $17}' /proc/$me/stat)
         echo "$a $b $(getconf CLK_TCK)" | awk '{printf "%.3f\n", ($2 - $1) / $3}'
 }
 q() { sqlite3 :memory: <"$tmp/q.sql"; }
