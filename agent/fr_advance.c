@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "fr_internal.h"
+#include "fr_unwind.h"
 #include "fr_tasks.h"
 
 _Atomic uint64_t fr__gen __attribute__((aligned(FR_CACHELINE)));
@@ -375,6 +376,7 @@ static void switch_generation(struct packing *p) {
         adv.gen_start = p->next;
         /* New threads found now are sampled from generation old + 1 on. */
         fr__sampler_rescan(p->old + 1);
+        fr__unwind_update(); /* objects loaded, unloaded or sampled without a table */
 
         /* Threads registered after this point write into the new generation. */
         fr__threads_lock();
@@ -407,6 +409,7 @@ static void pack_head(struct packing *p) {
         fr_buf_put_uvarint(meta, p->start.real_ns);
         fr_buf_put_uvarint(meta, fr__sampler_kind());
         fr_buf_put_uvarint(meta, fr__sampler_kind() ? fr__cfg.hz : 0);
+        fr_buf_put_uvarint(meta, fr__sampler_kind() ? fr__unwind_mode : FR_UNWIND_FP);
         fr_buf_put_batch(&p->batches, FR_BATCH_CLOCK, p->old, 0, p->start.tick, meta->data,
                          meta->len);
         meta->len = 0;
@@ -518,6 +521,19 @@ static void advance(void) {
 
 /* ---- the thread ------------------------------------------------------------ */
 
+/* slice_before - *t becomes now + ms when that is earlier; true then. */
+static bool slice_before(struct timespec *t, unsigned ms) {
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t ns = (uint64_t)now.tv_nsec + (uint64_t)ms * 1000000u;
+        now.tv_sec += (time_t)(ns / 1000000000u);
+        now.tv_nsec = (long)(ns % 1000000000u);
+        if (now.tv_sec > t->tv_sec || (now.tv_sec == t->tv_sec && now.tv_nsec >= t->tv_nsec))
+                return false;
+        *t = now;
+        return true;
+}
+
 static void *advancer_main(void *arg) {
         (void)arg;
         pthread_setname_np(pthread_self(), "flightrec");
@@ -531,8 +547,19 @@ static void *advancer_main(void *arg) {
                         until.tv_nsec = (long)(ns % 1000000000u);
                         int r = 0;
                         while (!adv.stop && adv.requested == adv.served && r != ETIMEDOUT) {
+                                /* While the unwinder may want a table soon (after
+                                 * start or a dlopen), wake every 20 ms to build it
+                                 * rather than a period later. */
+                                struct timespec slice = until;
+                                bool sliced = fr__unwind_poll() && slice_before(&slice, 20);
                                 if (!adv.poked) /* a poke while advancing is served first */
-                                        r = pthread_cond_timedwait(&adv.cond, &adv.lock, &until);
+                                        r = pthread_cond_timedwait(&adv.cond, &adv.lock, &slice);
+                                if (sliced && r == ETIMEDOUT) {
+                                        r = 0;
+                                        pthread_mutex_unlock(&adv.lock);
+                                        fr__unwind_update();
+                                        pthread_mutex_lock(&adv.lock);
+                                }
                                 if (adv.poked) {
                                         /* A thread was created behind another
                                          * pthread_create interposer: find it now,
@@ -628,6 +655,7 @@ static void publish_stats(void) {
                 .sampler = fr__sampler_kind(),
                 .hz = fr__sampler_kind() ? fr__cfg.hz : 0,
         };
+        fr__sampler_fill_stats(&adv.published);
 }
 
 void fr__advancer_stats(struct fr_stats *ret) {

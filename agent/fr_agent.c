@@ -1,6 +1,7 @@
 /* Starting and stopping the recorder: settings from struct fr_config or the
  * environment (validated), the LD_PRELOAD constructor, and fork. */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -11,6 +12,7 @@
 #include "fr_client.h"
 #include "fr_internal.h"
 #include "fr_size.h"
+#include "fr_unwind.h"
 #include "pm_ring.h"
 
 struct fr_agent_config fr__cfg;
@@ -21,6 +23,10 @@ char fr__exe[FR_MAX_PATH_BYTES];
 FR_EVERY_PROCESS_DATA static pthread_mutex_t start_lock = PTHREAD_MUTEX_INITIALIZER;
 static bool restart_after_fork = true;
 static unsigned restart_delay_ms; /* autostarted: a fork child defers its start too */
+
+/* With FLIGHTREC_DEBUG, a copy of stderr taken at start: programs such as xz
+ * close stderr before exit, when the run's figures are written. */
+static int log_fd = STDERR_FILENO;
 
 void fr__log_error(const char *fmt, ...) {
         char line[512];
@@ -33,8 +39,8 @@ void fr__log_error(const char *fmt, ...) {
         if ((size_t)n > sizeof line - 2)
                 n = sizeof line - 2;
         line[n++] = '\n';
-        (void)!write(STDERR_FILENO, "flightrec: ", 11);
-        (void)!write(STDERR_FILENO, line, (size_t)n);
+        (void)!write(log_fd, "flightrec: ", 11);
+        (void)!write(log_fd, line, (size_t)n);
 }
 
 static int env_number(const char *name, uint64_t min, uint64_t max, uint64_t dflt, uint64_t *ret) {
@@ -119,6 +125,8 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
                 return -EINVAL;
         }
         ret->seccomp_off = sec && strcmp(sec, "off") == 0;
+        if (fr__unwind_parse(getenv("FLIGHTREC_UNWIND"), &ret->unwind) < 0)
+                return -EINVAL;
         ret->hz = (unsigned)hz;
         ret->period_ms = (unsigned)period;
         ret->generations = (unsigned)gens;
@@ -154,6 +162,13 @@ static int start_locked(const struct fr_agent_config *cfg) {
                 fr__log_error("under a seccomp filter and FLIGHTREC_SECCOMP=off: not starting");
                 return -EPERM;
         }
+        if (fr__getenv("FLIGHTREC_DEBUG") && log_fd == STDERR_FILENO) {
+                /* Our own copy, out of the low numbers: the debug lines
+                 * survive a program that closes or reuses its stderr. */
+                int fd = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
+                if (fd >= 0)
+                        log_fd = fr__fd_move_high(fd);
+        }
         read_identity();
         fr__clock_init();
         int r = fr__names_init();
@@ -163,6 +178,8 @@ static int start_locked(const struct fr_agent_config *cfg) {
         if (r < 0)
                 return r;
         fr__ring_init(cfg->generations, cfg->max_bytes);
+        if (cfg->hz && !cfg->sampling_off)
+                fr__unwind_init(cfg->unwind); /* tables before the first sample */
         r = fr__sampler_init(cfg->hz);
         if (r < 0) {
                 fr__pool_destroy();
@@ -219,6 +236,7 @@ void fr_stop(void) {
                                       (unsigned long long)st.sampler_rearms,
                                       (unsigned long long)st.fd_checks,
                                       (unsigned long long)(st.fd_check_ns / 1000));
+                        fr__sampler_debug_report(&st);
                         fr__log_error("stop: sampler %u at %u Hz: %llu samples taken, %llu kept",
                                       st.sampler, st.hz, (unsigned long long)fr__samples_taken(),
                                       (unsigned long long)st.samples);
@@ -231,6 +249,7 @@ void fr_stop(void) {
                                       (unsigned long long)st.lost_regions);
                 }
                 atomic_store(&fr__running, 0);
+                fr__unwind_shutdown();
                 fr__ring_destroy();
                 fr__threads_destroy();
                 fr__pool_destroy();
@@ -285,8 +304,14 @@ __attribute__((destructor)) FR_EVERY_PROCESS static void fr_at_exit(void) {
         fr__lazy_cancel(); /* no start while the process ends */
         if (pthread_mutex_trylock(&start_lock) != 0)
                 return;
-        if (atomic_load(&fr__running))
+        if (atomic_load(&fr__running)) {
                 fr__pm_mark(FR_PM_CLOSED_EXIT);
+                if (fr__getenv("FLIGHTREC_DEBUG")) { /* the unwinder's figures of the whole run */
+                        struct fr_stats st;
+                        fr__advancer_stats(&st);
+                        fr__sampler_debug_report(&st);
+                }
+        }
         pthread_mutex_unlock(&start_lock);
 }
 

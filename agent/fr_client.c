@@ -144,6 +144,7 @@ static int send_hello(void) {
         h.build_id.len = bid.len;
         h.hz = fr__cfg.sampling_off ? 0 : fr__cfg.hz;
         h.sampler = fr__sampler_kind();
+        h.unwind = fr__sampler_kind() ? fr__cfg.unwind : FR_UNWIND_FP;
         h.period_ms = fr__cfg.period_ms;
         h.generations = fr__cfg.generations;
         h.max_bytes = fr__cfg.max_bytes;
@@ -173,6 +174,16 @@ static void send_stats(void) {
         Flightrec__Wire__AgentStats s = FLIGHTREC__WIRE__AGENT_STATS__INIT;
         s.generations = n;
         s.bytes = fr__ring_bytes();
+        struct fr_stats st;
+        fr__advancer_stats(&st);
+        s.unwind_table_bytes = st.unwind_table_bytes;
+        s.unwind_objects = st.unwind_objects;
+        s.unwind_tables = st.unwind_tables;
+        s.unwind_rejected = st.unwind_rejected;
+        s.unwind_walks = st.unwind_walks;
+        s.unwind_root = st.unwind_root;
+        s.handler_p50_ns = st.handler_p50_ns;
+        s.handler_p99_ns = st.handler_p99_ns;
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_AGENT_STATS;
         f.agent_stats = &s;

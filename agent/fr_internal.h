@@ -419,6 +419,12 @@ int fr__sampler_note_text(struct fr_thread *t, uint32_t bit, char *buf, size_t l
 /* fr__sampler_counts - threads per sampler now, re-arms, identity checks and
  * their cost since the sampler started (for fr_stats). */
 void fr__sampler_counts(struct fr_stats *ret);
+/* fr__sampler_fill_stats - the unwinder's and the handler's figures into
+ * ret (advancer thread: the tables are its own). */
+void fr__sampler_fill_stats(struct fr_stats *ret);
+/* fr__sampler_debug_report - FLIGHTREC_DEBUG lines: unwinder, handler time by depth. */
+void fr__sampler_debug_report(const struct fr_stats *st);
+
 /* fr__samples_taken - sum of the handlers' counts since the sampler started. */
 uint64_t fr__samples_taken(void);
 
@@ -460,6 +466,7 @@ struct fr_agent_config {
         bool sampling_off;
         bool force_timer; /* FLIGHTREC_SAMPLER=timer: skip the perf event */
         bool seccomp_off; /* FLIGHTREC_SECCOMP=off: under a filter, no agent */
+        unsigned unwind;  /* FLIGHTREC_UNWIND: enum fr_unwind_kind */
 };
 extern struct fr_agent_config fr__cfg;
 extern _Atomic int fr__running;

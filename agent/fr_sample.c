@@ -1,6 +1,7 @@
 /* CPU sampling: one sampler per thread, delivering SIGPROF to that thread
- * after every 1/hz second of its CPU time, and the handler that records a
- * stack into the thread's sample buffer of the current generation parity.
+ * after every 1/hz second of its CPU time (the handler, in
+ * fr_sample_signal.c, records a stack into the thread's sample buffer of the
+ * current generation parity).
  *
  * Samplers. The primary one is a perf_event software task-clock event per
  * thread (user time only), set to signal its own thread (F_SETOWN_EX with
@@ -18,20 +19,9 @@
  * thread is dropped. Anything else (the application's own SIGPROF: kill,
  * setitimer) goes to the handler that was installed before ours.
  *
- * Joining the generation barrier (seed 004): if the thread's seqlock is even
- * the handler takes it; if it is odd, the signal interrupted this thread
- * inside an event write and the advancer is already waiting for it, so the
- * handler writes under that section. Either way it then loads the generation
- * and writes into samples.buf[gen % 2], which the advancer drains only after
- * it has seen the seqlock even after the generation moved on.
- *
- * The handler is async-signal-safe: no allocation, no lock, no stdio; it
- * saves errno. Frames come from the interrupted context's frame pointers,
- * each frame checked to lie above the previous one, aligned and inside the
- * thread's stack, so a bad frame pointer ends the walk instead of faulting.
- * A thread whose stack bounds are not known yet (found in /proc, never run
- * our code) gets leaf-only samples until the advancer has looked its stack up
- * in /proc/self/maps, within one period. */
+ * The handler itself (fr_sample_signal.c) holds only async-signal-safe
+ * code; this file sets samplers up, finds threads and their stack bounds,
+ * and drains the samples on the advancer. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -48,217 +38,16 @@
 #include <ucontext.h>
 #include <unistd.h>
 
-#include "fr_internal.h"
+#include "fr_sample.h"
+#include "fr_unwind.h"
 
-#define FD_TABLE_MAX (1u << 16)    /* perf fds above this fall back to a timer */
-#define TIMER_TABLE_SIZE (1u << 16)
-#define TIMER_MAGIC 0x46520000     /* high half of sival_int for our timers */
-
-static struct {
-        bool installed;             /* our SIGPROF handler (stays for the process) */
-        /* The application's handler, chained. Two slots so that replacing it
-         * never tears the one a running handler reads. */
-        struct sigaction previous[2];
-        _Atomic int prev_slot;
-        _Atomic unsigned kind;      /* enum fr_sampler_kind (the advancer may switch to timers) */
-        unsigned hz;
-        uint64_t period_ns;
-        _Atomic(struct fr_thread *) *by_fd;    /* perf fd -> record */
-        _Atomic(struct fr_thread *) *by_timer; /* timer slot -> record */
-        size_t nfd;
-        pthread_mutex_t timer_lock;            /* slot allocation */
-        _Atomic uint64_t taken_by_gone;        /* samples taken by threads since freed */
-        unsigned next_slot;
-        _Atomic unsigned perf_fds;             /* perf descriptors held (the budget's count) */
-        _Atomic unsigned timers;               /* timer samplers held */
-        /* Written by the advancer, read by fr_get_stats. */
-        _Atomic uint64_t rearms, checks, check_ns;
-} sp = {.timer_lock = PTHREAD_MUTEX_INITIALIZER};
-
-struct hook {
-        fr_traceback_fn fn;
-        void *arg;
-        struct hook *older; /* every hook ever set stays reachable */
-};
-static _Atomic(struct hook *) traceback;
-static struct hook *all_hooks;
+struct fr_sampler fr__sp = {.timer_lock = PTHREAD_MUTEX_INITIALIZER};
+_Atomic(struct fr_hook *) fr__traceback;
+static struct fr_hook *all_hooks;
 static pthread_mutex_t hooks_lock = PTHREAD_MUTEX_INITIALIZER;
+__thread pid_t fr__my_tid FR_TLS;
 
-static __thread pid_t my_tid FR_TLS; /* 0: not known yet (reset in a forked child) */
-
-unsigned fr__sampler_kind(void) { return sp.kind; }
-
-/* ---- the handler ----------------------------------------------------------- */
-
-static inline uint8_t *put_u64le(uint8_t *p, uint64_t v) {
-        memcpy(p, &v, 8);
-        return p + 8;
-}
-
-/* unwind - the interrupted pc, then the return addresses found by walking
- * frame pointers inside [sp, hi). Returns the number of frames stored. */
-/* Not instrumented by ASan: the walk reads the interrupted thread's stack
- * frames, which ASan may have poisoned (out-of-scope locals). */
-__attribute__((no_sanitize("address")))
-static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
-        uintptr_t pc, fp, sp_;
-#if defined(__x86_64__)
-        pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-        fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
-        sp_ = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-#elif defined(__aarch64__)
-        pc = (uintptr_t)uc->uc_mcontext.pc;
-        fp = (uintptr_t)uc->uc_mcontext.regs[29];
-        sp_ = (uintptr_t)uc->uc_mcontext.sp;
-#else
-        (void)t, (void)uc, (void)pcs, (void)max;
-        return 0;
-#endif
-        uint32_t n = 0;
-        if (max == 0)
-                return 0;
-        pcs[n++] = pc;
-        uintptr_t lo = atomic_load_explicit(&t->samples.stack_lo, memory_order_relaxed);
-        uintptr_t hi = atomic_load_explicit(&t->samples.stack_hi, memory_order_acquire);
-        if (hi == 0) {
-                /* Bounds unknown: remember where the stack is for the advancer. */
-                if (atomic_load_explicit(&t->samples.first_sp, memory_order_relaxed) == 0)
-                        atomic_store_explicit(&t->samples.first_sp, sp_, memory_order_relaxed);
-                return n;
-        }
-        if (sp_ < lo || sp_ >= hi)
-                return n; /* on an alternate signal stack, or bounds wrong: leaf only */
-        lo = sp_;
-        /* Each frame: [fp] = caller's fp, [fp + 8] = return address. */
-        while (n < max && fp >= lo && fp <= hi - 2 * sizeof(uintptr_t) &&
-               (fp & (sizeof(uintptr_t) - 1)) == 0) {
-                const uintptr_t *frame = (const uintptr_t *)fp;
-                uintptr_t ret = frame[1];
-                if (ret < 4096)
-                        break;
-                pcs[n++] = ret;
-                lo = fp + 2 * sizeof(uintptr_t); /* the next frame is strictly above */
-                fp = frame[0];
-        }
-        return n;
-}
-
-static void record_sample(struct fr_thread *t, uint64_t g, const ucontext_t *uc, uint64_t weight) {
-        uint64_t pcs[FR_MAX_STACK_FRAMES];
-        uint32_t n = 0;
-        struct hook *h = atomic_load_explicit(&traceback, memory_order_acquire);
-        if (h)
-                n = (uint32_t)h->fn(uc, (uintptr_t *)pcs, FR_MAX_STACK_FRAMES / 2, h->arg);
-        if (n > FR_MAX_STACK_FRAMES / 2)
-                n = FR_MAX_STACK_FRAMES / 2;
-        n += unwind(t, uc, pcs + n, FR_MAX_STACK_FRAMES - n);
-        if (n == 0)
-                return;
-
-        /* Attribution: the innermost open region and its task. The region
-         * stack may be mid-update under us (same thread); any entry read is
-         * a valid name id or 0. */
-        uint32_t depth = t->depth < FR_MAX_REGION_DEPTH ? t->depth : FR_MAX_REGION_DEPTH;
-        uint64_t task = 0, region = 0;
-        if (depth) {
-                task = t->regions[depth - 1].task;
-                region = t->regions[depth - 1].name;
-        }
-
-        unsigned p = g & 1;
-        struct fr_samples *s = &t->samples;
-        size_t need = 8 + 4 * FR_VARINT_MAX + (size_t)n * FR_VARINT_MAX;
-        if (s->cap - s->pos[p] < need) {
-                s->lost[p]++;
-                return;
-        }
-        uint8_t *start = s->mem + (size_t)p * s->cap + s->pos[p];
-        uint8_t *q = put_u64le(start, fr__now());
-        q = fr_put_uvarint(q, weight);
-        q = fr_put_uvarint(q, task);
-        q = fr_put_uvarint(q, region);
-        q = fr_put_uvarint(q, n);
-        q = fr_put_uvarint(q, pcs[0]);
-        for (uint32_t i = 1; i < n; i++)
-                q = fr_put_uvarint(q, fr_zigzag((int64_t)(pcs[i] - pcs[i - 1])));
-        s->pos[p] += (uint32_t)(q - start);
-}
-
-static void chain(int sig, siginfo_t *si, void *uc) {
-        const struct sigaction *a = &sp.previous[atomic_load_explicit(&sp.prev_slot, memory_order_acquire)];
-        if (a->sa_flags & SA_SIGINFO) {
-                if (a->sa_sigaction)
-                        a->sa_sigaction(sig, si, uc);
-        } else if (a->sa_handler != SIG_DFL && a->sa_handler != SIG_IGN) {
-                a->sa_handler(sig);
-        }
-        /* SIG_DFL would terminate the process: a stray SIGPROF is ignored. */
-}
-
-static void on_sigprof(int sig, siginfo_t *si, void *uc) {
-        int saved_errno = errno;
-        struct fr_thread *t = NULL;
-        uint64_t weight = 1;
-        int fd = -1;
-        if ((si->si_code == POLL_HUP || si->si_code == POLL_IN) && si->si_fd >= 0 &&
-            (size_t)si->si_fd < sp.nfd) {
-                fd = si->si_fd;
-                t = atomic_load_explicit(&sp.by_fd[fd], memory_order_acquire);
-                if (!t) /* a late signal of a closed sampler, or not ours at all */
-                        goto out;
-        } else if (si->si_code == SI_TIMER && (si->si_value.sival_int & 0xffff0000) == TIMER_MAGIC) {
-                unsigned slot = (unsigned)si->si_value.sival_int & 0xffff;
-                t = atomic_load_explicit(&sp.by_timer[slot], memory_order_acquire);
-                if (!t)
-                        goto out;
-                weight += (uint64_t)(si->si_overrun > 0 ? si->si_overrun : 0);
-        } else {
-                chain(sig, si, uc);
-                goto out;
-        }
-        if (my_tid == 0)
-                my_tid = (pid_t)syscall(SYS_gettid);
-        if (t->tid != my_tid)
-                goto out;
-        if (!fr__altstack_room(t, uc, FR_SIGPROF_STACK_NEED))
-                goto out; /* on the thread's own stack: no unwinding there */
-        if (fd >= 0) {
-                /* The event's count is the thread's CPU time in ns. An
-                 * overflow that came while the thread was in the kernel was
-                 * not delivered (user-only sampling): weigh this sample by
-                 * the periods elapsed since the last one, so time is never
-                 * under-counted. */
-                uint64_t count;
-                if (read(fd, &count, sizeof count) == (ssize_t)sizeof count &&
-                    count > t->samples.perf_count) {
-                        uint64_t periods = (count - t->samples.perf_count) / sp.period_ns;
-                        if (periods > 1)
-                                weight = periods;
-                        t->samples.perf_count += weight * sp.period_ns;
-                }
-        }
-
-        uint64_t s = atomic_load_explicit(&t->seq, memory_order_relaxed);
-        bool take = !(s & 1);
-        if (take) {
-                /* Same Dekker pairing as fr__acquire: the advancer's membarrier
-                 * orders this store before our load of the generation. */
-                atomic_store_explicit(&t->seq, s + 1, memory_order_relaxed);
-                atomic_signal_fence(memory_order_seq_cst);
-        }
-        uint64_t g = atomic_load_explicit(&fr__gen, fr__asymmetric ? memory_order_acquire
-                                                                   : memory_order_seq_cst);
-        if (g) { /* 0: not recording (yet, or any more) */
-                atomic_fetch_add_explicit(&t->samples.taken, 1, memory_order_relaxed);
-                record_sample(t, g, uc, weight);
-        }
-        if (take)
-                atomic_store_explicit(&t->seq, s + 2, memory_order_release);
-out:
-        if (fd >= 0)
-                ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
-        errno = saved_errno;
-}
+unsigned fr__sampler_kind(void) { return fr__sp.kind; }
 
 /* ---- samplers ------------------------------------------------------------- */
 
@@ -276,12 +65,12 @@ static long perf_open(pid_t tid, unsigned hz) {
 }
 
 static int arm_perf(struct fr_thread *t) {
-        long fd = perf_open(t->tid, sp.hz);
+        long fd = perf_open(t->tid, fr__sp.hz);
         if (fd < 0)
                 return -errno;
         fd = fr__fd_move_high((int)fd); /* out of the numbers select() users need */
         struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = t->tid};
-        if ((size_t)fd >= sp.nfd || fr__perf_fd_id((int)fd, &t->samples.perf_id) < 0 ||
+        if ((size_t)fd >= fr__sp.nfd || fr__perf_fd_id((int)fd, &t->samples.perf_id) < 0 ||
             fcntl((int)fd, F_SETOWN_EX, &owner) < 0 ||
             fcntl((int)fd, F_SETSIG, SIGPROF) < 0 ||
             fcntl((int)fd, F_SETFL, O_ASYNC | O_NONBLOCK) < 0) {
@@ -289,11 +78,11 @@ static int arm_perf(struct fr_thread *t) {
                 return -EMFILE;
         }
         t->samples.perf_count = 0;
-        atomic_store_explicit(&sp.by_fd[fd], t, memory_order_release);
+        atomic_store_explicit(&fr__sp.by_fd[fd], t, memory_order_release);
         t->samples.perf_fd = (int)fd;
         if (ioctl((int)fd, PERF_EVENT_IOC_REFRESH, 1) < 0) {
                 int e = -errno;
-                atomic_store(&sp.by_fd[fd], NULL);
+                atomic_store(&fr__sp.by_fd[fd], NULL);
                 t->samples.perf_fd = -1;
                 close((int)fd);
                 return e;
@@ -302,18 +91,18 @@ static int arm_perf(struct fr_thread *t) {
 }
 
 static int arm_timer(struct fr_thread *t) {
-        pthread_mutex_lock(&sp.timer_lock);
+        pthread_mutex_lock(&fr__sp.timer_lock);
         int slot = -1;
         for (unsigned i = 0; i < TIMER_TABLE_SIZE; i++) {
-                unsigned k = (sp.next_slot + i) % TIMER_TABLE_SIZE;
-                if (!atomic_load(&sp.by_timer[k])) {
+                unsigned k = (fr__sp.next_slot + i) % TIMER_TABLE_SIZE;
+                if (!atomic_load(&fr__sp.by_timer[k])) {
                         slot = (int)k;
-                        sp.next_slot = k + 1;
-                        atomic_store_explicit(&sp.by_timer[k], t, memory_order_release);
+                        fr__sp.next_slot = k + 1;
+                        atomic_store_explicit(&fr__sp.by_timer[k], t, memory_order_release);
                         break;
                 }
         }
-        pthread_mutex_unlock(&sp.timer_lock);
+        pthread_mutex_unlock(&fr__sp.timer_lock);
         if (slot < 0)
                 return -EAGAIN;
         /* The CPU clock of another thread of ours: the kernel's encoding of
@@ -325,12 +114,12 @@ static int arm_timer(struct fr_thread *t) {
         timer_t timer;
         if (timer_create(clock, &ev, &timer) < 0) {
                 int e = -errno;
-                atomic_store(&sp.by_timer[slot], NULL);
+                atomic_store(&fr__sp.by_timer[slot], NULL);
                 return e;
         }
         /* A random first expiry within one period: short-lived threads are
          * not all sampled at the same point of their run. */
-        long period = 1000000000l / (long)sp.hz;
+        long period = 1000000000l / (long)fr__sp.hz;
         struct itimerspec it = {.it_interval = {period / 1000000000l, period % 1000000000l}};
         long first = 1 + (long)((unsigned long)random() % (unsigned long)period);
         it.it_value = (struct timespec){first / 1000000000l, first % 1000000000l};
@@ -339,18 +128,18 @@ static int arm_timer(struct fr_thread *t) {
         if (timer_settime(timer, 0, &it, NULL) < 0) {
                 int e = -errno;
                 timer_delete(timer);
-                atomic_store(&sp.by_timer[slot], NULL);
+                atomic_store(&fr__sp.by_timer[slot], NULL);
                 t->samples.timer_slot = -1;
                 return e;
         }
-        atomic_fetch_add(&sp.timers, 1);
+        atomic_fetch_add(&fr__sp.timers, 1);
         return 0;
 }
 
 static uint32_t buffer_bytes(void) {
         /* About 128 bytes a sample, hz * period samples per CPU-bound thread
          * and generation, and half again for an advancer running late. */
-        uint64_t per_gen = (uint64_t)sp.hz * fr__cfg.period_ms / 1000 + 1;
+        uint64_t per_gen = (uint64_t)fr__sp.hz * fr__cfg.period_ms / 1000 + 1;
         uint64_t b = per_gen * 192;
         if (b < 16384)
                 b = 16384;
@@ -376,7 +165,7 @@ static void self_stack_bounds(struct fr_thread *t) {
 void fr__sampler_arm(struct fr_thread *t, bool self) {
         if (self)
                 fr__altstack_ensure(t); /* before its first signal (fr_altstack.c) */
-        if (sp.kind == FR_SAMPLER_NONE)
+        if (fr__sp.kind == FR_SAMPLER_NONE)
                 return;
         if (self && atomic_load(&t->samples.stack_hi) == 0)
                 self_stack_bounds(t);
@@ -393,9 +182,9 @@ void fr__sampler_arm(struct fr_thread *t, bool self) {
         }
         int r = -ENOSYS;
         uint32_t note = FR_NOTE_TIMER_REFUSED;
-        if (sp.kind == FR_SAMPLER_PERF) {
+        if (fr__sp.kind == FR_SAMPLER_PERF) {
                 /* The budget: reserve a descriptor first (threads arm at once). */
-                if (atomic_fetch_add(&sp.perf_fds, 1) >= fr__fd_budget())
+                if (atomic_fetch_add(&fr__sp.perf_fds, 1) >= fr__fd_budget())
                         note = FR_NOTE_TIMER_BUDGET;
                 /* A filter may have come since the last period: the calling
                  * thread's, before its first perf call (fr_seccomp.c). */
@@ -404,7 +193,7 @@ void fr__sampler_arm(struct fr_thread *t, bool self) {
                 else if ((r = arm_perf(t)) == 0)
                         note = FR_NOTE_PERF;
                 if (r < 0)
-                        atomic_fetch_sub(&sp.perf_fds, 1);
+                        atomic_fetch_sub(&fr__sp.perf_fds, 1);
         } else if (fr__seccomp_seen()) {
                 note = FR_NOTE_TIMER_SECCOMP;
         }
@@ -435,11 +224,11 @@ void fr__sampler_disarm_all(void) {
 static void forget_perf(struct fr_thread *t, bool close_it) {
         struct fr_samples *s = &t->samples;
         struct fr_thread *mine = t;
-        atomic_compare_exchange_strong(&sp.by_fd[s->perf_fd], &mine, NULL);
+        atomic_compare_exchange_strong(&fr__sp.by_fd[s->perf_fd], &mine, NULL);
         if (close_it && fr__perf_fd_intact(s->perf_fd, s->perf_id))
                 close(s->perf_fd);
         s->perf_fd = -1;
-        atomic_fetch_sub(&sp.perf_fds, 1);
+        atomic_fetch_sub(&fr__sp.perf_fds, 1);
 }
 
 void fr__sampler_disarm(struct fr_thread *t) {
@@ -448,14 +237,14 @@ void fr__sampler_disarm(struct fr_thread *t) {
                 forget_perf(t, true);
         if (s->timer_slot >= 0) {
                 timer_delete((timer_t)s->timer);
-                atomic_store(&sp.by_timer[s->timer_slot], NULL);
+                atomic_store(&fr__sp.by_timer[s->timer_slot], NULL);
                 s->timer_slot = -1;
-                atomic_fetch_sub(&sp.timers, 1);
+                atomic_fetch_sub(&fr__sp.timers, 1);
         }
 }
 
 void fr__samples_free(struct fr_thread *t) {
-        atomic_fetch_add(&sp.taken_by_gone, atomic_exchange(&t->samples.taken, 0));
+        atomic_fetch_add(&fr__sp.taken_by_gone, atomic_exchange(&t->samples.taken, 0));
         if (t->samples.mem)
                 munmap(t->samples.mem, 2 * (size_t)t->samples.cap);
         t->samples.mem = NULL;
@@ -468,7 +257,7 @@ static void *table(size_t n) {
 }
 
 static bool is_ours(const struct sigaction *a) {
-        return (a->sa_flags & SA_SIGINFO) && a->sa_sigaction == on_sigprof;
+        return (a->sa_flags & SA_SIGINFO) && a->sa_sigaction == fr__on_sigprof;
 }
 
 /* install_handler - put our SIGPROF handler in place, chaining to the one
@@ -480,45 +269,46 @@ static int install_handler(void) {
                 return -errno;
         if (is_ours(&cur))
                 return 0;
-        int slot = !atomic_load(&sp.prev_slot);
-        sp.previous[slot] = cur;
-        atomic_store_explicit(&sp.prev_slot, slot, memory_order_release);
-        struct sigaction a = {.sa_sigaction = on_sigprof, .sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK};
+        int slot = !atomic_load(&fr__sp.prev_slot);
+        fr__sp.previous[slot] = cur;
+        atomic_store_explicit(&fr__sp.prev_slot, slot, memory_order_release);
+        struct sigaction a = {.sa_sigaction = fr__on_sigprof, .sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK};
         sigemptyset(&a.sa_mask);
         if (sigaction(SIGPROF, &a, NULL) < 0)
                 return -errno;
         if ((cur.sa_flags & SA_SIGINFO) || (cur.sa_handler != SIG_DFL && cur.sa_handler != SIG_IGN))
                 fr__log_error("%s SIGPROF handler: it keeps receiving its own SIGPROF signals "
                               "(kill, setitimer), the sampler's are filtered out",
-                              sp.installed ? "the application replaced our" : "the application has a");
-        sp.installed = true;
+                              fr__sp.installed ? "the application replaced our" : "the application has a");
+        fr__sp.installed = true;
         return 1;
 }
 
 int fr__sampler_init(unsigned hz) {
-        sp.kind = FR_SAMPLER_NONE;
-        sp.period_ns = hz ? 1000000000ull / hz : 0;
+        fr__sp.kind = FR_SAMPLER_NONE;
+        memset((void *)fr__handler_hist, 0, sizeof fr__handler_hist);
+        fr__sp.period_ns = hz ? 1000000000ull / hz : 0;
         /* Counts start again with the recorder (records of live threads
          * outlive a stop). */
-        atomic_store(&sp.taken_by_gone, 0);
-        atomic_store(&sp.rearms, 0);
-        atomic_store(&sp.checks, 0);
-        atomic_store(&sp.check_ns, 0);
+        atomic_store(&fr__sp.taken_by_gone, 0);
+        atomic_store(&fr__sp.rearms, 0);
+        atomic_store(&fr__sp.checks, 0);
+        atomic_store(&fr__sp.check_ns, 0);
         fr__threads_lock();
         for (struct fr_thread *t = fr__threads_head(); t; t = t->next)
                 atomic_store(&t->samples.taken, 0);
         fr__threads_unlock();
-        sp.hz = hz;
+        fr__sp.hz = hz;
         if (hz == 0 || fr__cfg.sampling_off)
                 return 0;
-        if (!sp.by_fd) {
+        if (!fr__sp.by_fd) {
                 /* The whole range: the limit may be raised later. */
                 size_t n = FD_TABLE_MAX;
-                sp.by_fd = table(n);
-                sp.by_timer = table(TIMER_TABLE_SIZE);
-                if (!sp.by_fd || !sp.by_timer)
+                fr__sp.by_fd = table(n);
+                fr__sp.by_timer = table(TIMER_TABLE_SIZE);
+                if (!fr__sp.by_fd || !fr__sp.by_timer)
                         return -ENOMEM;
-                sp.nfd = n;
+                fr__sp.nfd = n;
         }
         int r = install_handler();
         if (r < 0)
@@ -533,29 +323,29 @@ int fr__sampler_init(unsigned hz) {
                                                   : perf_open((pid_t)syscall(SYS_gettid), hz);
         if (fd >= 0) {
                 close((int)fd);
-                sp.kind = FR_SAMPLER_PERF;
+                fr__sp.kind = FR_SAMPLER_PERF;
         } else {
                 if (!fr__cfg.force_timer && !filtered)
                         fr__log_error("perf_event_open refused (%s): sampling with CPU timers, "
                                       "which fire at the scheduler tick", strerror(errno));
-                sp.kind = FR_SAMPLER_TIMER;
+                fr__sp.kind = FR_SAMPLER_TIMER;
         }
         return 0;
 }
 
 int fr_set_traceback(fr_traceback_fn fn, void *arg) {
-        struct hook *h = NULL;
+        struct fr_hook *h = NULL;
         if (fn) {
                 h = malloc(sizeof *h);
                 if (!h)
                         return -ENOMEM;
                 pthread_mutex_lock(&hooks_lock);
-                *h = (struct hook){fn, arg, all_hooks};
+                *h = (struct fr_hook){fn, arg, all_hooks};
                 all_hooks = h;
                 pthread_mutex_unlock(&hooks_lock);
         }
         /* The old hook stays allocated: a handler may still be running it. */
-        atomic_store_explicit(&traceback, h, memory_order_release);
+        atomic_store_explicit(&fr__traceback, h, memory_order_release);
         return 0;
 }
 
@@ -584,11 +374,11 @@ static void check_descriptors(struct fr_thread *head) {
                 t->samples.lost_fd = t->samples.perf_fd;
                 forget_perf(t, false);
                 atomic_fetch_or(&t->samples.note, FR_NOTE_REARMED);
-                atomic_fetch_add_explicit(&sp.rearms, 1, memory_order_relaxed);
+                atomic_fetch_add_explicit(&fr__sp.rearms, 1, memory_order_relaxed);
                 any = true;
         }
-        atomic_fetch_add_explicit(&sp.checks, checked, memory_order_relaxed);
-        atomic_fetch_add_explicit(&sp.check_ns, cpu_ns() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&fr__sp.checks, checked, memory_order_relaxed);
+        atomic_fetch_add_explicit(&fr__sp.check_ns, cpu_ns() - t0, memory_order_relaxed);
         if (!any)
                 return;
         for (struct fr_thread *t = head; t; t = t->next)
@@ -598,13 +388,13 @@ static void check_descriptors(struct fr_thread *head) {
 }
 
 void fr__sampler_counts(struct fr_stats *ret) {
-        ret->threads_perf = atomic_load(&sp.perf_fds);
-        ret->threads_timer = atomic_load(&sp.timers);
+        ret->threads_perf = atomic_load(&fr__sp.perf_fds);
+        ret->threads_timer = atomic_load(&fr__sp.timers);
         ret->fd_budget = fr__fd_budget();
         ret->seccomp = fr__seccomp_seen();
-        ret->sampler_rearms = atomic_load_explicit(&sp.rearms, memory_order_relaxed);
-        ret->fd_checks = atomic_load_explicit(&sp.checks, memory_order_relaxed);
-        ret->fd_check_ns = atomic_load_explicit(&sp.check_ns, memory_order_relaxed);
+        ret->sampler_rearms = atomic_load_explicit(&fr__sp.rearms, memory_order_relaxed);
+        ret->fd_checks = atomic_load_explicit(&fr__sp.checks, memory_order_relaxed);
+        ret->fd_check_ns = atomic_load_explicit(&fr__sp.check_ns, memory_order_relaxed);
 }
 
 int fr__sampler_note_text(struct fr_thread *t, uint32_t bit, char *buf, size_t len) {
@@ -709,7 +499,7 @@ static struct fr_thread *new_record(pid_t tid) {
 }
 
 void fr__sampler_rescan(uint64_t gen) {
-        if (sp.kind == FR_SAMPLER_NONE)
+        if (fr__sp.kind == FR_SAMPLER_NONE)
                 return;
         /* An application that installs its own SIGPROF handler after we
          * started takes our samplers' signals (and, not re-arming them, stops
@@ -718,15 +508,15 @@ void fr__sampler_rescan(uint64_t gen) {
         /* A seccomp filter installed since the last period: new samplers are
          * timers from now on (running perf events only need read and ioctl,
          * which the filter allows); FLIGHTREC_SECCOMP=off: no sampling. */
-        if ((sp.kind == FR_SAMPLER_PERF || fr__cfg.seccomp_off) && fr__seccomp_filtered(true)) {
+        if ((fr__sp.kind == FR_SAMPLER_PERF || fr__cfg.seccomp_off) && fr__seccomp_filtered(true)) {
                 fr__log_error("a seccomp filter appeared: new threads are sampled with CPU "
                               "timers%s", fr__cfg.seccomp_off ? "; FLIGHTREC_SECCOMP=off: "
                                                                "sampling stops" : "");
-                if (sp.kind == FR_SAMPLER_PERF)
-                        sp.kind = FR_SAMPLER_TIMER;
+                if (fr__sp.kind == FR_SAMPLER_PERF)
+                        fr__sp.kind = FR_SAMPLER_TIMER;
                 if (fr__cfg.seccomp_off) {
                         fr__sampler_disarm_all();
-                        sp.kind = FR_SAMPLER_NONE;
+                        fr__sp.kind = FR_SAMPLER_NONE;
                         return;
                 }
         }
@@ -802,31 +592,124 @@ void fr__sampler_rescan(uint64_t gen) {
 
 /* In a forked child: the parent's samplers signal the parent's threads. */
 void fr__sampler_forget(void) {
-        my_tid = 0;
-        if (sp.by_fd) {
-                for (size_t fd = 0; fd < sp.nfd; fd++) {
-                        struct fr_thread *t = atomic_load_explicit(&sp.by_fd[fd], memory_order_relaxed);
+        fr__my_tid = 0;
+        /* Handlers of the parent's other threads, counted as readers, do not
+         * exist here: their counts would keep retired tables forever. */
+        atomic_store(&fr__uw_pub.readers[0], 0);
+        atomic_store(&fr__uw_pub.readers[1], 0);
+        if (fr__sp.by_fd) {
+                for (size_t fd = 0; fd < fr__sp.nfd; fd++) {
+                        struct fr_thread *t = atomic_load_explicit(&fr__sp.by_fd[fd], memory_order_relaxed);
                         if (t) {
-                                atomic_store(&sp.by_fd[fd], NULL);
+                                atomic_store(&fr__sp.by_fd[fd], NULL);
                                 if (fr__perf_fd_intact((int)fd, t->samples.perf_id))
                                         close((int)fd);
                         }
                 }
-                atomic_store(&sp.perf_fds, 0);
+                atomic_store(&fr__sp.perf_fds, 0);
         }
-        if (sp.by_timer)
-                memset((void *)sp.by_timer, 0, TIMER_TABLE_SIZE * sizeof(void *));
-        atomic_store(&sp.timers, 0);
-        pthread_mutex_init(&sp.timer_lock, NULL);
+        if (fr__sp.by_timer)
+                memset((void *)fr__sp.by_timer, 0, TIMER_TABLE_SIZE * sizeof(void *));
+        atomic_store(&fr__sp.timers, 0);
+        pthread_mutex_init(&fr__sp.timer_lock, NULL);
 }
 
 uint64_t fr__samples_taken(void) {
-        uint64_t n = atomic_load(&sp.taken_by_gone);
+        uint64_t n = atomic_load(&fr__sp.taken_by_gone);
         fr__threads_lock();
         for (struct fr_thread *t = fr__threads_head(); t; t = t->next)
                 n += atomic_load_explicit(&t->samples.taken, memory_order_relaxed);
         fr__threads_unlock();
         return n;
+}
+
+/* ---- the handler's figures --------------------------------------------------- */
+uint64_t fr__ht_bucket_ticks(unsigned b) {
+        if (b < 4)
+                return b + 1;
+        unsigned l = b / 4 + 1, sub = b % 4;
+        return ((uint64_t)(4 + sub + 1) << (l - 2));
+}
+
+/* percentile_ns - the handler time at fraction q of the samples of depth
+ * classes [d0, d1); 0 when none. *ret_n: how many. */
+static uint64_t percentile_ns(unsigned which, unsigned d0, unsigned d1, double q, uint64_t *ret_n) {
+        uint64_t n = 0;
+        for (unsigned d = d0; d < d1; d++)
+                for (unsigned b = 0; b < FR_HT_BUCKETS; b++)
+                        n += atomic_load_explicit(&fr__handler_hist[which][d][b], memory_order_relaxed);
+        if (ret_n)
+                *ret_n = n;
+        if (n == 0)
+                return 0;
+        uint64_t want = (uint64_t)(q * (double)n), seen = 0;
+        uint64_t tps = fr__clock_ticks_per_second();
+        for (unsigned b = 0; b < FR_HT_BUCKETS; b++) {
+                for (unsigned d = d0; d < d1; d++)
+                        seen += atomic_load_explicit(&fr__handler_hist[which][d][b], memory_order_relaxed);
+                if (seen > want)
+                        return tps ? (uint64_t)((double)fr__ht_bucket_ticks(b) * 1e9 / (double)tps) : 0;
+        }
+        return 0;
+}
+
+void fr__sampler_fill_stats(struct fr_stats *ret) {
+        struct fr_uw_stats u;
+        fr__unwind_stats(&u);
+        ret->unwind = fr__unwind_mode;
+        ret->unwind_table_bytes = u.table_bytes;
+        ret->unwind_objects = u.objects;
+        ret->unwind_tables = u.tables;
+        ret->unwind_rejected = u.rejected;
+        ret->unwind_walks = 0;
+        for (unsigned k = 0; k < FR_UW_END_KINDS; k++)
+                ret->unwind_walks += u.stops[k];
+        ret->unwind_root = u.stops[FR_UW_END_ROOT];
+        ret->handler_p50_ns = percentile_ns(FR_HT_HANDLER, 0, FR_HT_DEPTHS, 0.50, NULL);
+        ret->handler_p99_ns = percentile_ns(FR_HT_HANDLER, 0, FR_HT_DEPTHS, 0.99, NULL);
+        ret->unwind_p50_ns = percentile_ns(FR_HT_UNWIND, 0, FR_HT_DEPTHS, 0.50, NULL);
+        ret->unwind_p99_ns = percentile_ns(FR_HT_UNWIND, 0, FR_HT_DEPTHS, 0.99, NULL);
+}
+
+void fr__sampler_debug_report(const struct fr_stats *st) {
+        static const char *const stops[FR_UW_END_KINDS] = {"root", "max depth", "stack bounds",
+                                                           "rule", "no CFI", "bad pc"};
+        static const char *const depths[FR_HT_DEPTHS] = {"1-4", "5-8", "9-16", "17-32", "33-64", "65+"};
+        static const char *const modes[] = {"fp", "auto", "dwarf"};
+        /* The table figures as the advancer last published them (the
+         * builder's own lists are its thread's); the rest are counters. */
+        fr__log_error("unwind %s: %llu objects, %llu tables, %llu bytes, %llu rejected",
+                      modes[st->unwind % 3], (unsigned long long)st->unwind_objects,
+                      (unsigned long long)st->unwind_tables, (unsigned long long)st->unwind_table_bytes,
+                      (unsigned long long)st->unwind_rejected);
+        char line[512];
+        int len = snprintf(line, sizeof line, "unwind: walks ended by");
+        for (unsigned k = 0; k < FR_UW_END_KINDS && len > 0 && (size_t)len < sizeof line; k++)
+                len += snprintf(line + len, sizeof line - (size_t)len, " %s %llu", stops[k],
+                                (unsigned long long)atomic_load(&fr__uw_pub.stops[k]));
+        uint64_t walks = 0;
+        for (unsigned k = 0; k < FR_UW_END_KINDS; k++)
+                walks += atomic_load(&fr__uw_pub.stops[k]);
+        if (atomic_load(&fr__uw_pub.last_bad[1]))
+                fr__log_error("unwind: last early end: stop %llu after %llu frames at pc %#llx sp %#llx cfa %#llx",
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[4]),
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[0]),
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[1]),
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[2]),
+                              (unsigned long long)atomic_load(&fr__uw_pub.last_bad[3]));
+        fr__log_error("%s; mean depth %.2f", line,
+                      walks ? (double)atomic_load(&fr__uw_pub.frames) / (double)walks : 0.0);
+        for (unsigned d = 0; d < FR_HT_DEPTHS; d++) {
+                uint64_t n;
+                uint64_t p50 = percentile_ns(FR_HT_HANDLER, d, d + 1, 0.50, &n);
+                if (n)
+                        fr__log_error("handler time, %s frames: %llu samples, p50 %llu ns, p99 %llu ns; "
+                                      "of which unwinding p50 %llu ns, p99 %llu ns",
+                                      depths[d], (unsigned long long)n, (unsigned long long)p50,
+                                      (unsigned long long)percentile_ns(FR_HT_HANDLER, d, d + 1, 0.99, NULL),
+                                      (unsigned long long)percentile_ns(FR_HT_UNWIND, d, d + 1, 0.50, NULL),
+                                      (unsigned long long)percentile_ns(FR_HT_UNWIND, d, d + 1, 0.99, NULL));
+        }
 }
 
 /* ---- draining a generation (advancer) --------------------------------------- */

@@ -209,6 +209,18 @@ int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
                        when, (unsigned long long)a->generations, (unsigned long long)a->bytes, a->hz,
                        a->sampler < 3 ? samplers[a->sampler] : "?", a->period_ms, a->exe,
                        a->snapshot_in_progress ? " (snapshot in progress)" : "");
+                static const char *const unwinds[] = {"fp", "auto", "dwarf"};
+                const Flightrec__Wire__AgentStats *u = a->unwind_stats;
+                if (a->sampler && u && u->unwind_walks)
+                        printf("         unwind %s: %llu of %llu objects with tables (%llu KiB), %llu rejected; "
+                               "%.1f%% of %llu stacks reach the thread root; handler p50 %.1f us, p99 %.1f us\n",
+                               a->unwind < 3 ? unwinds[a->unwind] : "?", (unsigned long long)u->unwind_tables,
+                               (unsigned long long)u->unwind_objects,
+                               (unsigned long long)(u->unwind_table_bytes >> 10),
+                               (unsigned long long)u->unwind_rejected,
+                               100.0 * (double)u->unwind_root / (double)u->unwind_walks,
+                               (unsigned long long)u->unwind_walks, (double)u->handler_p50_ns / 1000.0,
+                               (double)u->handler_p99_ns / 1000.0);
         }
         int rc = 0;
         if ((pid || comm) && !summary_only) {

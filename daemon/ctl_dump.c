@@ -291,9 +291,10 @@ static void put_generation(struct dump *d, const struct fr_generation *g) {
         fputs(" wall ", d->out);
         put_wall(d->out, g->real_ns);
         fprintf(d->out,
-                " threads %zu tasks %zu events %zu samples %zu maps %zu sampler %s %" PRIu64 " Hz\n",
+                " threads %zu tasks %zu events %zu samples %zu maps %zu sampler %s %" PRIu64 " Hz%s%s\n",
                 d->threads.n, g->ntasks, g->nevents, g->nsamples, g->nmaps,
-                sampler_name(g->sampler), g->sample_hz);
+                sampler_name(g->sampler), g->sample_hz, g->unwind ? " unwind " : "",
+                g->unwind == FR_UNWIND_AUTO ? "auto" : g->unwind == FR_UNWIND_DWARF ? "dwarf" : "");
         if (g->lost_samples)
                 fprintf(d->out, "  lost samples %" PRIu64 "\n", g->lost_samples);
         for (size_t i = 0; i < g->nthreads; i++) {

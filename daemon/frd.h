@@ -243,9 +243,10 @@ struct frd_conn {
         char comm[FR_WIRE_MAX_COMM + 1];
         char exe[FR_WIRE_MAX_PATH + 1];
         char build_id[2 * FR_WIRE_MAX_BUILD_ID + 1];
-        uint32_t hz, period_ms, generations, sampler;
+        uint32_t hz, period_ms, generations, sampler, unwind;
         bool ring_snapshots;      /* Hello.ring_snapshots and a usable ring */
         uint64_t max_bytes, stat_gens, stat_bytes;
+        Flightrec__Wire__AgentStats unwind_stats; /* the last AgentStats (unwinder figures) */
         uint64_t since_ns;
         int ring_fd, pidfd;       /* post-mortem: the agent's ring, its process (or -1) */
         struct frd_snap *reading; /* the snapshot whose pipe is being read */

@@ -53,6 +53,8 @@ void frd_agent_hello(struct frd_conn *c, const Flightrec__Wire__Hello *h) {
                 snprintf(c->build_id + 2 * i, 3, "%02x", h->build_id.data[i]);
         c->hz = h->hz;
         c->sampler = h->sampler;
+        c->unwind = h->unwind;
+        flightrec__wire__agent_stats__init(&c->unwind_stats);
         c->period_ms = h->period_ms;
         c->generations = h->generations;
         c->max_bytes = h->max_bytes;
@@ -101,6 +103,9 @@ void frd_agent_trigger(struct frd_conn *c, const Flightrec__Wire__Trigger *t) {
 void frd_agent_stats(struct frd_conn *c, const Flightrec__Wire__AgentStats *s) {
         c->stat_gens = s->generations;
         c->stat_bytes = s->bytes;
+        c->unwind_stats = *s;
+        c->unwind_stats.base.unknown_fields = NULL; /* freed with the frame */
+        c->unwind_stats.base.n_unknown_fields = 0;
 }
 
 void frd_agent_gone(struct frd_conn *c) {

@@ -121,6 +121,8 @@ void frd_ctl_status(struct frd_conn *c) {
                 x->uid = a->cred.uid;
                 x->hz = a->hz;
                 x->sampler = a->sampler;
+                x->unwind = a->unwind;
+                x->unwind_stats = &a->unwind_stats;
                 x->period_ms = a->period_ms;
                 x->snapshot_in_progress = a->reading != NULL;
                 ptrs[i++] = x;

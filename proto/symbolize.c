@@ -15,7 +15,12 @@
  * line and each inlined_subroutine's DW_AT_call_file/call_line the line in
  * the function around it. Without DWARF, the ELF symbol table gives the name
  * only. C++ names are demangled with the C++ runtime's __cxa_demangle when it
- * can be loaded (dlopen), so no C++ dependency is needed to build. */
+ * can be loaded (dlopen), so no C++ dependency is needed to build.
+ *
+ * The vdso ("linux-vdso.so.1") has no file: its image is the one the kernel
+ * maps into every process, this one included, so it is read from our own
+ * memory (AT_SYSINFO_EHDR) into a memfd and used when the recorded build id
+ * matches ours (a trace from the same kernel). */
 #include "symbolize.h"
 
 #include <dlfcn.h>
@@ -28,6 +33,9 @@
 #include <gelf.h>
 #include <stdlib.h>
 #include <string.h>
+#include <link.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "trace_format.h"
@@ -276,6 +284,30 @@ static int find_module(struct fr_symbolizer *s, const struct fr_sym_object *o, c
         return 0;
 }
 
+/* vdso_fd - a descriptor of a copy of this process's vdso image, or -1. The
+ * caller checks its build id against the recording's. */
+static int vdso_fd(void) {
+        const ElfW(Ehdr) *eh = (const ElfW(Ehdr) *)getauxval(AT_SYSINFO_EHDR);
+        if (!eh || memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_ident[EI_CLASS] != ELFCLASS64)
+                return -1;
+        /* The section headers end the image (the kernel builds it so). */
+        size_t size = eh->e_shoff + (size_t)eh->e_shnum * eh->e_shentsize;
+        if (eh->e_shoff == 0 || size > (1u << 20))
+                return -1;
+        int fd = memfd_create("vdso", MFD_CLOEXEC);
+        if (fd < 0)
+                return -1;
+        if (write(fd, eh, size) != (ssize_t)size) {
+                close(fd);
+                return -1;
+        }
+        return fd;
+}
+
+static bool is_vdso(const char *path) {
+        return strcmp(path, "linux-vdso.so.1") == 0 || strcmp(path, "[vdso]") == 0;
+}
+
 /* open_object - check the file against the recording and attach a module. */
 static int open_object(struct fr_symbolizer *s, struct fr_sym_object *o) {
         char *full = full_path(s, o->path);
@@ -288,6 +320,8 @@ static int open_object(struct fr_symbolizer *s, struct fr_sym_object *o) {
         if (!full)
                 return -ENOMEM;
         fd = open(full, O_RDONLY | O_CLOEXEC);
+        if (fd < 0 && is_vdso(o->path) && o->build_id_len)
+                fd = vdso_fd(); /* checked against the build id below */
         if (fd < 0) {
                 o->status = FR_SYM_MISSING;
                 free(full);

@@ -50,6 +50,14 @@ enum fr_sampler_kind {
         FR_SAMPLER_TIMER = 2, /* timer_create(CLOCK_THREAD_CPUTIME_ID) */
 };
 
+/* Unwinder in use, recorded in the clock batch (after the sampler). */
+enum fr_unwind_kind {
+        FR_UNWIND_FP = 0,    /* frame pointers only (and traces written before the field) */
+        FR_UNWIND_AUTO = 1,  /* .eh_frame tables where they cover the code, else frame pointers */
+        FR_UNWIND_DWARF = 2, /* .eh_frame tables only */
+        FR_UNWIND_KIND_MAX = 2,
+};
+
 /* Limits the writer keeps and the reader enforces. */
 #define FR_MAX_BATCH_BYTES (1u << 20)  /* payload of one batch */
 #define FR_MAX_STRING_BYTES 4096       /* one string table entry */

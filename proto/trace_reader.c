@@ -628,8 +628,15 @@ static int read_clock(struct reader *r, struct gen *g) {
                 return e;
         if (p->sampler > FR_SAMPLER_TIMER)
                 return fail(r, off, "unknown CLOCK sampler kind %" PRIu64, p->sampler);
-        if ((e = get_uv(r, &c, "CLOCK sample_hz", &p->sample_hz)) < 0 ||
-            (e = expect_end(r, &c, "CLOCK")) < 0)
+        if ((e = get_uv(r, &c, "CLOCK sample_hz", &p->sample_hz)) < 0)
+                return e;
+        p->unwind = FR_UNWIND_FP; /* traces from before the field */
+        off = c.pos;
+        if (c.pos < c.end && (e = get_uv(r, &c, "CLOCK unwind", &p->unwind)) < 0)
+                return e;
+        if (p->unwind > FR_UNWIND_KIND_MAX)
+                return fail(r, off, "unknown CLOCK unwind kind %" PRIu64, p->unwind);
+        if ((e = expect_end(r, &c, "CLOCK")) < 0)
                 return e;
         if (p->end < p->start)
                 return fail(r, g->end.off,

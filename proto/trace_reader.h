@@ -80,6 +80,7 @@ struct fr_generation {
         uint64_t ticks_per_second;
         uint64_t mono_ns, real_ns;    /* clocks at `start` */
         uint64_t sampler, sample_hz;
+        uint64_t unwind; /* enum fr_unwind_kind */
         /* State at the start of the generation (its STATUS batch). */
         size_t nthreads;
         const struct fr_thread_state *threads;

@@ -83,6 +83,7 @@ int fr_wire_check(const fr_frame *f, char *err, size_t errlen) {
                                   FR_WIRE_MAX_BUILD_ID, err, errlen));
                 CHECK(check_range("hello.hz", h->hz, 0, 100000, err, errlen));
                 CHECK(check_range("hello.sampler", h->sampler, 0, 2, err, errlen));
+                CHECK(check_range("hello.unwind", h->unwind, 0, 2, err, errlen)); /* enum fr_unwind_kind */
                 CHECK(check_range("hello.period_ms", h->period_ms, 1, 3600000, err, errlen));
                 CHECK(check_range("hello.generations", h->generations, 1, 1000000, err, errlen));
                 CHECK(check_range("hello.max_bytes", h->max_bytes, 0, 1ull << 40, err, errlen));

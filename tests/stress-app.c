@@ -8,7 +8,10 @@
  *    handler; only the main thread takes it, so the other threads' system
  *    calls see EINTR only if the agent causes it),
  *  - deep recursion with CPU work at the bottom, some frames compiled
- *    without frame pointers,
+ *    without frame pointers, and 2000-deep recursion with none at all,
+ *  - CPU work with garbage in RBP and the other registers (inline asm),
+ *  - CPU work inside a signal handler running on an alternate signal stack
+ *    (the unwinder walks from it through the kernel's signal frame),
  * then asks the agent for a snapshot (fr_snapshot through dlsym, when
  * loaded) and prints its counters. Exit status 0 only when every check held.
  * Usage: stress-app SECONDS */
@@ -147,6 +150,87 @@ static void *deep(void *arg) {
         return NULL;
 }
 
+/* 2000 frames, none with a frame pointer (only .eh_frame finds the callers). */
+__attribute__((noipa, optimize("omit-frame-pointer"))) static uint64_t recurse_nofp(uint64_t x, int depth) {
+        volatile uint64_t pad[2] = {x, x};
+        if (depth == 0) {
+                for (int i = 0; i < 100000; i++)
+                        x = x * 6364136223846793005ull + 1;
+                return x;
+        }
+        uint64_t r = recurse_nofp(pad[depth & 1] + 1, depth - 1);
+        return r ^ pad[1]; /* a volatile read after the call: no tail call, no loop */
+}
+
+static void *deep_nofp(void *arg) {
+        (void)arg;
+        volatile uint64_t sink = 0;
+        while (!atomic_load(&stop)) {
+                sink += recurse_nofp(sink, 2000);
+                atomic_fetch_add(&recursions, 1);
+        }
+        return NULL;
+}
+
+/* Garbage registers: RBP and the scratch registers hold random values while
+ * the loop runs (a frame-pointer walk from here would read wild memory). */
+__attribute__((noinline, optimize("omit-frame-pointer"))) static void garbage_spin(uint64_t seed) {
+#if defined(__x86_64__)
+        for (int k = 0; k < 2000; k++) {
+                __asm__ volatile("mov %0, %%rbp\n\t"
+                                 "mov %0, %%rax\n\t"
+                                 "mov $200000, %%ecx\n"
+                                 "1:\n\t"
+                                 "imul $0x5851f42d, %%rbp, %%rbp\n\t"
+                                 "xor %%rbp, %%rax\n\t"
+                                 "dec %%ecx\n\t"
+                                 "jnz 1b\n\t"
+                                 :
+                                 : "r"(seed + (uint64_t)k)
+                                 : "rax", "rcx", "rbp", "cc");
+                if (atomic_load(&stop))
+                        break;
+        }
+#else
+        (void)seed;
+#endif
+}
+
+static void *garbage(void *arg) {
+        (void)arg;
+        while (!atomic_load(&stop))
+                garbage_spin(0x81712cef928f42ffull);
+        return NULL;
+}
+
+/* A handler on an alternate signal stack that burns CPU: SIGPROF lands on
+ * the altstack; the walk goes through __restore_rt into altstack_main. */
+static atomic_long altstack_runs;
+__attribute__((noinline)) static void altstack_work(int sig) {
+        (void)sig;
+        volatile uint64_t x = 1;
+        for (int i = 0; i < 2000000; i++)
+                x = x * 6364136223846793005ull + 1;
+        atomic_fetch_add(&altstack_runs, 1);
+}
+
+static void *altstack_main(void *arg) {
+        (void)arg;
+        static char mem[1 << 16] __attribute__((aligned(16)));
+        stack_t ss = {.ss_sp = mem, .ss_size = sizeof mem};
+        if (sigaltstack(&ss, NULL) < 0)
+                return NULL;
+        sigset_t urg;
+        sigemptyset(&urg);
+        sigaddset(&urg, SIGURG);
+        pthread_sigmask(SIG_UNBLOCK, &urg, NULL);
+        while (!atomic_load(&stop))
+                pthread_kill(pthread_self(), SIGURG);
+        ss.ss_flags = SS_DISABLE;
+        sigaltstack(&ss, NULL);
+        return NULL;
+}
+
 static void *signaller(void *arg) {
         (void)arg;
         while (!atomic_load(&stop)) {
@@ -162,6 +246,9 @@ int main(int argc, char **argv) {
         struct sigaction a = {.sa_handler = on_usr2, .sa_flags = SA_RESTART};
         sigemptyset(&a.sa_mask);
         sigaction(APP_SIGNAL, &a, NULL);
+        struct sigaction onstack = {.sa_handler = altstack_work, .sa_flags = SA_ONSTACK | SA_RESTART};
+        sigemptyset(&onstack.sa_mask);
+        sigaction(SIGURG, &onstack, NULL);
         if (pipe(pipefd) < 0)
                 return 1;
         /* Worker threads inherit a mask blocking the application's signal. */
@@ -169,9 +256,11 @@ int main(int argc, char **argv) {
         sigemptyset(&app);
         sigaddset(&app, APP_SIGNAL);
         pthread_sigmask(SIG_BLOCK, &app, &saved);
-        void *(*fns[])(void *) = {thread_storm, fork_storm, blocked_reader, sleeper, deep, signaller};
-        pthread_t t[6];
-        for (int i = 0; i < 6; i++)
+        void *(*fns[])(void *) = {thread_storm, fork_storm, blocked_reader, sleeper, deep, signaller,
+                                  deep_nofp, garbage, altstack_main};
+        enum { NT = sizeof fns / sizeof fns[0] };
+        pthread_t t[NT];
+        for (int i = 0; i < NT; i++)
                 if (pthread_create(&t[i], NULL, fns[i], NULL) != 0)
                         return 1;
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
@@ -181,7 +270,7 @@ int main(int argc, char **argv) {
         atomic_store(&stop, 1);
         if (write(pipefd[1], "x", 1) != 1)
                 return 1;
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < NT; i++)
                 pthread_join(t[i], NULL);
         /* Queued signals are all delivered; give the last ones a moment
          * (sanitizers deliver them late). */
@@ -190,8 +279,10 @@ int main(int argc, char **argv) {
         int ok = atomic_load(&eintr_seen) == 0 && usr2_got == atomic_load(&usr2_sent);
         int (*snapshot)(const char *) = (int (*)(const char *))dlsym(RTLD_DEFAULT, "fr_snapshot");
         int snap = snapshot ? snapshot("stress") : 0;
-        printf("threads %ld forks %ld recursions %ld own signals sent %ld got %ld eintr %ld snapshot %d: %s\n",
+        printf("threads %ld forks %ld recursions %ld altstack handlers %ld own signals sent %ld got %ld "
+               "eintr %ld snapshot %d: %s\n",
                atomic_load(&threads_made), atomic_load(&forks_made), atomic_load(&recursions),
+               atomic_load(&altstack_runs),
                atomic_load(&usr2_sent), (long)usr2_got, atomic_load(&eintr_seen), snap,
                ok && snap == 0 ? "ok" : "FAILED");
         return ok && snap == 0 ? 0 : 1;

@@ -722,14 +722,23 @@ static void test_clock_status_counts(void **state) {
         t = tg_trace_new();
         tg_events(tg_gen_new(t, 0, 10), 0, 0);
         trace_error(t, "EVENTS batch with thread id 0");
-        /* Trailing bytes in CLOCK. */
+        /* Trailing bytes in CLOCK (after the optional unwind kind). */
         t = tg_trace_new();
         struct tg_gen *g = tg_gen_new(t, 0, 10);
         g->no_clock = true;
         struct tg_batch *c = tg_raw(g, FR_BATCH_CLOCK, 0, 0);
-        for (int i = 0; i < 6; i++)
+        for (int i = 0; i < 7; i++)
                 tg_put_uvarint(c, 1);
         trace_error(t, "1 trailing bytes in the CLOCK payload");
+        /* An unwind kind this reader does not know. */
+        t = tg_trace_new();
+        g = tg_gen_new(t, 0, 10);
+        g->no_clock = true;
+        c = tg_raw(g, FR_BATCH_CLOCK, 0, 0);
+        for (int i = 0; i < 5; i++)
+                tg_put_uvarint(c, 1);
+        tg_put_uvarint(c, 9);
+        trace_error(t, "unknown CLOCK unwind kind 9");
 }
 
 /* ------------------------------------------------------------------------ */

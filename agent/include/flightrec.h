@@ -93,6 +93,18 @@ struct fr_stats {
         uint64_t sampler_rearms;   /* perf descriptors found closed or replaced, re-armed */
         uint64_t fd_checks;        /* identity checks of our descriptors made */
         uint64_t fd_check_ns;      /* CPU time they took, in all */
+        /* Appended in round 2: the unwinder (docs/agent-design.md, "Unwinding"). */
+        unsigned unwind;               /* 0 frame pointers, 1 auto, 2 dwarf (FLIGHTREC_UNWIND) */
+        uint64_t unwind_table_bytes;   /* memory of the unwind tables built */
+        uint64_t unwind_objects;       /* loaded objects known */
+        uint64_t unwind_tables;        /* of those: with a table */
+        uint64_t unwind_rejected;      /* objects whose .eh_frame was refused (frame pointers there) */
+        uint64_t unwind_walks;         /* stacks unwound by the handler */
+        uint64_t unwind_root;          /* of those: ended at the thread's root frame */
+        uint64_t handler_p50_ns;       /* the SIGPROF handler's own time, entry to exit */
+        uint64_t handler_p99_ns;
+        uint64_t unwind_p50_ns;        /* of that: the stack walk */
+        uint64_t unwind_p99_ns;
 };
 
 /* fr_get_stats - the counters above. samples_taken counts at signal time; the
