@@ -551,13 +551,15 @@ static void *advancer_main(void *arg) {
                                  * start or a dlopen), wake every 20 ms to build it
                                  * rather than a period later. */
                                 struct timespec slice = until;
-                                bool sliced = fr__unwind_poll() && slice_before(&slice, 20);
+                                bool sliced = (fr__unwind_poll() || fr__sampler_bounds_wanted()) &&
+                                              slice_before(&slice, 20);
                                 if (!adv.poked) /* a poke while advancing is served first */
                                         r = pthread_cond_timedwait(&adv.cond, &adv.lock, &slice);
                                 if (sliced && r == ETIMEDOUT) {
                                         r = 0;
                                         pthread_mutex_unlock(&adv.lock);
                                         fr__unwind_update();
+                                        fr__sampler_learn_bounds();
                                         pthread_mutex_lock(&adv.lock);
                                 }
                                 if (adv.poked) {

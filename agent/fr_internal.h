@@ -410,6 +410,12 @@ void fr__sampler_forget(void);
  * no record (registry lock NOT held), retire adopted ones that are gone, and
  * learn stack bounds. gen: the generation now current. */
 void fr__sampler_rescan(uint64_t gen);
+/* fr__sampler_bounds_wanted - a handler met a thread whose stack bounds are
+ * unknown; fr__sampler_learn_bounds (advancer, registry lock NOT held) looks
+ * them up in /proc/self/maps, so an adopted thread's samples are leaf-only for
+ * tens of milliseconds, not a whole period. */
+bool fr__sampler_bounds_wanted(void);
+void fr__sampler_learn_bounds(void);
 /* fr__samples_free - unmap t's sample memory (record being freed; its
  * sampler is disarmed already). */
 void fr__samples_free(struct fr_thread *t);

@@ -301,6 +301,9 @@ int fr__sampler_init(unsigned hz) {
         fr__sp.hz = hz;
         if (hz == 0 || fr__cfg.sampling_off)
                 return 0;
+        /* Its size first: a thread adopted from /proc gets its alternate stack
+         * in its first handler, which cannot compute it (fr_altstack.c). */
+        fr__altstack_size();
         if (!fr__sp.by_fd) {
                 /* The whole range: the limit may be raised later. */
                 size_t n = FD_TABLE_MAX;
@@ -484,6 +487,18 @@ static void learn_stacks(struct fr_thread *head) {
                 }
         }
         fclose(f);
+}
+
+bool fr__sampler_bounds_wanted(void) {
+        return atomic_load_explicit(&fr__sp.bounds_wanted, memory_order_relaxed);
+}
+
+void fr__sampler_learn_bounds(void) {
+        if (!atomic_exchange(&fr__sp.bounds_wanted, false))
+                return;
+        fr__threads_lock();
+        learn_stacks(fr__threads_head());
+        fr__threads_unlock();
 }
 
 static struct fr_thread *new_record(pid_t tid) {

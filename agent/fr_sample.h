@@ -31,6 +31,9 @@ struct fr_sampler {
         _Atomic unsigned timers;               /* timer samplers held */
         /* Written by the advancer, read by fr_get_stats. */
         _Atomic uint64_t rearms, checks, check_ns;
+        /* A handler met a thread whose stack bounds are unknown (adopted
+         * from /proc): the advancer looks them up within 20 ms. */
+        _Atomic bool bounds_wanted;
 };
 extern struct fr_sampler fr__sp;
 

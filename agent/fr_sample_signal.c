@@ -64,9 +64,15 @@ static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs,
                 uintptr_t sp = 0;
                 pcs[0] = 0;
 #endif
-                /* Bounds unknown: remember where the stack is for the advancer. */
-                if (atomic_load_explicit(&t->samples.first_sp, memory_order_relaxed) == 0)
+                /* Bounds unknown: remember where the stack is for the advancer
+                 * (not an alternate stack the interrupted code ran on: that
+                 * mapping is not the thread's stack). */
+                uintptr_t alt = (uintptr_t)uc->uc_stack.ss_sp;
+                bool on_alt = !(uc->uc_stack.ss_flags & SS_DISABLE) && sp - alt < uc->uc_stack.ss_size;
+                if (!on_alt && atomic_load_explicit(&t->samples.first_sp, memory_order_relaxed) == 0) {
                         atomic_store_explicit(&t->samples.first_sp, sp, memory_order_relaxed);
+                        atomic_store_explicit(&fr__sp.bounds_wanted, true, memory_order_relaxed);
+                }
                 return 1;
         }
         struct fr_uw_bounds b = {.lo = {lo}, .hi = {hi}, .n = 1};
