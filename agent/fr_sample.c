@@ -511,6 +511,9 @@ int fr__sampler_init(unsigned hz) {
         sp.hz = hz;
         if (hz == 0 || fr__cfg.sampling_off)
                 return 0;
+        /* Its size first: a thread adopted from /proc gets its alternate stack
+         * in its first handler, which cannot compute it (fr_altstack.c). */
+        fr__altstack_size();
         if (!sp.by_fd) {
                 /* The whole range: the limit may be raised later. */
                 size_t n = FD_TABLE_MAX;
