@@ -40,7 +40,8 @@ REAL(execvpe, execvpe_fn)
 REAL(fexecve, fexecve_fn)
 
 void _exit(int status) {
-        fr__pm_mark(FR_PM_CLOSED_EXIT);
+        if (!fr__crash_exiting()) /* a crash handler's _exit is a crash */
+                fr__pm_mark(FR_PM_CLOSED_EXIT);
         exit_fn f = real__exit();
         if (f)
                 f(status);
@@ -48,7 +49,8 @@ void _exit(int status) {
 }
 
 void _Exit(int status) {
-        fr__pm_mark(FR_PM_CLOSED_EXIT);
+        if (!fr__crash_exiting())
+                fr__pm_mark(FR_PM_CLOSED_EXIT);
         exit_fn f = real__Exit();
         if (f)
                 f(status);

@@ -13,6 +13,7 @@ static struct {
         size_t count, bytes;
         unsigned max_count;
         size_t max_bytes;
+        struct fr_genbytes *live; /* prologue of the generation in progress */
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void fr__genbytes_free(struct fr_genbytes *g) {
@@ -26,6 +27,17 @@ void fr__ring_init(unsigned generations, size_t max_bytes) {
         ring.count = ring.bytes = 0;
         ring.max_count = generations;
         ring.max_bytes = max_bytes;
+        ring.live = NULL;
+}
+
+void fr__ring_set_live(struct fr_genbytes *prologue) {
+        pthread_mutex_lock(&ring.lock);
+        fr__pm_publish(ring.head, prologue);
+        struct fr_genbytes *old = ring.live;
+        ring.live = prologue;
+        if (old)
+                fr__genbytes_free(old); /* after the index stopped naming it */
+        pthread_mutex_unlock(&ring.lock);
 }
 
 /* Unlink the oldest generation; the caller frees it (release_locked)
@@ -70,8 +82,12 @@ void fr__ring_push(struct fr_genbytes *g) {
                 *tail = unlink_oldest_locked();
                 tail = &(*tail)->next;
         }
-        fr__pm_publish(ring.head);
+        fr__pm_publish(ring.head, NULL); /* the next generation's prologue comes later */
         release_locked(evicted);
+        if (ring.live) {
+                fr__genbytes_free(ring.live);
+                ring.live = NULL;
+        }
         pthread_mutex_unlock(&ring.lock);
 }
 
@@ -105,7 +121,10 @@ size_t fr__ring_bytes(void) {
 
 void fr__ring_destroy(void) {
         pthread_mutex_lock(&ring.lock);
-        fr__pm_publish(NULL);
+        fr__pm_publish(NULL, NULL);
+        if (ring.live)
+                fr__genbytes_free(ring.live);
+        ring.live = NULL;
         struct fr_genbytes *all = ring.head;
         ring.head = ring.tail = NULL;
         ring.count = ring.bytes = 0;

@@ -86,6 +86,11 @@ struct frd_job {
         bool partial;      /* the agent never confirmed the end: accept a partial tail */
         int ring_fd;       /* >= 0: post-mortem; the worker appends the ring to raw */
         bool postmortem;
+        char exe[4100];    /* post-mortem: for the header the worker writes */
+        char crash_tmp[4300], crash_path[4300]; /* <stem>.crash.txt, with a crash record */
+        bool crashed;      /* set by the worker: the ring held a crash record */
+        char pm_reason[2048]; /* set by the worker: how the process ended */
+        char pm_salvage[300]; /* set by the worker: what salvage of the live generation said */
         uint64_t max_trace_bytes;
         bool symbolize;
         gid_t gid;         /* (gid_t)-1: leave the group */
