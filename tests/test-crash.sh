@@ -134,8 +134,6 @@ if wait_for 10 files_for "$P"; then
         echo "  reason: $R"
         if echo "$R" | grep -q '^crash: SIGSEGV (SEGV_[A-Z]*), stack overflow, at 0x[0-9a-f]* in thread [0-9]* "worker": recurse <- recurse'; then
                 ok "caught on the alternate stack, reported as a stack overflow in recurse"
-        elif [ -n "${FR_NO_ALTSTACK:-}" ]; then
-                skip "no alternate signal stack in this build: $R"
         else
                 fail "reason: $R"
         fi
