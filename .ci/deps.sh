@@ -6,6 +6,7 @@ pkgs=(build-essential cmake pkg-config git
       libevent-dev libprotobuf-c-dev protobuf-c-compiler liblz4-dev lz4 libsystemd-dev
       libcmocka-dev libdw-dev libelf-dev zlib1g-dev libinih-dev golang-go bc
       lttng-tools liblttng-ust-dev libgoogle-perftools4
+      libc6-dbg # names for libc's start_thread and clone3 in crash stacks (test-crash)
       systemd)  # systemd: systemd-analyze and systemd-socket-activate for the daemon tests
 missing=()
 for p in "${pkgs[@]}"; do

@@ -85,6 +85,13 @@ if wait_for 10 files_for "$P"; then
         echo "$R" | grep -q '^crash: SIGSEGV (SEGV_MAPERR) at 0x10 in thread [0-9]* "worker": walk_list <- parser_thread <- start_thread' \
                 && ok "reason names the signal, code, address, thread and stack" || fail "reason: $R"
         grep -q "agent crash-app\[$P\] crash: SIGSEGV (SEGV_MAPERR) at 0x10" "$LOG" && ok "the log says it" || fail "no crash line in the log"
+        PB=${T%.trace.lz4}.pb.gz
+        if command -v go >/dev/null 2>&1; then
+                go tool pprof -comments "$PB" 2>/dev/null | grep -q '^reason: crash: SIGSEGV (SEGV_MAPERR) at 0x10 in thread' \
+                        && ok "go tool pprof -comments shows the reason" || fail "pprof comments: $(go tool pprof -comments "$PB" 2>&1 | head -3)"
+        else
+                gunzip -c "$PB" | grep -a -q 'reason: crash: SIGSEGV (SEGV_MAPERR) at 0x10' && ok "the profile's comments hold the reason" || fail "no reason in the profile's comments"
+        fi
         C=${T%.trace.lz4}.crash.txt
         if [ -f "$C" ]; then
                 grep -q 'walk_list (crash-app.c:[0-9]*)' "$C" && grep -q 'parser_thread (crash-app.c:[0-9]*)' "$C" \
