@@ -129,9 +129,31 @@ static int cmp_blk(const void *a, const void *b) {
         return (x->base > y->base) - (x->base < y->base);
 }
 
-/* put_events - EVENTS batches of every thread's live blocks. */
+/* status_tids - the threads of a STATUS payload (nthreads, then per thread
+ * tid, name, nregions and the regions' task and name). False when it does not
+ * parse: the caller then does not filter. */
+static bool status_tids(const uint8_t *p, const uint8_t *end, struct ids *ret) {
+        uint64_t n, v, nr;
+        if (!(p = fr_get_uvarint(p, end, &n)))
+                return false;
+        for (uint64_t i = 0; i < n; i++) {
+                if (!(p = fr_get_uvarint(p, end, &v)))
+                        return false;
+                ids_add(ret, v);
+                if (!(p = fr_get_uvarint(p, end, &v)) || !(p = fr_get_uvarint(p, end, &nr)) ||
+                    nr > FR_MAX_REGION_DEPTH)
+                        return false;
+                for (uint64_t k = 0; k < 2 * nr; k++)
+                        if (!(p = fr_get_uvarint(p, end, &v)))
+                                return false;
+        }
+        return true;
+}
+
+/* put_events - EVENTS batches of every thread's live blocks; their thread
+ * ids are added to known. */
 static int put_events(int fd, const struct fr_pm_plan *plan, struct fr_buf *out, size_t *nb,
-                      struct ids *used, uint64_t *max_time) {
+                      struct ids *used, struct ids *known, uint64_t *max_time) {
         struct blk *v = NULL;
         size_t n = 0, cap = 0;
         uint8_t *data = malloc(plan->block_size);
@@ -167,6 +189,7 @@ static int put_events(int fd, const struct fr_pm_plan *plan, struct fr_buf *out,
                         continue;
                 fr_buf_put_batch(out, FR_BATCH_EVENTS, plan->live_gen, v[i].tid, v[i].base, data, keep);
                 (*nb)++;
+                ids_add(known, v[i].tid);
                 if (last > *max_time)
                         *max_time = last;
         }
@@ -176,9 +199,10 @@ static int put_events(int fd, const struct fr_pm_plan *plan, struct fr_buf *out,
 }
 
 /* put_samples - the crash handler's copies: one SAMPLES batch per thread,
- * one stack per sample. */
+ * one stack per sample; only threads the generation knows (known sorted; NULL:
+ * all), so that one thread adopted after the prologue costs only its own. */
 static int put_samples(int fd, const struct fr_pm_plan *plan, uint64_t start, struct fr_buf *out,
-                       size_t *nb, struct ids *used, uint64_t *max_time) {
+                       size_t *nb, struct ids *used, const struct ids *known, uint64_t *max_time) {
         if (!plan->csamples_off || !plan->has_crash)
                 return 0;
         size_t cap = plan->csamples_len;
@@ -200,7 +224,7 @@ static int put_samples(int fd, const struct fr_pm_plan *plan, uint64_t start, st
                         break;
                 const uint8_t *q = area + pos, *end = q + h.len;
                 pos += (h.len + 7u) & ~7u;
-                if (h.gen != plan->live_gen)
+                if (h.gen != plan->live_gen || (known && !ids_has(known, h.tid)))
                         continue;
                 uint64_t base = 0, last = 0;
                 payload.len = 0;
@@ -288,7 +312,8 @@ enum { WITH_SAMPLES = 1, WITH_EVENTS = 2 };
 /* build - one attempt at the partial generation. */
 static int build(int fd, const struct fr_pm_plan *plan, const uint8_t *pro, size_t pro_len,
                  unsigned what, struct fr_buf *out) {
-        struct ids defined = {0}, used = {0};
+        struct ids defined = {0}, used = {0}, known = {0};
+        bool status_ok = false;
         size_t nb = 0;
         uint64_t start = 0, max_time = 0;
         bool clock = false;
@@ -304,6 +329,8 @@ static int build(int fd, const struct fr_pm_plan *plan, const uint8_t *pro, size
                 if (b.kind == FR_BATCH_CLOCK) {
                         clock = true;
                         start = max_time = b.base;
+                } else if (b.kind == FR_BATCH_STATUS) {
+                        status_ok = status_tids(b.payload, b.payload + b.size, &known);
                 } else if (b.kind == FR_BATCH_STRINGS) {
                         const uint8_t *q = b.payload, *qe = b.payload + b.size;
                         uint64_t id, len;
@@ -319,9 +346,12 @@ static int build(int fd, const struct fr_pm_plan *plan, const uint8_t *pro, size
         if (r == 0)
                 fr_buf_put_bytes(out, pro, pro_len);
         if (r == 0 && (what & WITH_EVENTS))
-                r = put_events(fd, plan, out, &nb, &used, &max_time);
+                r = put_events(fd, plan, out, &nb, &used, &known, &max_time);
+        if (known.n)
+                qsort(known.v, known.n, sizeof *known.v, cmp_u64);
         if (r == 0 && (what & WITH_SAMPLES))
-                r = put_samples(fd, plan, start, out, &nb, &used, &max_time);
+                r = put_samples(fd, plan, start, out, &nb, &used, status_ok ? &known : NULL,
+                                &max_time);
         if (r == 0 && plan->has_crash)
                 put_crash(plan, start, out, &nb, &max_time);
         if (r == 0) {
@@ -357,6 +387,7 @@ static int build(int fd, const struct fr_pm_plan *plan, const uint8_t *pro, size
         }
         free(defined.v);
         free(used.v);
+        free(known.v);
         return r < 0 ? r : out->failed ? -ENOMEM : 0;
 }
 
