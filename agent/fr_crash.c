@@ -166,7 +166,10 @@ static bool after_call(uintptr_t a) {
         return false;
 }
 
-static uint32_t scan_stack(uintptr_t sp, uintptr_t hi, uint64_t *pcs, uint32_t n, uint32_t max) {
+/* Reads every word of the stack, sanitizer redzones included: not checked. */
+__attribute__((no_sanitize_address)) static uint32_t scan_stack(uintptr_t sp, uintptr_t hi,
+                                                                uint64_t *pcs, uint32_t n,
+                                                                uint32_t max) {
         load_ranges();
         uintptr_t end = hi && hi > sp && hi - sp < (64u << 10) ? hi : sp + (32u << 10);
         if (hi && end > hi)

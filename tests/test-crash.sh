@@ -28,8 +28,9 @@ DPID=$!
 wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; cat "$LOG"; exit 1; }
 
 PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
-# Under ASan its own fatal-signal handlers would take over from the agent's.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0:detect_leaks=0"
+# Under ASan its own fatal-signal handlers would take over from the agent's,
+# and it turns core dumps off.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0:detect_leaks=0:disable_coredump=0"
 
 # wstatus CMD...: run CMD in cores/ with core dumps on, print its raw wait
 # status (signal number, plus 128 when a core was dumped) as waitpid gives it.
@@ -126,7 +127,7 @@ P=$(sed -n 's/^pid \([0-9]*\)$/\1/p' "$W/abort.err")
 if wait_for 10 files_for "$P"; then
         R=$(reason_of "$(trace_of "$P")")
         echo "  reason: $R"
-        echo "$R" | grep -q '^crash: SIGABRT (SI_TKILL) in thread '"$P"' "crash-app":.* abort <- main' && ok "SIGABRT with its stack through abort" || fail "reason: $R"
+        echo "$R" | grep -q '^crash: SIGABRT (SI_TKILL) in thread '"$P"' "crash-app":.* raise <- abort <- .*main' && ok "SIGABRT with its stack through abort" || fail "reason: $R"
 else
         fail "no post-mortem for $P"
 fi
