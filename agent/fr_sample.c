@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "fr_internal.h"
+#include "pm_ring.h"
 
 #define FD_TABLE_MAX (1u << 16)    /* perf fds above this fall back to a timer */
 #define TIMER_TABLE_SIZE (1u << 16)
@@ -91,9 +92,10 @@ static inline uint8_t *put_u64le(uint8_t *p, uint64_t v) {
         return p + 8;
 }
 
-/* unwind - the interrupted pc, then the return addresses found by walking
- * frame pointers inside [sp, hi). Returns the number of frames stored. */
-static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
+/* fr__unwind_context - the interrupted pc, then the return addresses found
+ * by walking frame pointers inside [sp, hi) of t's stack (t NULL or bounds
+ * unknown: the pc only). Also the crash handler's (fr_crash.c). */
+uint32_t fr__unwind_context(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
         uintptr_t pc, fp, sp_;
 #if defined(__x86_64__)
         pc = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
@@ -111,6 +113,8 @@ static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs,
         if (max == 0)
                 return 0;
         pcs[n++] = pc;
+        if (!t)
+                return n;
         uintptr_t lo = atomic_load_explicit(&t->samples.stack_lo, memory_order_relaxed);
         uintptr_t hi = atomic_load_explicit(&t->samples.stack_hi, memory_order_acquire);
         if (hi == 0) {
@@ -119,9 +123,12 @@ static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs,
                         atomic_store_explicit(&t->samples.first_sp, sp_, memory_order_relaxed);
                 return n;
         }
-        if (sp_ < lo || sp_ >= hi)
+        if (sp_ >= hi || sp_ + (1u << 20) < lo)
                 return n; /* on an alternate signal stack, or bounds wrong: leaf only */
-        lo = sp_;
+        /* sp below lo: a stack overflow into the guard page; the frames are
+         * still inside the stack. */
+        if (sp_ > lo)
+                lo = sp_;
         /* Each frame: [fp] = caller's fp, [fp + 8] = return address. */
         while (n < max && fp >= lo && fp <= hi - 2 * sizeof(uintptr_t) &&
                (fp & (sizeof(uintptr_t) - 1)) == 0) {
@@ -144,7 +151,7 @@ static void record_sample(struct fr_thread *t, uint64_t g, const ucontext_t *uc,
                 n = (uint32_t)h->fn(uc, (uintptr_t *)pcs, FR_MAX_STACK_FRAMES / 2, h->arg);
         if (n > FR_MAX_STACK_FRAMES / 2)
                 n = FR_MAX_STACK_FRAMES / 2;
-        n += unwind(t, uc, pcs + n, FR_MAX_STACK_FRAMES - n);
+        n += fr__unwind_context(t, uc, pcs + n, FR_MAX_STACK_FRAMES - n);
         if (n == 0)
                 return;
 
@@ -251,6 +258,32 @@ out:
         if (fd >= 0)
                 ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
         errno = saved_errno;
+}
+
+/* fr__samples_salvage - the crash handler's: copy every thread's samples of
+ * generation gen into the ring, where the daemon finds them after the death
+ * (pm_ring.h struct fr_pm_csample). Async-signal-safe; the registry list is
+ * read without its lock (records are freed only after their thread exited). */
+void fr__samples_salvage(uint64_t gen) {
+        size_t cap;
+        uint8_t *area = fr__pm_csamples(&cap), *q = area;
+        if (!area || gen == 0)
+                return;
+        unsigned p = gen & 1;
+        for (struct fr_thread *t = fr__threads_head(); t; t = t->next) {
+                struct fr_samples *s = &t->samples;
+                uint32_t len = s->mem ? s->pos[p] : 0;
+                if (len == 0 || len > s->cap)
+                        continue;
+                size_t need = sizeof(struct fr_pm_csample) + ((len + 7u) & ~7u);
+                if ((size_t)(q - area) + need + sizeof(struct fr_pm_csample) > cap)
+                        break;
+                struct fr_pm_csample h = {(uint32_t)t->tid, len, gen};
+                memcpy(q + sizeof h, s->mem + (size_t)p * s->cap, len);
+                memcpy(q, &h, sizeof h);
+                q += need;
+        }
+        memset(q, 0, sizeof(struct fr_pm_csample)); /* the end */
 }
 
 /* ---- samplers ------------------------------------------------------------- */
