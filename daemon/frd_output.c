@@ -400,6 +400,7 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         j->pprof_bytes = gzlen;
         int cfd = -1; /* <stem>.crash.txt, with a crash record */
         if (j->crashed) {
+                char err[256];
                 struct fr_buf rep = {0};
                 r = fr_crash_report(j->raw, j->raw_len, j->symbolize ? sym : NULL, &rep, err, sizeof err);
                 if (r == 0)
