@@ -353,6 +353,44 @@ static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, ui
         return put_advancer_events(g, t, gen, time, &ev, nbatches, max_time);
 }
 
+/* publish_live - the prologue of generation gen, now in progress: its CLOCK,
+ * its STATUS (the state the advancer reached at the end of the previous
+ * generation), MAPS and every name. With the thread's event blocks (tagged
+ * with gen and tid) and the samples the crash handler copies, the daemon
+ * makes a partial generation of it if the process dies (proto/pm_ring.h). */
+static void publish_live(uint64_t gen) {
+        struct fr_genbytes *p = calloc(1, sizeof *p);
+        if (!p)
+                return;
+        struct fr_buf meta = {0}, batches = {0};
+        size_t nb = 0;
+        const struct fr_clock_anchor *a = &adv.gen_start;
+        fr_buf_put_uvarint(&meta, fr__clock_ticks_per_second());
+        fr_buf_put_uvarint(&meta, a->mono_ns);
+        fr_buf_put_uvarint(&meta, a->real_ns);
+        fr_buf_put_uvarint(&meta, fr__sampler_kind());
+        fr_buf_put_uvarint(&meta, fr__sampler_kind() ? fr__cfg.hz : 0);
+        fr_buf_put_batch(&batches, FR_BATCH_CLOCK, gen, 0, a->tick, meta.data, meta.len);
+        meta.len = 0;
+        fr__threads_lock();
+        struct fr_thread *head = fr__threads_head();
+        fr__threads_unlock();
+        put_status(&meta, head, gen);
+        fr_buf_put_batch(&batches, FR_BATCH_STATUS, gen, 0, a->tick, meta.data, meta.len);
+        fr__maps_emit(gen, &batches, &nb);
+        fr__names_emit_all(gen, &batches, &nb, 1u << 20);
+        int r = batches.failed || meta.failed ? -ENOMEM : gen_append(p, batches.data, batches.len);
+        fr_buf_free(&batches);
+        fr_buf_free(&meta);
+        if (r < 0) {
+                fr__genbytes_free(p);
+                return;
+        }
+        p->gen = gen;
+        p->start = a->tick;
+        fr__ring_set_live(p);
+}
+
 /* One advance in progress: the generation being closed and what is packed. */
 struct packing {
         uint64_t old;                      /* the generation being closed */
@@ -508,6 +546,7 @@ static void publish(struct packing *p) {
         fr__threads_lock();
         fr__threads_reap(p->old);
         fr__threads_unlock();
+        publish_live(p->old + 1);
 }
 
 static void advance(void) {
@@ -537,6 +576,7 @@ static bool slice_before(struct timespec *t, unsigned ms) {
 static void *advancer_main(void *arg) {
         (void)arg;
         pthread_setname_np(pthread_self(), "flightrec");
+        publish_live(1);
         pthread_mutex_lock(&adv.lock);
         while (!adv.stop) {
                 if (adv.requested == adv.served) {

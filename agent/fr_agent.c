@@ -195,6 +195,7 @@ static int start_locked(const struct fr_agent_config *cfg) {
                 return r;
         }
         atomic_store(&fr__running, 1);
+        fr__crash_init(); /* after the ring exists: a crash from now on is recorded */
         r = fr__client_start(); /* the daemon connection; recording goes on without it */
         if (r < 0)
                 fr__log_error("no daemon client thread: %s", strerror(-r));
@@ -304,7 +305,7 @@ __attribute__((destructor)) FR_EVERY_PROCESS static void fr_at_exit(void) {
         fr__lazy_cancel(); /* no start while the process ends */
         if (pthread_mutex_trylock(&start_lock) != 0)
                 return;
-        if (atomic_load(&fr__running)) {
+        if (atomic_load(&fr__running) && !fr__crash_exiting()) {
                 fr__pm_mark(FR_PM_CLOSED_EXIT);
                 if (fr__getenv("FLIGHTREC_DEBUG")) { /* the unwinder's figures of the whole run */
                         struct fr_stats st;

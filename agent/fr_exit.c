@@ -70,7 +70,8 @@ REAL(posix_spawnp, spawn_fn)
         } while (0)
 
 FR_EVERY_PROCESS void _exit(int status) {
-        fr__pm_mark(FR_PM_CLOSED_EXIT);
+        if (!fr__crash_exiting()) /* a crash handler's _exit is a crash */
+                fr__pm_mark(FR_PM_CLOSED_EXIT);
         exit_fn f = real__exit();
         if (f)
                 f(status);
@@ -78,7 +79,8 @@ FR_EVERY_PROCESS void _exit(int status) {
 }
 
 FR_EVERY_PROCESS void _Exit(int status) {
-        fr__pm_mark(FR_PM_CLOSED_EXIT);
+        if (!fr__crash_exiting())
+                fr__pm_mark(FR_PM_CLOSED_EXIT);
         exit_fn f = real__Exit();
         if (f)
                 f(status);

@@ -61,6 +61,7 @@ struct fr_block {
         uint32_t pos;        /* write offset from the block start */
         uint32_t data_start; /* start of the payload (after the reserved header) */
         uint32_t out_start;  /* in a complete generation: first byte of trace data */
+        uint32_t tid;        /* a thread's event block: its tid (for post-mortem salvage) */
 };
 #define FR_BLOCK_DATA_START ((uint32_t)(sizeof(struct fr_block) + FR_BATCH_HEADER_MAX))
 
@@ -85,8 +86,9 @@ void fr__pm_unmap(void);
 int fr__pm_dup_readonly(void);
 struct fr_genbytes;
 /* fr__pm_publish - rewrite the index to name the generations from oldest on
+ * and the prologue of the generation in progress, live->gen (NULL: none)
  * (ring lock held). Blocks it no longer names may be freed after it returns. */
-void fr__pm_publish(const struct fr_genbytes *oldest);
+void fr__pm_publish(const struct fr_genbytes *oldest, const struct fr_genbytes *live);
 /* fr__pm_mark - how this process ends, for the daemon (FR_PM_OPEN, or
  * FR_PM_CLOSED_EXIT / _EXEC: no post-mortem wanted). Ignored in a vfork
  * child, which shares the ring's owner's memory. */
@@ -94,6 +96,22 @@ void fr__pm_mark(uint32_t how);
 /* fr__pm_index_gen - the index's publish count (fr_pm_header.publishes), 0
  * without a ring (ring lock held). */
 uint64_t fr__pm_index_gen(void);
+/* fr__pm_crash - the ring's crash record (NULL: no ring, or not this
+ * process's); fr__pm_csamples - the area for the crash-time sample copies.
+ * Async-signal-safe. */
+struct fr_pm_crash *fr__pm_crash(void);
+uint8_t *fr__pm_csamples(size_t *ret_cap);
+/* fr__pm_carved - the pool has handed out n blocks (the daemon's scan bound). */
+void fr__pm_carved(size_t n);
+
+/* ---- crashes (fr_crash.c) --------------------------------------------------- */
+/* fr__crash_init - put the crash handler in front of SIGSEGV, SIGBUS, SIGILL,
+ * SIGFPE, SIGABRT, SIGTRAP and SIGSYS (once per process). */
+void fr__crash_init(void);
+/* fr__crash_exiting - the process is ending from inside a crash handler (the
+ * application's calls _exit or exit): commits the crash record and returns
+ * true; the ring must then not be marked closed. */
+bool fr__crash_exiting(void);
 
 /* ---- names (fr_names.c) ----------------------------------------------- */
 /* Names (tasks, regions, categories, thread names) are interned once per
@@ -112,6 +130,9 @@ int fr__names_init(void);
 uint32_t fr__name_intern(const char *s);
 /* fr__names_emit - append STRINGS batches of every name used in gen to out. */
 void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches);
+/* fr__names_emit_all - STRINGS batches of every name interned so far (up to
+ * about max_bytes), for the live generation's prologue. */
+void fr__names_emit_all(uint64_t gen, struct fr_buf *out, size_t *nbatches, size_t max_bytes);
 
 /* fr__name_str - the interned copy of id. */
 static inline const char *fr__name_str(uint32_t id) {
@@ -387,6 +408,9 @@ int fr__ring_hold(uint64_t *ret_index_gen);
 /* fr__ring_release - publish the ring as it is now, then unpin. */
 void fr__ring_release(void);
 void fr__ring_destroy(void);
+/* fr__ring_set_live - publish the prologue (CLOCK, STATUS, MAPS, STRINGS) of
+ * the generation in progress for post-mortem salvage; the ring owns it. */
+void fr__ring_set_live(struct fr_genbytes *prologue);
 size_t fr__ring_bytes(void);
 void fr__genbytes_free(struct fr_genbytes *g);
 
@@ -430,6 +454,9 @@ void fr__sampler_counts(struct fr_stats *ret);
 void fr__sampler_fill_stats(struct fr_stats *ret);
 /* fr__sampler_debug_report - FLIGHTREC_DEBUG lines: unwinder, handler time by depth. */
 void fr__sampler_debug_report(const struct fr_stats *st);
+/* fr__samples_salvage - copy every thread's samples of gen into the ring
+ * (the crash handler's). */
+void fr__samples_salvage(uint64_t gen);
 
 /* fr__samples_taken - sum of the handlers' counts since the sampler started. */
 uint64_t fr__samples_taken(void);

@@ -162,3 +162,32 @@ void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches) {
                 out->failed = 1;
         fr_buf_free(&payload);
 }
+
+void fr__names_emit_all(uint64_t gen, struct fr_buf *out, size_t *nbatches, size_t max_bytes) {
+        const size_t limit = FR_BLOCK_SIZE / 2;
+        struct fr_buf payload = {0};
+        size_t total = 0;
+        uint32_t n = atomic_load_explicit(&names.norder, memory_order_acquire);
+        for (uint32_t k = 0; k < n && total < max_bytes; k++) {
+                uint32_t i = names.order[k];
+                struct fr_name_slot *e = &fr__name_slots[i];
+                const char *p = atomic_load_explicit(&e->str, memory_order_acquire);
+                if (!p)
+                        continue;
+                if (payload.len + e->len + 2 * FR_VARINT_MAX > limit) {
+                        fr_buf_put_batch(out, FR_BATCH_STRINGS, gen, 0, 0, payload.data, payload.len);
+                        (*nbatches)++;
+                        total += payload.len;
+                        payload.len = 0;
+                }
+                fr_buf_put_uvarint(&payload, i + 1);
+                fr_buf_put_string(&payload, p, e->len);
+        }
+        if (payload.len) {
+                fr_buf_put_batch(out, FR_BATCH_STRINGS, gen, 0, 0, payload.data, payload.len);
+                (*nbatches)++;
+        }
+        if (payload.failed)
+                out->failed = 1;
+        fr_buf_free(&payload);
+}

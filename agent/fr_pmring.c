@@ -12,10 +12,21 @@
 #include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "fr_internal.h"
 #include "pm_ring.h"
+
+_Static_assert(sizeof(struct fr_pm_crash) <= FR_PM_HEADER_SIZE - FR_PM_CRASH_OFF &&
+                       sizeof(struct fr_pm_header) <= FR_PM_CRASH_OFF,
+               "the crash record fits in the header page");
+_Static_assert(offsetof(struct fr_block, gen) == offsetof(struct fr_pm_block, gen) &&
+                       offsetof(struct fr_block, base_time) == offsetof(struct fr_pm_block, base_time) &&
+                       offsetof(struct fr_block, pos) == offsetof(struct fr_pm_block, pos) &&
+                       offsetof(struct fr_block, data_start) == offsetof(struct fr_pm_block, data_start) &&
+                       offsetof(struct fr_block, tid) == offsetof(struct fr_pm_block, tid),
+               "pool blocks start as the daemon reads them");
 
 #ifndef F_SEAL_FUTURE_WRITE
 #define F_SEAL_FUTURE_WRITE 0x0010 /* Linux 5.1 */
@@ -41,7 +52,8 @@ static size_t page_round(size_t n) {
 uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks) {
         size_t slot_bytes = page_round(nblocks * sizeof(struct fr_pm_extent));
         size_t blocks_off = FR_PM_HEADER_SIZE + 2 * slot_bytes;
-        size_t len = blocks_off + block_bytes;
+        size_t csamples_off = blocks_off + block_bytes;
+        size_t len = csamples_off + FR_PM_CSAMPLES_BYTES; /* sparse: touched at a crash only */
         /* A memfd counts as a file: growing it past RLIMIT_FSIZE would raise
          * SIGXFSZ, which kills the process. Use anonymous memory then. */
         struct rlimit fsize;
@@ -83,6 +95,10 @@ uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks) {
         pm.hdr->index_off[0] = FR_PM_HEADER_SIZE;
         pm.hdr->index_off[1] = FR_PM_HEADER_SIZE + slot_bytes;
         pm.hdr->blocks_off = blocks_off;
+        pm.hdr->block_size = FR_BLOCK_SIZE;
+        pm.hdr->csamples_off = csamples_off;
+        pm.hdr->live_gen[0] = pm.hdr->live_gen[1] = 0;
+        pm.hdr->carved = 0;
         pm.slot[0] = (struct fr_pm_extent *)(p + pm.hdr->index_off[0]);
         pm.slot[1] = (struct fr_pm_extent *)(p + pm.hdr->index_off[1]);
         pm.blocks = p + blocks_off;
@@ -148,22 +164,30 @@ int fr__pm_dup_readonly(void) {
         return fd >= 0 ? fd : -errno;
 }
 
-void fr__pm_publish(const struct fr_genbytes *oldest) {
+/* put_extents - the trace bytes of g's blocks into slot s from entry n on. */
+static uint32_t put_extents(uint32_t s, uint32_t n, const struct fr_genbytes *g) {
+        for (const struct fr_block *b = g->head; b && n < pm.hdr->index_cap; b = b->next) {
+                if (b->pos == b->out_start)
+                        continue;
+                pm.slot[s][n].off = (uint64_t)((const uint8_t *)b - pm.map) + b->out_start;
+                pm.slot[s][n].len = b->pos - b->out_start;
+                n++;
+        }
+        return n;
+}
+
+void fr__pm_publish(const struct fr_genbytes *oldest, const struct fr_genbytes *live) {
         if (!pm.hdr)
                 return;
         uint32_t s = pm.hdr->active ^ 1u, n = 0;
         uint64_t last_gen = 0;
         for (const struct fr_genbytes *g = oldest; g; g = g->next) {
-                for (const struct fr_block *b = g->head; b && n < pm.hdr->index_cap; b = b->next) {
-                        if (b->pos == b->out_start)
-                                continue;
-                        pm.slot[s][n].off = (uint64_t)((const uint8_t *)b - pm.map) + b->out_start;
-                        pm.slot[s][n].len = b->pos - b->out_start;
-                        n++;
-                }
+                n = put_extents(s, n, g);
                 last_gen = g->gen;
         }
         pm.hdr->count[s] = n;
+        pm.hdr->live_count[s] = live ? put_extents(s, n, live) - n : 0;
+        pm.hdr->live_gen[s] = live && pm.hdr->live_count[s] ? live->gen : 0;
         pm.hdr->last_gen = last_gen;
         pm.hdr->publishes++;
         /* The slot's contents before the flip (release); the blocks it no
@@ -176,4 +200,22 @@ uint64_t fr__pm_index_gen(void) { return pm.hdr && pm.fd >= 0 ? pm.hdr->publishe
 FR_EVERY_PROCESS void fr__pm_mark(uint32_t how) {
         if (pm.hdr && getpid() == pm.owner)
                 __atomic_store_n(&pm.hdr->closed, how, __ATOMIC_RELEASE);
+}
+
+struct fr_pm_crash *fr__pm_crash(void) {
+        if (!pm.hdr || pm.fd < 0 || (pid_t)syscall(SYS_getpid) != pm.owner)
+                return NULL;
+        return (struct fr_pm_crash *)((uint8_t *)pm.hdr + FR_PM_CRASH_OFF);
+}
+
+uint8_t *fr__pm_csamples(size_t *ret_cap) {
+        if (!fr__pm_crash())
+                return NULL;
+        *ret_cap = FR_PM_CSAMPLES_BYTES;
+        return pm.map + pm.hdr->csamples_off;
+}
+
+void fr__pm_carved(size_t n) {
+        if (pm.hdr)
+                __atomic_store_n(&pm.hdr->carved, (uint64_t)n, __ATOMIC_RELEASE);
 }

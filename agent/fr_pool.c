@@ -58,6 +58,7 @@ static struct fr_block *get(size_t limit) {
                 } else if (pool.carved < pool.nblocks) {
                         b = (struct fr_block *)(pool.base + pool.carved * FR_BLOCK_SIZE);
                         pool.carved++;
+                        fr__pm_carved(pool.carved);
                 }
         }
         if (b)
@@ -68,6 +69,7 @@ static struct fr_block *get(size_t limit) {
         if (b) {
                 b->next = NULL;
                 b->gen = 0;
+                b->tid = 0;
                 b->base_time = b->last_time = 0;
                 b->data_start = b->out_start = FR_BLOCK_DATA_START;
                 b->pos = FR_BLOCK_DATA_START;

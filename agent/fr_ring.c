@@ -20,6 +20,12 @@ static struct {
         bool held_dirty;                 /* a push happened during the hold */
         struct fr_genbytes **held_gens;  /* pinned by the hold */
         size_t nheld;
+        struct fr_genbytes *live; /* prologue of the generation in progress */
+        /* During a hold the index is not rewritten, so the prologue it names
+         * stays allocated: a newer one waits here, and a push only marks the
+         * named one stale; the release publishes and frees. */
+        struct fr_genbytes *live_pending;
+        bool live_stale;
 } ring = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 void fr__genbytes_free(struct fr_genbytes *g) {
@@ -36,6 +42,26 @@ void fr__ring_init(unsigned generations, size_t max_bytes) {
         ring.held = ring.held_dirty = false; /* a forked child holds nothing for a daemon */
         ring.held_gens = NULL;
         ring.nheld = 0;
+        ring.live = ring.live_pending = NULL;
+        ring.live_stale = false;
+}
+
+void fr__ring_set_live(struct fr_genbytes *prologue) {
+        pthread_mutex_lock(&ring.lock);
+        if (ring.held) {
+                if (ring.live_pending)
+                        fr__genbytes_free(ring.live_pending); /* never named */
+                ring.live_pending = prologue;
+                ring.held_dirty = true;
+                pthread_mutex_unlock(&ring.lock);
+                return;
+        }
+        fr__pm_publish(ring.head, prologue);
+        struct fr_genbytes *old = ring.live;
+        ring.live = prologue;
+        if (old)
+                fr__genbytes_free(old); /* after the index stopped naming it */
+        pthread_mutex_unlock(&ring.lock);
 }
 
 /* Unlink the oldest generation; the caller frees it (release_locked)
@@ -80,11 +106,19 @@ void fr__ring_push(struct fr_genbytes *g) {
                 *tail = unlink_oldest_locked();
                 tail = &(*tail)->next;
         }
-        if (!ring.held)
-                fr__pm_publish(ring.head);
-        else
+        if (ring.held) {
                 ring.held_dirty = true; /* published at the release */
+                ring.live_stale = true; /* still named by the index */
+                release_locked(evicted);
+                pthread_mutex_unlock(&ring.lock);
+                return;
+        }
+        fr__pm_publish(ring.head, NULL); /* the next generation's prologue comes later */
         release_locked(evicted);
+        if (ring.live) {
+                fr__genbytes_free(ring.live);
+                ring.live = NULL;
+        }
         pthread_mutex_unlock(&ring.lock);
 }
 
@@ -144,8 +178,17 @@ void fr__ring_release(void) {
         ring.held = false;
         /* The index first: it must stop naming a generation before it is
          * freed. Only when the ring moved: the hold costs no extra publish. */
-        if (ring.held_dirty)
-                fr__pm_publish(ring.head);
+        if (ring.held_dirty) {
+                struct fr_genbytes *live = ring.live_pending ? ring.live_pending
+                                           : ring.live_stale  ? NULL
+                                                              : ring.live;
+                fr__pm_publish(ring.head, live);
+                if (ring.live && ring.live != live)
+                        fr__genbytes_free(ring.live);
+                ring.live = live;
+                ring.live_pending = NULL;
+                ring.live_stale = false;
+        }
         ring.held_dirty = false;
         for (size_t i = 0; i < ring.nheld; i++) {
                 struct fr_genbytes *g = ring.held_gens[i];
@@ -168,7 +211,13 @@ size_t fr__ring_bytes(void) {
 void fr__ring_destroy(void) {
         fr__ring_release();
         pthread_mutex_lock(&ring.lock);
-        fr__pm_publish(NULL);
+        fr__pm_publish(NULL, NULL);
+        if (ring.live)
+                fr__genbytes_free(ring.live);
+        if (ring.live_pending)
+                fr__genbytes_free(ring.live_pending);
+        ring.live = ring.live_pending = NULL;
+        ring.live_stale = false;
         struct fr_genbytes *all = ring.head;
         ring.head = ring.tail = NULL;
         ring.count = ring.bytes = 0;

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "fr_sample.h"
+#include "pm_ring.h"
 #include "fr_unwind.h"
 
 _Atomic uint64_t fr__handler_hist[2][FR_HT_DEPTHS][FR_HT_BUCKETS];
@@ -205,4 +206,30 @@ out:
         if (frames)
                 note_time(FR_HT_HANDLER, fr__now() - entry, frames);
         errno = saved_errno;
+}
+
+/* fr__samples_salvage - the crash handler's: copy every thread's samples of
+ * generation gen into the ring, where the daemon finds them after the death
+ * (pm_ring.h struct fr_pm_csample). Async-signal-safe; the registry list is
+ * read without its lock (records are freed only after their thread exited). */
+void fr__samples_salvage(uint64_t gen) {
+        size_t cap;
+        uint8_t *area = fr__pm_csamples(&cap), *q = area;
+        if (!area || gen == 0)
+                return;
+        unsigned p = gen & 1;
+        for (struct fr_thread *t = fr__threads_head(); t; t = t->next) {
+                struct fr_samples *s = &t->samples;
+                uint32_t len = s->mem ? s->pos[p] : 0;
+                if (len == 0 || len > s->cap)
+                        continue;
+                size_t need = sizeof(struct fr_pm_csample) + ((len + 7u) & ~7u);
+                if ((size_t)(q - area) + need + sizeof(struct fr_pm_csample) > cap)
+                        break;
+                struct fr_pm_csample h = {(uint32_t)t->tid, len, gen};
+                memcpy(q + sizeof h, s->mem + (size_t)p * s->cap, len);
+                memcpy(q, &h, sizeof h);
+                q += need;
+        }
+        memset(q, 0, sizeof(struct fr_pm_csample)); /* the end */
 }

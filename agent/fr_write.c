@@ -36,6 +36,7 @@ static __attribute__((noinline)) struct fr_block *roll_block(struct fr_thread *t
         if (!b)
                 return NULL;
         b->gen = g;
+        b->tid = (uint32_t)t->tid; /* how the daemon finds it after a death */
         t->buf[p] = b;
         if (FR_BLOCK_SIZE - b->pos < need)
                 return NULL; /* cannot happen: events are smaller than a block */
@@ -88,6 +89,9 @@ static inline uint8_t *ev_start(struct fr_thread *t, uint64_t g, size_t args, ui
 
 static inline void ev_commit(struct fr_thread *t, uint64_t g, uint8_t *end) {
         struct fr_block *b = t->buf[g & 1];
+        /* The bytes before the position that commits them (a crash on this
+         * thread, or a kill, leaves no torn event below pos). */
+        atomic_signal_fence(memory_order_release);
         b->pos = (uint32_t)(end - (uint8_t *)b);
 }
 

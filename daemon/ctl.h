@@ -13,6 +13,7 @@ struct ctl_options {
 #define CTL_EXIT_FAILURE 1
 #define CTL_EXIT_USAGE 2
 
+int ctl_crash(const struct ctl_options *opts, int argc, char **argv);
 int ctl_dump(const struct ctl_options *opts, int argc, char **argv);
 int ctl_pprof(const struct ctl_options *opts, int argc, char **argv);
 int ctl_status(const struct ctl_options *opts, int argc, char **argv);  /* ctl_daemon.c */

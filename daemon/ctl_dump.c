@@ -15,6 +15,7 @@
 
 #include "ctl.h"
 #include "trace_format.h"
+#include "crash_report.h"
 #include "trace_reader.h"
 
 #define DUMP_MAX_BYTES ((size_t)1 << 30) /* decoded trace size we accept */
@@ -291,10 +292,11 @@ static void put_generation(struct dump *d, const struct fr_generation *g) {
         fputs(" wall ", d->out);
         put_wall(d->out, g->real_ns);
         fprintf(d->out,
-                " threads %zu tasks %zu events %zu samples %zu maps %zu sampler %s %" PRIu64 " Hz%s%s\n",
+                " threads %zu tasks %zu events %zu samples %zu maps %zu sampler %s %" PRIu64 " Hz%s%s%s\n",
                 d->threads.n, g->ntasks, g->nevents, g->nsamples, g->nmaps,
                 sampler_name(g->sampler), g->sample_hz, g->unwind ? " unwind " : "",
-                g->unwind == FR_UNWIND_AUTO ? "auto" : g->unwind == FR_UNWIND_DWARF ? "dwarf" : "");
+                g->unwind == FR_UNWIND_AUTO ? "auto" : g->unwind == FR_UNWIND_DWARF ? "dwarf" : "",
+                g->partial ? " partial (salvaged, cut short by the death)" : "");
         if (g->lost_samples)
                 fprintf(d->out, "  lost samples %" PRIu64 "\n", g->lost_samples);
         for (size_t i = 0; i < g->nthreads; i++) {
@@ -325,6 +327,20 @@ static void put_generation(struct dump *d, const struct fr_generation *g) {
                         fputc('-', d->out);
                 for (size_t j = 0; j < m->build_id_len; j++)
                         fprintf(d->out, "%02x", m->build_id[j]);
+                fputc('\n', d->out);
+        }
+        if (g->crash) {
+                const struct fr_crash *c = g->crash;
+                char b1[32], b2[32];
+                fputs("  crash at ", d->out);
+                put_seconds(d->out, g->mono_ns + fr_ticks_to_ns(g, c->time - g->start) - d->first_mono);
+                fprintf(d->out, " %s (%s) addr 0x%" PRIx64 " thread %" PRIu64 " ",
+                        fr_signal_name(c->signo, b1, sizeof b1),
+                        fr_sicode_name(c->signo, c->code, b2, sizeof b2), c->addr, c->tid);
+                put_str(d->out, c->thread_name);
+                fprintf(d->out, "%s stack", c->flags & FR_CRASH_OVERFLOW ? " stack-overflow" : "");
+                for (uint32_t i = 0; i < c->nframes; i++)
+                        fprintf(d->out, " 0x%" PRIx64, c->frames[i]);
                 fputc('\n', d->out);
         }
 }

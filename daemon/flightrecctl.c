@@ -16,6 +16,8 @@ struct command {
 };
 
 static const struct command commands[] = {
+        {"crash", ctl_crash, "[--no-symbolize] [--root DIR] TRACE",
+         "print the crash report of a post-mortem trace"},
         {"dump", ctl_dump, "TRACE", "print a trace, one event per line, names resolved"},
         {"pprof", ctl_pprof, "TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]",
          "convert a trace's CPU samples to a gzip'd pprof profile"},

@@ -92,6 +92,11 @@ struct frd_job {
         uint64_t index_gen;
         uint64_t snap_id;  /* for frd_output's copied callback */
         uint64_t inflight; /* bytes counted against max_inflight_bytes */
+        char exe[4100];    /* post-mortem: for the header the worker writes */
+        char crash_tmp[4300], crash_path[4300]; /* <stem>.crash.txt, with a crash record */
+        bool crashed;      /* set by the worker: the ring held a crash record */
+        char pm_reason[2048]; /* set by the worker: how the process ended */
+        char pm_salvage[300]; /* set by the worker: what salvage of the live generation said */
         uint64_t max_trace_bytes;
         bool symbolize;
         gid_t gid;         /* (gid_t)-1: leave the group */

@@ -17,9 +17,11 @@
 
 #include "frd.h"
 #include "fr_io.h"
+#include "crash_report.h"
 #include "pm_ring.h"
 #include "pprof.h"
 #include "symbolize.h"
+#include "trace_encode.h"
 #include "trace_out.h"
 
 static struct {
@@ -159,16 +161,63 @@ static int write_tmp(const char *path, const uint8_t *p, size_t n, gid_t gid) {
         return fd;
 }
 
+/* replace_header - the post-mortem header, now with the reason. */
+static int replace_header(struct frd_job *j, size_t old_len, const char *reason) {
+        struct fr_buf h = {0};
+        fr_buf_put_header(&h, (uint64_t)j->pid, j->comm, j->exe, reason, FR_HEADER_POSTMORTEM);
+        int r = h.failed ? -ENOMEM : frd_raw_reserve(j, j->raw_len - old_len + h.len);
+        if (r == 0) {
+                memmove(j->raw + h.len, j->raw + old_len, j->raw_len - old_len);
+                memcpy(j->raw, h.data, h.len);
+                j->raw_len = j->raw_len - old_len + h.len;
+        }
+        fr_buf_free(&h);
+        return r;
+}
+
+/* salvage - the generation the process was recording when it died, and how
+ * it died, into raw (after the complete generations) and the header. */
+static void salvage(struct frd_job *j, const struct fr_pm_plan *plan, size_t hdr_len,
+                    struct fr_symbolizer *sym) {
+        struct fr_buf part = {0};
+        long n = fr_pm_salvage(j->ring_fd, plan, j->raw, j->raw_len, &part, j->pm_salvage,
+                               sizeof j->pm_salvage);
+        if (n > 0 && frd_raw_reserve(j, j->raw_len + (size_t)n) == 0) {
+                memcpy(j->raw + j->raw_len, part.data, (size_t)n);
+                j->raw_len += (size_t)n;
+        }
+        fr_buf_free(&part);
+        char reason[sizeof j->pm_reason];
+        int r = fr_crash_reason(j->raw, j->raw_len, j->symbolize ? sym : NULL, reason, sizeof reason);
+        j->crashed = r == 1;
+        if (r != 1 && plan->has_crash) {
+                /* A crash record, but no generation to put it in: say it
+                 * anyway, unsymbolized. */
+                char b1[32], b2[32];
+                snprintf(reason, sizeof reason, "crash: %s (%s) at 0x%llx in thread %u \"%s\"",
+                         fr_signal_name((uint64_t)plan->crash.signo, b1, sizeof b1),
+                         fr_sicode_name((uint64_t)plan->crash.signo, plan->crash.code, b2, sizeof b2),
+                         (unsigned long long)plan->crash.addr, plan->crash.tid, plan->crash.thread_name);
+        } else if (r != 1) {
+                snprintf(reason, sizeof reason, "%s", FR_NO_CRASH_REASON);
+        }
+        snprintf(j->pm_reason, sizeof j->pm_reason, "%s", reason);
+        if (replace_header(j, hdr_len, reason) < 0)
+                snprintf(j->pm_salvage, sizeof j->pm_salvage, "out of memory for the header");
+}
+
 
 /* Append the ring's extents to the header in raw: a dead agent's ring, or a
  * live one whose agent holds index_gen (the index must not move while we
  * read, else the agent has released and may reuse the blocks). Every extent
- * is untrusted and checked against the file (fr_pm_plan). */
-static int copy_ring(struct frd_job *j) {
+ * is untrusted and checked against the file (fr_pm_plan). A post-mortem
+ * also gets the generation in progress and how the process ended (salvage). */
+static int copy_ring(struct frd_job *j, struct fr_symbolizer *sym) {
         double t0 = mono_ms();
         struct fr_pm_plan plan;
         char err[256];
         uint64_t after = 0;
+        size_t hdr_len = j->raw_len;
         int r = fr_pm_plan(j->ring_fd, j->max_trace_bytes, &plan, err, sizeof err);
         if (r == 0 && j->live_ring && plan.publishes != j->index_gen) {
                 snprintf(err, sizeof err, "the ring's index moved before it was read (%llu, the "
@@ -176,7 +225,8 @@ static int copy_ring(struct frd_job *j) {
                          (unsigned long long)plan.publishes, (unsigned long long)j->index_gen);
                 r = -ESTALE;
         }
-        if (r == 0 && plan.n == 0) {
+        /* A post-mortem may hold only the generation in progress (salvaged). */
+        if (r == 0 && plan.n == 0 && (j->live_ring || !plan.live_gen)) {
                 snprintf(err, sizeof err, "the ring holds no complete generation yet");
                 r = -ENODATA;
         }
@@ -194,8 +244,11 @@ static int copy_ring(struct frd_job *j) {
                                           "time too short?)");
                 r = -ESTALE;
         }
-        if (r == 0)
+        if (r == 0) {
                 j->raw_len += plan.total;
+                if (j->postmortem)
+                        salvage(j, &plan, hdr_len, sym);
+        }
         fr_pm_plan_free(&plan);
         close(j->ring_fd);
         j->ring_fd = -1;
@@ -315,7 +368,7 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         /* A ring (live or post-mortem): copy it, then compress it here while
          * converting; a pipe's trace was compressed on the loop already. */
         bool from_ring = j->ring_fd >= 0;
-        if (from_ring && (r = copy_ring(j)) < 0)
+        if (from_ring && (r = copy_ring(j, sym)) < 0)
                 goto fail;
         if (j->gid != (gid_t)-1 && fchown(j->trace_fd, (uid_t)-1, j->gid) < 0) {
                 r = -errno;
@@ -345,6 +398,21 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 goto fail;
         }
         j->pprof_bytes = gzlen;
+        int cfd = -1; /* <stem>.crash.txt, with a crash record */
+        if (j->crashed) {
+                char err[256];
+                struct fr_buf rep = {0};
+                r = fr_crash_report(j->raw, j->raw_len, j->symbolize ? sym : NULL, &rep, err, sizeof err);
+                if (r == 0)
+                        r = cfd = write_tmp(j->crash_tmp, rep.data, rep.len, j->gid);
+                fr_buf_free(&rep);
+                if (r < 0) {
+                        close(pfd);
+                        snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->crash_tmp,
+                                 r == -ENOENT ? err : strerror(-r));
+                        goto fail;
+                }
+        }
         /* The trace first: a pprof in place always has its trace beside it. */
         const char *step = "";
         int tfd = j->trace_fd;
@@ -353,15 +421,26 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         r = fr_file_commit(tfd, j->trace_tmp, j->trace_path, FR_COMMIT_NO_DIRSYNC, &step);
         if (r < 0) {
                 close(pfd);
+                if (cfd >= 0)
+                        close(cfd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->trace_path, step,
                          strerror(-r));
                 goto fail;
         }
         r = fr_file_commit(pfd, j->pprof_tmp, j->pprof_path, 0, &step);
         if (r < 0) {
+                if (cfd >= 0)
+                        close(cfd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->pprof_path, step,
                          strerror(-r));
                 unlink(j->trace_path);
+                goto fail;
+        }
+        if (cfd >= 0 && (r = fr_file_commit(cfd, j->crash_tmp, j->crash_path, 0, &step)) < 0) {
+                snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->crash_path, step,
+                         strerror(-r));
+                unlink(j->trace_path);
+                unlink(j->pprof_path);
                 goto fail;
         }
         j->convert_ms = mono_ms() - t0;
@@ -585,8 +664,10 @@ int frd_output_create(const char *dir, struct frd_job *j) {
                 snprintf(j->trace_tmp, sizeof j->trace_tmp, "%s.tmp", j->trace_path);
                 snprintf(j->pprof_path, sizeof j->pprof_path, "%s/%s.pb.gz", dir, j->stem);
                 snprintf(j->pprof_tmp, sizeof j->pprof_tmp, "%s.tmp", j->pprof_path);
+                snprintf(j->crash_path, sizeof j->crash_path, "%s/%s.crash.txt", dir, j->stem);
+                snprintf(j->crash_tmp, sizeof j->crash_tmp, "%s.tmp", j->crash_path);
                 if (access(j->trace_path, F_OK) == 0 || access(j->pprof_path, F_OK) == 0 ||
-                    access(j->pprof_tmp, F_OK) == 0)
+                    access(j->pprof_tmp, F_OK) == 0 || access(j->crash_path, F_OK) == 0)
                         continue;
                 j->trace_fd = open(j->trace_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
                 if (j->trace_fd >= 0)
@@ -605,6 +686,8 @@ void frd_output_discard(struct frd_job *j) {
                 unlink(j->trace_tmp);
         if (j->pprof_tmp[0])
                 unlink(j->pprof_tmp);
+        if (j->crash_tmp[0])
+                unlink(j->crash_tmp);
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -618,14 +701,15 @@ void frd_output_clean_tmp(const char *dir) {
                 return;
         struct dirent *e;
         while ((e = readdir(d)))
-                if (ends_with(e->d_name, ".trace.lz4.tmp") || ends_with(e->d_name, ".pb.gz.tmp")) {
+                if (ends_with(e->d_name, ".trace.lz4.tmp") || ends_with(e->d_name, ".pb.gz.tmp") ||
+                    ends_with(e->d_name, ".crash.txt.tmp")) {
                         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
                                 frd_log(FRD_NOTICE, "removed %s/%s left by an interrupted snapshot",
                                        dir, e->d_name);
                 }
         closedir(d);
 }
-
+/* Retention works on snapshots (a stem with its .trace.lz4, .pb.gz and .crash.txt). */
 /* Retention works on snapshots (a stem with its .trace.lz4 and .pb.gz). */
 struct snapfile {
         char stem[256];
@@ -658,6 +742,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                         k = len - strlen(".trace.lz4");
                 else if (ends_with(e->d_name, ".pb.gz"))
                         k = len - strlen(".pb.gz");
+                else if (ends_with(e->d_name, ".crash.txt"))
+                        k = len - strlen(".crash.txt");
                 else
                         continue;
                 if (k == 0 || k >= sizeof v->stem)
@@ -717,6 +803,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                 snprintf(name, sizeof name, "%s.trace.lz4", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 snprintf(name, sizeof name, "%s.pb.gz", v[i].stem);
+                unlinkat(dirfd(d), name, 0);
+                snprintf(name, sizeof name, "%s.crash.txt", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 frd_log(FRD_INFO, "retention: removed snapshot %s (%s)", v[i].stem,
                        old ? "older than max_age" : big ? "max_total_bytes reached" : "max_files reached");

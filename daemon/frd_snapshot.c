@@ -112,6 +112,11 @@ void frd_snapshot_job_done(struct frd_job *j) {
                                 (unsigned long long)j->trace_bytes, (unsigned long long)j->nsamples,
                                 j->pprof_path, total, s->first_ms, s->transfer_ms, s->lz4_ms,
                                 j->convert_ms, j->pprof_ms, (double)s->agent_cpu_ns / 1e6);
+                if (j->postmortem)
+                        frd_log(FRD_NOTICE, "agent %s[%d] %s%s%s%s%s", j->comm, (int)j->pid,
+                                j->pm_reason, j->crashed ? "; crash report " : "",
+                                j->crashed ? j->crash_path : "", j->pm_salvage[0] ? "; " : "",
+                                j->pm_salvage);
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
                 snprintf(tp, sizeof tp, "%s", j->trace_path);
                 snprintf(pp, sizeof pp, "%s", j->pprof_path);
@@ -447,6 +452,7 @@ void frd_snapshot_postmortem(struct frd_pm_dead *d) {
         s->state = FRD_SNAP_CONVERTING;
         j->ring_fd = d->ring_fd;
         j->postmortem = true;
+        snprintf(j->exe, sizeof j->exe, "%s", d->exe);
         j->max_trace_bytes = D.cfg.max_trace_bytes;
         fr_buf_put_header(&hdr, (uint64_t)d->pid, d->comm, d->exe,
                           "post-mortem: the process died without a clean stop",

@@ -60,9 +60,10 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
                          h.active, h.index_cap);
                 return -EBADMSG;
         }
-        uint32_t s = h.active, n = h.count[s];
+        uint32_t s = h.active, n = h.count[s], nlive = h.live_count[s];
         uint64_t slot_bytes = (uint64_t)h.index_cap * sizeof(struct fr_pm_extent);
-        if (n > h.index_cap || h.index_off[s] < FR_PM_HEADER_SIZE || h.index_off[s] > size ||
+        if (n > h.index_cap || nlive > h.index_cap - n || h.index_off[s] < FR_PM_HEADER_SIZE ||
+            h.index_off[s] > size ||
             slot_bytes > size - h.index_off[s]) {
                 snprintf(err, errlen, "bad ring index: slot %u at %llu with %u of %u entries in a "
                                       "file of %llu bytes",
@@ -70,19 +71,19 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
                          (unsigned long long)size);
                 return -EBADMSG;
         }
-        struct fr_pm_extent *ext = calloc(n ? n : 1, sizeof *ext);
+        struct fr_pm_extent *ext = calloc(n + nlive + 1, sizeof *ext);
         if (!ext) {
-                snprintf(err, errlen, "out of memory for %u extents", n);
+                snprintf(err, errlen, "out of memory for %u extents", n + nlive);
                 return -ENOMEM;
         }
-        r = fr_pread_exact(fd, ext, (size_t)n * sizeof *ext, h.index_off[s]);
+        r = fr_pread_exact(fd, ext, (size_t)(n + nlive) * sizeof *ext, h.index_off[s]);
         if (r < 0) {
                 snprintf(err, errlen, "reading the index: %s", strerror(-r));
                 free(ext);
                 return r;
         }
-        uint64_t total = 0;
-        for (uint32_t i = 0; i < n; i++) {
+        uint64_t total = 0, live_total = 0;
+        for (uint32_t i = 0; i < n + nlive; i++) {
                 if (ext[i].off < FR_PM_HEADER_SIZE || ext[i].off > size || ext[i].len == 0 ||
                     ext[i].len > size - ext[i].off) {
                         snprintf(err, errlen, "bad ring extent %u: %llu bytes at %llu in a file of "
@@ -91,6 +92,10 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
                                  (unsigned long long)size);
                         free(ext);
                         return -EBADMSG;
+                }
+                if (i >= n) {
+                        live_total += ext[i].len;
+                        continue;
                 }
                 total += ext[i].len; /* no overflow: each len <= size */
                 if (total > max_bytes) {
@@ -106,6 +111,35 @@ int fr_pm_plan(int fd, uint64_t max_bytes, struct fr_pm_plan *ret, char *err, si
         ret->last_gen = h.last_gen;
         ret->publishes = h.publishes;
         ret->closed = h.closed != FR_PM_OPEN;
+        /* The generation in progress: what fr_pm_salvage needs, bounded. */
+        if (nlive && h.live_gen[s] && live_total <= max_bytes - total && h.blocks_off <= size &&
+            h.blocks_off >= FR_PM_HEADER_SIZE && h.block_size >= 4096 &&
+            h.block_size <= (1u << 20) && h.carved <= (size - h.blocks_off) / h.block_size) {
+                ret->live_gen = h.live_gen[s];
+                ret->live_ext = ext + n;
+                ret->live_n = nlive;
+                ret->live_total = live_total;
+                ret->carved = h.carved;
+                ret->blocks_off = h.blocks_off;
+                ret->block_size = h.block_size;
+        }
+        ret->file_size = size;
+        if (h.csamples_off >= FR_PM_HEADER_SIZE && h.csamples_off < size) {
+                ret->csamples_off = h.csamples_off;
+                ret->csamples_len = size - h.csamples_off < FR_PM_CSAMPLES_BYTES
+                                            ? size - h.csamples_off
+                                            : FR_PM_CSAMPLES_BYTES;
+        }
+        struct fr_pm_crash *c = &ret->crash;
+        if (fr_pread_exact(fd, c, sizeof *c, FR_PM_CRASH_OFF) == 0 &&
+            c->state == FR_PM_CRASH_COMMITTED && c->signo > 0 && c->signo <= 64) {
+                if (c->nregs > FR_PM_CRASH_REGS)
+                        c->nregs = FR_PM_CRASH_REGS;
+                if (c->nframes > FR_PM_CRASH_FRAMES)
+                        c->nframes = FR_PM_CRASH_FRAMES;
+                c->thread_name[sizeof c->thread_name - 1] = '\0';
+                ret->has_crash = true;
+        }
         return 0;
 }
 

@@ -29,8 +29,10 @@
 
 #define FR_PM_MAGIC "FRPMRING"
 #define FR_PM_MAGIC_LEN 8
-#define FR_PM_VERSION 1u
+#define FR_PM_VERSION 2u
 #define FR_PM_HEADER_SIZE 4096u
+#define FR_PM_CRASH_OFF 2048u           /* struct fr_pm_crash, in the header page */
+#define FR_PM_CSAMPLES_BYTES (4u << 20) /* crash-time copy of the live samples */
 
 struct fr_pm_header {
         char magic[FR_PM_MAGIC_LEN];
@@ -43,6 +45,63 @@ struct fr_pm_header {
         uint32_t closed;        /* FR_PM_OPEN, or how it ended cleanly */
         uint64_t publishes;     /* times the index was rewritten */
         uint64_t last_gen;      /* newest generation in the active slot */
+        /* The generation in progress (format 2): slot s names, after its
+         * count[s] extents of complete generations, live_count[s] extents of
+         * the live generation's prologue (CLOCK, STATUS, MAPS, STRINGS as the
+         * advancer wrote them at its start); its events are in the pool
+         * blocks whose header (struct fr_pm_block) says live_gen[s]. */
+        uint32_t live_count[2];
+        uint64_t live_gen[2];   /* 0: no live generation published */
+        uint64_t carved;        /* pool blocks handed out at least once */
+        uint32_t block_size;
+        uint32_t pad;
+        uint64_t csamples_off;  /* FR_PM_CSAMPLES_BYTES for the crash handler */
+};
+
+/* The start of every pool block, as the agent writes it (agent/fr_internal.h
+ * struct fr_block, checked there). A block holds one thread's events of
+ * generation gen in [data_start, pos) while that generation is live. */
+struct fr_pm_block {
+        uint64_t next;          /* the agent's pointer: meaningless here */
+        uint64_t gen;
+        uint64_t base_time;
+        uint64_t last_time;
+        uint32_t pos, data_start, out_start;
+        uint32_t tid;           /* 0: not a thread's event block */
+};
+
+/* The crash record (at FR_PM_CRASH_OFF), written by the agent's crash
+ * handler (agent/fr_crash.c). state goes PENDING while the application's own
+ * handler may still recover (siglongjmp), COMMITTED once the signal kills. */
+#define FR_PM_CRASH_NONE 0u
+#define FR_PM_CRASH_PENDING 1u
+#define FR_PM_CRASH_COMMITTED 2u
+#define FR_PM_CRASH_REGS 32
+#define FR_PM_CRASH_FRAMES 128
+#define FR_PM_CRASH_OVERFLOW 1u /* flags: the fault is a stack overflow */
+#define FR_PM_CRASH_SCANNED 2u  /* flags: frames found by scanning the stack */
+struct fr_pm_crash {
+        uint32_t state;
+        uint32_t writer;        /* tid writing the record (agent only) */
+        int32_t signo, code;
+        uint64_t addr;          /* si_addr */
+        uint64_t tick;          /* trace clock at the signal */
+        uint64_t gen;           /* the generation being recorded */
+        uint32_t tid, flags;
+        uint32_t nregs, nframes;
+        uint32_t walked;        /* 0: every frame from the frame-pointer walk; else
+                                 * frames past the first come from stack scanning */
+        uint32_t pad;
+        char thread_name[16];
+        uint64_t regs[FR_PM_CRASH_REGS];   /* x86-64: the gregs of ucontext (REG_R8..) */
+        uint64_t frames[FR_PM_CRASH_FRAMES]; /* [0]: the faulting pc */
+};
+
+/* Crash-time copies of live sample buffers, at csamples_off: entries of this
+ * header and len bytes of raw records (8-aligned), ended by tid 0. */
+struct fr_pm_csample {
+        uint32_t tid, len;
+        uint64_t gen;
 };
 
 /* fr_pm_header.closed */
@@ -64,6 +123,16 @@ struct fr_pm_plan {
         uint64_t last_gen;
         uint64_t publishes;    /* the index generation the plan was read at */
         bool closed;
+        /* The live generation (0: none) and its prologue extents. */
+        uint64_t live_gen;
+        struct fr_pm_extent *live_ext;
+        uint32_t live_n;
+        uint64_t live_total;
+        uint64_t carved, blocks_off, file_size;
+        uint32_t block_size;
+        uint64_t csamples_off, csamples_len;
+        bool has_crash;          /* a committed crash record */
+        struct fr_pm_crash crash;
 };
 
 /* fr_pm_plan - read and validate the header and active index of the ring in
@@ -89,5 +158,18 @@ void fr_pm_plan_free(struct fr_pm_plan *plan);
  * that the index did not move while its extents were read (the agent
  * publishes before it frees any block the index named). 0 or -errno. */
 int fr_pm_publishes(int fd, uint64_t *ret);
+
+/* fr_pm_salvage - the live generation as a partial generation (its END
+ * batch flagged FR_END_PARTIAL), appended to out: the prologue, every
+ * thread's committed events (a torn or undecodable tail is dropped), the
+ * samples the crash handler copied, the CRASH batch, placeholder strings for
+ * names interned after the prologue, END. Input is untrusted: the result is
+ * checked with the trace reader after the complete generations (prev,
+ * prev_len: a header and the complete generations), stepping down (no
+ * samples, then no events) until it reads as valid. Returns the bytes
+ * appended (0: nothing salvageable) or a negative errno. */
+struct fr_buf;
+long fr_pm_salvage(int fd, const struct fr_pm_plan *plan, const uint8_t *prev, size_t prev_len,
+                   struct fr_buf *out, char *err, size_t errlen);
 
 #endif

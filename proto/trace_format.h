@@ -18,8 +18,9 @@ enum fr_batch_kind {
         FR_BATCH_STACKS = 5,  /* stack table */
         FR_BATCH_STRINGS = 6, /* string table */
         FR_BATCH_MAPS = 7,    /* loaded objects */
-        FR_BATCH_END = 8,     /* generation end: end time, batch count */
-        FR_BATCH_KIND_MAX = 8,
+        FR_BATCH_END = 8,     /* generation end: end time, batch count[, flags] */
+        FR_BATCH_CRASH = 9,   /* the fatal signal: only in a partial (last) generation */
+        FR_BATCH_KIND_MAX = 9,
 };
 
 /* Event types inside an FR_BATCH_EVENTS batch: one byte, then the time delta. */
@@ -67,6 +68,9 @@ enum fr_unwind_kind {
 #define FR_MAX_PATH_BYTES 4096         /* loaded object path */
 #define FR_MAX_BUILD_ID_BYTES 64       /* build id bytes */
 #define FR_MAX_COMM_BYTES 256          /* header comm / exe */
+
+/* END flags (optional second varint of END). */
+#define FR_END_PARTIAL 1u /* salvaged from a dead process: the last generation, cut short */
 
 /* Largest batch header: kind byte + four varints. */
 #define FR_BATCH_HEADER_MAX (1 + 4 * 10)

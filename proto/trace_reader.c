@@ -231,6 +231,8 @@ struct gen {
         size_t nstatus_tasks;
         struct fr_event *events;
         struct fr_sample *samples;
+        const struct batch *crash_batch;
+        struct fr_crash crash;
         struct fr_generation pub;
 };
 
@@ -304,6 +306,7 @@ static const char *batch_name(uint8_t kind) {
                 [FR_BATCH_EVENTS] = "EVENTS",   [FR_BATCH_SAMPLES] = "SAMPLES",
                 [FR_BATCH_STACKS] = "STACKS",   [FR_BATCH_STRINGS] = "STRINGS",
                 [FR_BATCH_MAPS] = "MAPS",       [FR_BATCH_END] = "END",
+                [FR_BATCH_CRASH] = "CRASH",
         };
         return kind <= FR_BATCH_KIND_MAX && names[kind] ? names[kind] : "unknown";
 }
@@ -530,7 +533,18 @@ static int check_end(struct reader *r, const struct cursor *c, struct gen *g, bo
         if (g->end.tid != 0)
                 return fail(r, g->end.off, "END batch with thread id %" PRIu64 " (must be 0)",
                             g->end.tid);
-        if ((e = get_uv(r, &p, "END batch count", &count)) < 0 || (e = expect_end(r, &p, "END")) < 0)
+        if ((e = get_uv(r, &p, "END batch count", &count)) < 0)
+                return e;
+        if (cur_left(&p)) { /* optional flags */
+                uint64_t flags;
+                size_t off = p.pos;
+                if ((e = get_uv(r, &p, "END flags", &flags)) < 0)
+                        return e;
+                if (flags & ~(uint64_t)FR_END_PARTIAL)
+                        return fail(r, off, "unknown END flags 0x%" PRIx64, flags);
+                g->pub.partial = (flags & FR_END_PARTIAL) != 0;
+        }
+        if ((e = expect_end(r, &p, "END")) < 0)
                 return e;
         if (count != g->batches.n) {
                 e = fail(r, g->end.off,
@@ -585,10 +599,14 @@ static int scan_generation(struct reader *r, struct cursor *c, struct gen *g, bo
 static int check_batches(struct reader *r, struct gen *g) {
         for (size_t i = 0; i < g->batches.n; i++) {
                 const struct batch *b = &g->batches.v[i];
-                bool per_thread = b->kind == FR_BATCH_EVENTS || b->kind == FR_BATCH_SAMPLES;
+                bool per_thread = b->kind == FR_BATCH_EVENTS || b->kind == FR_BATCH_SAMPLES ||
+                                  b->kind == FR_BATCH_CRASH;
                 const struct batch **slot = b->kind == FR_BATCH_CLOCK    ? &g->clock
                                             : b->kind == FR_BATCH_STATUS ? &g->status
+                                            : b->kind == FR_BATCH_CRASH  ? &g->crash_batch
                                                                          : NULL;
+                if (b->kind == FR_BATCH_CRASH && !g->pub.partial)
+                        return fail(r, b->off, "CRASH batch in a generation that is not partial");
                 if (per_thread && b->tid == 0)
                         return fail(r, b->off, "%s batch with thread id 0", batch_name(b->kind));
                 if (!per_thread && b->tid != 0)
@@ -1272,12 +1290,66 @@ static void gen_free(struct gen *g) {
         map_free(&g->stack_index);
 }
 
+/* read_crash - the CRASH batch: signo, code (zigzag), addr, flags, thread
+ * name, nregs and the registers, nframes and the frames (as in STACKS). */
+static int read_crash(struct reader *r, struct gen *g) {
+        const struct batch *b = g->crash_batch;
+        struct fr_crash *x = &g->crash;
+        struct cursor c = b->payload;
+        uint64_t code, n, v, regs[64], frames[FR_MAX_STACK_FRAMES];
+        const uint8_t *name;
+        size_t name_len, off;
+        int e;
+        x->tid = b->tid;
+        x->time = b->base;
+        if (x->time < g->pub.start || x->time > g->pub.end)
+                return fail(r, b->off, "CRASH at time %" PRIu64 " is outside the generation's span",
+                            x->time);
+        off = c.pos;
+        if ((e = get_uv(r, &c, "CRASH signal", &x->signo)) < 0)
+                return e;
+        if (x->signo == 0 || x->signo > 64)
+                return fail(r, off, "CRASH signal %" PRIu64 " is not a signal", x->signo);
+        if ((e = get_uv(r, &c, "CRASH code", &code)) < 0 ||
+            (e = get_uv(r, &c, "CRASH address", &x->addr)) < 0 ||
+            (e = get_uv(r, &c, "CRASH flags", &x->flags)) < 0 ||
+            (e = get_bytes(r, &c, "CRASH thread name", 64, &name, &name_len)) < 0 ||
+            (e = get_count(r, &c, "CRASH register count", 64, &n)) < 0)
+                return e;
+        x->code = fr_unzigzag(code);
+        x->thread_name = fr_arena_strndup(&g->arena, name, name_len);
+        x->nregs = (uint32_t)n;
+        for (uint64_t i = 0; i < n; i++)
+                if ((e = get_uv(r, &c, "CRASH register", &regs[i])) < 0)
+                        return e;
+        if ((e = get_count(r, &c, "CRASH frame count", FR_MAX_STACK_FRAMES, &n)) < 0)
+                return e;
+        x->nframes = (uint32_t)n;
+        for (uint64_t i = 0; i < n; i++) {
+                if ((e = get_uv(r, &c, "CRASH frame", &v)) < 0)
+                        return e;
+                frames[i] = i ? frames[i - 1] + (uint64_t)fr_unzigzag(v) : v;
+        }
+        if ((e = expect_end(r, &c, "CRASH")) < 0)
+                return e;
+        uint64_t *rc = fr_arena_alloc(&g->arena, (x->nregs + 1) * sizeof *rc);
+        uint64_t *fc = fr_arena_alloc(&g->arena, (x->nframes + 1) * sizeof *fc);
+        if (!rc || !fc || !x->thread_name)
+                return nomem(r);
+        memcpy(rc, regs, x->nregs * sizeof *rc);
+        memcpy(fc, frames, x->nframes * sizeof *fc);
+        x->regs = rc;
+        x->frames = fc;
+        g->pub.crash = x;
+        return 0;
+}
+
 static int decode_generation(struct reader *r, struct gen *g) {
         struct state cur = {0};
         struct fr_generation *p = &g->pub;
         int e;
         if ((e = check_batches(r, g)) < 0 || (e = read_clock(r, g)) < 0 ||
-            (e = load_tables(r, g)) < 0)
+            (e = load_tables(r, g)) < 0 || (g->crash_batch && (e = read_crash(r, g)) < 0))
                 return e;
         if ((e = read_status(r, g, &cur)) < 0 ||
             (r->prev_gen && !(r->flags & FR_READ_THREAD_EVENTS_ONLY) &&
@@ -1324,6 +1396,10 @@ int fr_trace_read(const uint8_t *data, size_t len, unsigned flags, fr_generation
                 struct gen g = {0};
                 bool partial = false;
                 ret = scan_generation(&r, &c, &g, &partial);
+                if (ret == 0 && !partial && g.pub.partial && cur_left(&c) > 0)
+                        ret = fail(&r, c.pos, "generation %" PRIu64 " is partial (salvaged from a "
+                                              "dead process) but not the last one",
+                                   g.num);
                 if (ret == 0 && !partial)
                         ret = decode_generation(&r, &g);
                 if (ret == 0 && !partial) {

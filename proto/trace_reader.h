@@ -72,6 +72,21 @@ struct fr_task_state {
         const char *name;
 };
 
+/* The fatal signal of a dead process (CRASH batch of its partial generation). */
+struct fr_crash {
+        uint64_t time, tid;
+        uint64_t signo;
+        int64_t code;       /* si_code */
+        uint64_t addr;      /* si_addr */
+        uint64_t flags;     /* FR_CRASH_OVERFLOW, FR_CRASH_SCANNED */
+        const char *thread_name;
+        uint32_t nregs, nframes;
+        const uint64_t *regs;   /* x86-64: ucontext gregs order (REG_R8 = 0 ... REG_RIP = 16) */
+        const uint64_t *frames; /* frames[0] is the faulting pc; others return addresses */
+};
+#define FR_CRASH_OVERFLOW 1u
+#define FR_CRASH_SCANNED 2u /* frames past the first found by scanning the stack */
+
 /* One complete, validated generation. Everything it points to is valid only
  * during the callback. */
 struct fr_generation {
@@ -95,6 +110,10 @@ struct fr_generation {
         uint64_t lost_samples; /* samples the agent dropped (buffer full) */
         size_t nmaps;
         const struct fr_map *maps;
+        /* Salvaged from a dead process, cut short at the death: only ever the
+         * last generation of a trace. */
+        int partial;
+        const struct fr_crash *crash; /* NULL: none */
 };
 
 /* Called once per generation, in order. Return 0 to go on, non-zero to stop

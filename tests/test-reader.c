@@ -589,8 +589,8 @@ static void test_bad_batch_header(void **state) {
         expect_error(b.data, b.len, FR_READ_ALLOW_PARTIAL_TAIL, "exceeds the limit of 1048576");
         b.len = len;
         /* An unknown kind. */
-        fr_buf_put_u8(&b, 9);
-        expect_error(b.data, b.len, FR_READ_ALLOW_PARTIAL_TAIL, "unknown batch kind 9");
+        fr_buf_put_u8(&b, FR_BATCH_KIND_MAX + 1);
+        expect_error(b.data, b.len, FR_READ_ALLOW_PARTIAL_TAIL, "unknown batch kind 10");
         b.len = len;
         /* An 11-byte varint in the header. */
         fr_buf_put_u8(&b, FR_BATCH_CLOCK);
@@ -1518,6 +1518,101 @@ static void test_load_file(void **state) {
         free(trace);
 }
 
+/* A partial generation (salvaged from a dead process): accepted as the last
+ * one only, with its CRASH batch; CRASH is refused anywhere else. */
+static int crash_cb(const struct fr_trace_header *h, const struct fr_generation *g, void *arg) {
+        (void)h;
+        const struct fr_generation **last = arg;
+        if (g->partial) {
+                assert_non_null(g->crash);
+                assert_int_equal(g->crash->signo, 11);
+                assert_int_equal(g->crash->code, 1);
+                assert_int_equal(g->crash->addr, 0x10);
+                assert_int_equal(g->crash->tid, 7);
+                assert_string_equal(g->crash->thread_name, "worker");
+                assert_int_equal(g->crash->nframes, 3);
+                assert_int_equal(g->crash->frames[2], 0x401000);
+                assert_int_equal(g->crash->nregs, 2);
+                assert_int_equal(g->crash->regs[1], 99);
+                *last = g;
+        }
+        return 0;
+}
+
+static void put_crash(struct tg_gen *g, uint64_t time, int64_t code) {
+        struct tg_batch *c = tg_raw(g, FR_BATCH_CRASH, 7, time);
+        tg_put_uvarint(c, 11);
+        tg_put_uvarint(c, fr_zigzag(code));
+        tg_put_uvarint(c, 0x10);
+        tg_put_uvarint(c, 0);
+        tg_put_string(c, "worker", 6);
+        tg_put_uvarint(c, 2);
+        tg_put_uvarint(c, 1);
+        tg_put_uvarint(c, 99);
+        tg_put_uvarint(c, 3);
+        tg_put_uvarint(c, 0x401234);
+        tg_put_uvarint(c, fr_zigzag(-0x200));
+        tg_put_uvarint(c, fr_zigzag(-0x34));
+}
+
+static void test_partial_generation(void **state) {
+        (void)state;
+        /* Valid: two complete generations, then a partial one with a crash. */
+        struct tg_trace *t = tg_trace_new();
+        tg_gen_new(t, 0, 10);
+        tg_gen_new(t, 10, 20);
+        struct tg_gen *g = tg_gen_new(t, 20, 25);
+        g->end_flags = FR_END_PARTIAL;
+        put_crash(g, 24, 1);
+        uint8_t *data;
+        size_t len, n = 0;
+        tg_trace_encode(t, &data, &len);
+        tg_trace_free(t);
+        char err[512] = "";
+        const struct fr_generation *last = NULL;
+        assert_int_equal(fr_trace_read(data, len, 0, crash_cb, &last, &n, err, sizeof err), 0);
+        assert_int_equal(n, 3);
+        assert_non_null(last);
+        free(data);
+
+        /* A partial generation followed by another one. */
+        t = tg_trace_new();
+        tg_gen_new(t, 0, 10)->end_flags = FR_END_PARTIAL;
+        tg_gen_new(t, 10, 20);
+        tg_trace_encode(t, &data, &len);
+        tg_trace_free(t);
+        expect_error(data, len, 0, "is partial (salvaged from a dead process) but not the last one");
+        free(data);
+
+        /* CRASH in a complete generation. */
+        t = tg_trace_new();
+        put_crash(tg_gen_new(t, 0, 10), 5, 1);
+        trace_error(t, "CRASH batch in a generation that is not partial");
+
+        /* Unknown END flags; CRASH outside the span; a second CRASH. */
+        t = tg_trace_new();
+        tg_gen_new(t, 0, 10)->end_flags = 4;
+        trace_error(t, "unknown END flags 0x4");
+        t = tg_trace_new();
+        g = tg_gen_new(t, 0, 10);
+        g->end_flags = FR_END_PARTIAL;
+        put_crash(g, 11, 1);
+        trace_error(t, "CRASH at time 11 is outside the generation's span");
+        t = tg_trace_new();
+        g = tg_gen_new(t, 0, 10);
+        g->end_flags = FR_END_PARTIAL;
+        put_crash(g, 5, 1);
+        put_crash(g, 6, 1);
+        trace_error(t, "second CRASH batch");
+        /* Truncated CRASH payload. */
+        t = tg_trace_new();
+        g = tg_gen_new(t, 0, 10);
+        g->end_flags = FR_END_PARTIAL;
+        struct tg_batch *c = tg_raw(g, FR_BATCH_CRASH, 7, 5);
+        tg_put_uvarint(c, 11);
+        trace_error(t, "truncated CRASH code");
+}
+
 int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_roundtrip),
@@ -1550,6 +1645,7 @@ int main(void) {
                 cmocka_unit_test(test_status_mismatch),
                 cmocka_unit_test(test_thread_events_only),
                 cmocka_unit_test(test_load_file),
+                cmocka_unit_test(test_partial_generation),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

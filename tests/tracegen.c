@@ -559,6 +559,8 @@ static void encode_gen(struct tg_gen *g, struct fr_buf *out) {
                 put_tables(&w, &strings, &stacks);
         if (!g->no_end) {
                 fr_buf_put_uvarint(&end, (uint64_t)((int64_t)w.nbatches + g->end_count_delta));
+                if (g->end_flags)
+                        fr_buf_put_uvarint(&end, g->end_flags);
                 fr_buf_put_batch(out, FR_BATCH_END, g->num, 0, g->end, end.data, end.len);
         }
         fr_buf_free(&clock);

@@ -36,6 +36,7 @@ struct tg_gen {
         bool extra_clock, extra_status;   /* write the batch twice */
         bool tables_first;       /* STRINGS/STACKS/MAPS before the other batches */
         int64_t end_count_delta; /* added to the END batch count */
+        uint64_t end_flags;      /* END flags (FR_END_PARTIAL); 0: none written */
         struct tg_gen_priv *priv;
 };
 
