@@ -188,7 +188,7 @@ __attribute__((no_sanitize_address)) static uint32_t scan_stack(uintptr_t sp, ui
  * thread's stack when its bounds are known (a stack pointer below them, an
  * overflow into the guard page, still walks the frames above), and the
  * alternate stack the context names. Bounds unknown: the pc alone. */
-static uint32_t crash_unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
+__attribute__((no_sanitize("address"))) static uint32_t crash_unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
         struct fr_uw_bounds b = {.n = 0};
         uintptr_t hi = t ? atomic_load_explicit(&t->samples.stack_hi, memory_order_acquire) : 0;
         if (hi) {
@@ -198,12 +198,23 @@ static uint32_t crash_unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t
         }
         struct fr_uw_result res;
         uint32_t n = fr__unwind_ucontext(uc, &b, pcs, max, &res);
-        if (n == 0 && max > 0) {
 #if defined(__x86_64__)
+        uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP], fp = (uintptr_t)uc->uc_mcontext.gregs[REG_RBP];
+        if (n < 3 && b.n && sp < b.lo[0] && fp >= b.lo[0] && fp <= b.hi[0] - 16 && !(fp & 7) && max > 1) {
+                /* A stack overflow: the faulting frame's own slots lie in the
+                 * guard page, below the stack. Its caller is found through
+                 * the frame pointer where it keeps one, and the walk goes on
+                 * from there. */
+                const uintptr_t *f = (const uintptr_t *)fp;
+                struct fr_uw_regs r = {.pc = f[1], .sp = fp + 16, .fp = f[0]};
                 pcs[0] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
-#endif
+                n = 1 + fr__unwind_regs(&r, &b, 0, pcs + 1, max - 1, &res);
+        }
+        if (n == 0 && max > 0) {
+                pcs[0] = (uint64_t)uc->uc_mcontext.gregs[REG_RIP];
                 n = 1;
         }
+#endif
         return n;
 }
 
