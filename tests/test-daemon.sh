@@ -244,7 +244,9 @@ if wait_for 10 files_for "$AB"; then
         else
                 fail "post-mortem's last generation ends $gap_ms ms before the death ($last; death $death)"
         fi
-        grep -c 'SAMPLE' "$W/pm-dump.txt" | awk '$1 > 50 {f=1} END {exit !f}' && ok "it holds the CPU samples" || fail "post-mortem without samples"
+        # (CPU-time samples at 100 Hz: a loaded 2-core machine under ASan gave
+        # the burner 47 over 3.5 s; 20 still says the samples are there.)
+        grep -c 'SAMPLE' "$W/pm-dump.txt" | awk '$1 > 20 {f=1} END {exit !f}' && ok "it holds the CPU samples" || fail "post-mortem without samples"
 else
         fail "no post-mortem files for pid $AB after abort()"; tail -5 "$LOG"
 fi
