@@ -38,6 +38,7 @@ struct frd_config {
         uint64_t max_trace_bytes;
         unsigned workers;
         bool symbolize;
+        bool timeline;              /* write <stem>.pftrace too */
         bool post_mortem;           /* snapshot a process that dies without a clean stop */
         /* [access] */
         struct frd_idlist agent_users, agent_groups;
@@ -81,6 +82,7 @@ struct frd_job {
         char stem[160];
         int trace_fd;
         char trace_tmp[4300], trace_path[4300], pprof_tmp[4300], pprof_path[4300];
+        char timeline_tmp[4300], timeline_path[4300];
         uint8_t *raw;      /* frd_raw_reserve / frd_raw_free */
         size_t raw_len, raw_cap;
         bool partial;      /* the agent never confirmed the end: accept a partial tail */
@@ -88,11 +90,14 @@ struct frd_job {
         bool postmortem;
         uint64_t max_trace_bytes;
         bool symbolize;
+        bool timeline;     /* also the Perfetto timeline, <stem>.pftrace */
         gid_t gid;         /* (gid_t)-1: leave the group */
         /* Results, set by the worker. */
         int error;
         char errmsg[512];
         uint64_t trace_bytes, pprof_bytes, nsamples;
+        uint64_t timeline_bytes; /* 0: none written (off, or its conversion failed) */
+        char timeline_err[256];  /* why it failed, the snapshot itself succeeding */
         double convert_ms;
         void *owner;
 };

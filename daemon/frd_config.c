@@ -26,6 +26,7 @@ void frd_config_defaults(struct frd_config *c) {
         c->max_trace_bytes = 1ull << 30;
         c->workers = 2;
         c->symbolize = true;
+        c->timeline = true;
         c->post_mortem = true;
         c->agent_users.any = true;
         c->max_total_bytes = 1ull << 30;
@@ -210,9 +211,11 @@ static int handler(void *user, const char *section, const char *name, const char
         } else if (IS("daemon", "workers")) {
                 if ((r = NUM(0, 1, 64)) == 0)
                         c->workers = (unsigned)v;
-        } else if (IS("daemon", "symbolize") || IS("daemon", "post_mortem")) {
-                r = parse_bool(value, strcmp(name, "symbolize") == 0 ? &c->symbolize
-                                                                     : &c->post_mortem);
+        } else if (IS("daemon", "symbolize") || IS("daemon", "post_mortem") ||
+                   IS("daemon", "timeline")) {
+                r = parse_bool(value, strcmp(name, "symbolize") == 0   ? &c->symbolize
+                                      : strcmp(name, "timeline") == 0 ? &c->timeline
+                                                                      : &c->post_mortem);
                 if (r < 0)
                         snprintf(why, sizeof why, "'%s' is not yes or no", value);
         } else if (IS("access", "agent_users")) {
