@@ -42,7 +42,7 @@ wait_for 5 test -S "$SOCK" || { echo "FAIL: the daemon did not start"; cat "$LOG
 
 say "fr-demo under LD_PRELOAD, a snapshot while it runs"
 env FLIGHTREC_SOCKET="$SOCK" FLIGHTREC_HZ=1000 FLIGHTREC_DIR="$W/local" \
-        LD_PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB" "$DEMO" 4 >"$W/demo.log" 2>&1 &
+        LD_PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB" "$DEMO" 10 >"$W/demo.log" 2>&1 &
 APP=$!
 PIDS=$APP
 wait_for 10 agent_up "$APP" || fail "fr-demo did not connect"
