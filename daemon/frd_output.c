@@ -20,6 +20,7 @@
 #include "pm_ring.h"
 #include "pprof.h"
 #include "symbolize.h"
+#include "timeline.h"
 #include "trace_out.h"
 
 static struct {
@@ -309,6 +310,37 @@ static void convert(void *arg) {
         j->pprof_ms = mono_ms() - t0;
 }
 
+/* write_timeline - <stem>.pftrace.tmp from the trace (the reader already
+ * accepted it for the pprof). Returns its descriptor for fr_file_commit, or
+ * -1: a failure here (memory, disk) costs the timeline only, the trace and
+ * the profile are still written, and the reason is logged. */
+static int write_timeline(struct frd_job *j, struct fr_symbolizer *sym) {
+        if (!j->timeline || !j->timeline_tmp[0])
+                return -1;
+        struct fr_timeline_options opts = {
+                .flags = (j->partial ? FR_TIMELINE_ALLOW_PARTIAL_TAIL : 0) |
+                         (j->symbolize ? 0 : FR_TIMELINE_NO_SYMBOLIZE),
+                .symbolizer = sym,
+        };
+        uint8_t *out = NULL;
+        size_t len = 0;
+        char err[200];
+        int r = fr_timeline_from_trace(j->raw, j->raw_len, &opts, &out, &len, NULL, err, sizeof err);
+        if (r < 0) {
+                snprintf(j->timeline_err, sizeof j->timeline_err, "timeline: %s", err);
+                return -1;
+        }
+        int fd = write_tmp(j->timeline_tmp, out, len, j->gid);
+        free(out);
+        if (fd < 0) {
+                snprintf(j->timeline_err, sizeof j->timeline_err, "writing %s: %s", j->timeline_tmp,
+                         strerror(-fd));
+                return -1;
+        }
+        j->timeline_bytes = len;
+        return fd;
+}
+
 static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         double t0 = mono_ms();
         int r = 0;
@@ -345,6 +377,7 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 goto fail;
         }
         j->pprof_bytes = gzlen;
+        int lfd = write_timeline(j, sym);
         /* The trace first: a pprof in place always has its trace beside it. */
         const char *step = "";
         int tfd = j->trace_fd;
@@ -353,6 +386,8 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         r = fr_file_commit(tfd, j->trace_tmp, j->trace_path, FR_COMMIT_NO_DIRSYNC, &step);
         if (r < 0) {
                 close(pfd);
+                if (lfd >= 0)
+                        close(lfd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->trace_path, step,
                          strerror(-r));
                 goto fail;
@@ -362,7 +397,15 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->pprof_path, step,
                          strerror(-r));
                 unlink(j->trace_path);
+                if (lfd >= 0)
+                        close(lfd);
                 goto fail;
+        }
+        if (lfd >= 0 &&
+            (r = fr_file_commit(lfd, j->timeline_tmp, j->timeline_path, 0, &step)) < 0) {
+                snprintf(j->timeline_err, sizeof j->timeline_err, "%s: %s: %s", j->timeline_path,
+                         step, strerror(-r));
+                j->timeline_bytes = 0;
         }
         j->convert_ms = mono_ms() - t0;
         j->error = 0;
@@ -585,8 +628,11 @@ int frd_output_create(const char *dir, struct frd_job *j) {
                 snprintf(j->trace_tmp, sizeof j->trace_tmp, "%s.tmp", j->trace_path);
                 snprintf(j->pprof_path, sizeof j->pprof_path, "%s/%s.pb.gz", dir, j->stem);
                 snprintf(j->pprof_tmp, sizeof j->pprof_tmp, "%s.tmp", j->pprof_path);
+                snprintf(j->timeline_path, sizeof j->timeline_path, "%s/%s.pftrace", dir, j->stem);
+                snprintf(j->timeline_tmp, sizeof j->timeline_tmp, "%s.tmp", j->timeline_path);
                 if (access(j->trace_path, F_OK) == 0 || access(j->pprof_path, F_OK) == 0 ||
-                    access(j->pprof_tmp, F_OK) == 0)
+                    access(j->pprof_tmp, F_OK) == 0 || access(j->timeline_path, F_OK) == 0 ||
+                    access(j->timeline_tmp, F_OK) == 0)
                         continue;
                 j->trace_fd = open(j->trace_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
                 if (j->trace_fd >= 0)
@@ -605,6 +651,8 @@ void frd_output_discard(struct frd_job *j) {
                 unlink(j->trace_tmp);
         if (j->pprof_tmp[0])
                 unlink(j->pprof_tmp);
+        if (j->timeline_tmp[0])
+                unlink(j->timeline_tmp);
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -618,7 +666,8 @@ void frd_output_clean_tmp(const char *dir) {
                 return;
         struct dirent *e;
         while ((e = readdir(d)))
-                if (ends_with(e->d_name, ".trace.lz4.tmp") || ends_with(e->d_name, ".pb.gz.tmp")) {
+                if (ends_with(e->d_name, ".trace.lz4.tmp") || ends_with(e->d_name, ".pb.gz.tmp") ||
+                    ends_with(e->d_name, ".pftrace.tmp")) {
                         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
                                 frd_log(FRD_NOTICE, "removed %s/%s left by an interrupted snapshot",
                                        dir, e->d_name);
@@ -626,7 +675,8 @@ void frd_output_clean_tmp(const char *dir) {
         closedir(d);
 }
 
-/* Retention works on snapshots (a stem with its .trace.lz4 and .pb.gz). */
+/* Retention works on snapshots (a stem with its .trace.lz4, .pb.gz and
+ * .pftrace). */
 struct snapfile {
         char stem[256];
         time_t mtime;
@@ -658,6 +708,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                         k = len - strlen(".trace.lz4");
                 else if (ends_with(e->d_name, ".pb.gz"))
                         k = len - strlen(".pb.gz");
+                else if (ends_with(e->d_name, ".pftrace"))
+                        k = len - strlen(".pftrace");
                 else
                         continue;
                 if (k == 0 || k >= sizeof v->stem)
@@ -717,6 +769,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                 snprintf(name, sizeof name, "%s.trace.lz4", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 snprintf(name, sizeof name, "%s.pb.gz", v[i].stem);
+                unlinkat(dirfd(d), name, 0);
+                snprintf(name, sizeof name, "%s.pftrace", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 frd_log(FRD_INFO, "retention: removed snapshot %s (%s)", v[i].stem,
                        old ? "older than max_age" : big ? "max_total_bytes reached" : "max_files reached");

@@ -245,6 +245,17 @@ struct reader {
         struct fr_arena hdr_arena;
         struct fr_trace_header hdr;
         struct state state; /* valid when prev_gen != 0 */
+        /* The biggest per-generation arrays, kept from one generation to the
+         * next: fresh memory for each would be page-faulted in again every
+         * time (most of a big trace's read, on our VMs). */
+        struct {
+                struct xevent *xevents;
+                size_t xevents_cap;
+                struct evkey *order; /* keys and the sort's scratch */
+                size_t order_cap;
+                struct fr_event *events;
+                size_t events_cap;
+        } spare;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -1137,11 +1148,48 @@ static int apply_event(struct reader *r, const struct xevent *x) {
         return 0;
 }
 
-static int cmp_xevent(const void *a, const void *b) {
-        const struct xevent *x = a, *y = b;
-        if (x->ev.time != y->ev.time)
-                return x->ev.time < y->ev.time ? -1 : 1;
-        return x->seq < y->seq ? -1 : x->seq > y->seq;
+/* Events in time order, stable (per-thread order and file order kept). The
+ * events come as runs already sorted (a batch is one thread's, in time
+ * order), so a merge of runs over compact (time, index) keys: log2(runs)
+ * sequential passes instead of a general sort's log2(n) that would copy or
+ * chase every event (over 100 bytes each) each time. */
+struct evkey {
+        uint64_t time;
+        size_t idx; /* into xevents; insertion order, so it breaks ties stably */
+};
+
+static bool evkey_le(const struct evkey *x, const struct evkey *y) {
+        return x->time < y->time || (x->time == y->time && x->idx <= y->idx);
+}
+
+/* sort_events - keys[0..n) sorted, with tmp[0..n) as scratch; returns the
+ * array holding the result (keys or tmp). */
+static struct evkey *sort_events(struct evkey *keys, struct evkey *tmp, size_t n) {
+        for (;;) {
+                size_t i = 0, out = 0, runs = 0;
+                while (i < n) {
+                        /* Two consecutive runs, merged into tmp. */
+                        size_t a = i, am = a + 1;
+                        while (am < n && evkey_le(&keys[am - 1], &keys[am]))
+                                am++;
+                        size_t b = am, bm = b < n ? b + 1 : b;
+                        while (bm < n && evkey_le(&keys[bm - 1], &keys[bm]))
+                                bm++;
+                        while (a < am && b < bm)
+                                tmp[out++] = evkey_le(&keys[a], &keys[b]) ? keys[a++] : keys[b++];
+                        while (a < am)
+                                tmp[out++] = keys[a++];
+                        while (b < bm)
+                                tmp[out++] = keys[b++];
+                        i = bm;
+                        runs++;
+                }
+                struct evkey *t = keys;
+                keys = tmp;
+                tmp = t;
+                if (runs <= 1)
+                        return keys;
+        }
 }
 
 static int decode_events(struct reader *r, struct gen *g) {
@@ -1152,16 +1200,21 @@ static int decode_events(struct reader *r, struct gen *g) {
                         return e;
         if (g->xevents.n == 0)
                 return 0;
-        /* seq makes the sort stable: per-thread order and file order kept. */
-        qsort(g->xevents.v, g->xevents.n, sizeof *g->xevents.v, cmp_xevent);
-        g->events = malloc(g->xevents.n * sizeof *g->events);
-        if (!g->events)
+        size_t n = g->xevents.n;
+        if (n > SIZE_MAX / 2 || fr_vec_grow(&r->spare.order, &r->spare.order_cap, 2 * n,
+                                            sizeof *r->spare.order) < 0 ||
+            fr_vec_grow(&r->spare.events, &r->spare.events_cap, n, sizeof *r->spare.events) < 0)
                 return nomem(r);
+        for (size_t i = 0; i < n; i++)
+                r->spare.order[i] = (struct evkey){g->xevents.v[i].ev.time, i};
+        const struct evkey *order = sort_events(r->spare.order, r->spare.order + n, n);
+        g->events = r->spare.events; /* the reader's: not freed with g */
         bool replay = !(r->flags & FR_READ_THREAD_EVENTS_ONLY);
-        for (size_t i = 0; i < g->xevents.n; i++) {
-                if (replay && (e = apply_event(r, &g->xevents.v[i])) < 0)
+        for (size_t i = 0; i < n; i++) {
+                struct xevent *x = &g->xevents.v[order[i].idx];
+                if (replay && (e = apply_event(r, x)) < 0)
                         return e;
-                g->events[i] = g->xevents.v[i].ev;
+                g->events[i] = x->ev;
         }
         return 0;
 }
@@ -1259,7 +1312,6 @@ static void gen_free(struct gen *g) {
         free(g->maps.v);
         free(g->xevents.v);
         free(g->xsamples.v);
-        free(g->events);
         free(g->samples);
         map_free(&g->string_index);
         map_free(&g->stack_index);
@@ -1316,6 +1368,10 @@ int fr_trace_read(const uint8_t *data, size_t len, unsigned flags, fr_generation
         while (ret == 0 && cur_left(&c) > 0) {
                 struct gen g = {0};
                 bool partial = false;
+                /* The previous generation's event array, emptied. */
+                g.xevents.v = r.spare.xevents;
+                g.xevents.cap = r.spare.xevents_cap;
+                r.spare.xevents = NULL;
                 ret = scan_generation(&r, &c, &g, &partial);
                 if (ret == 0 && !partial)
                         ret = decode_generation(&r, &g);
@@ -1325,10 +1381,16 @@ int fr_trace_read(const uint8_t *data, size_t len, unsigned flags, fr_generation
                         if (cb)
                                 ret = cb(&r.hdr, &g.pub, userdata);
                 }
+                r.spare.xevents = g.xevents.v;
+                r.spare.xevents_cap = g.xevents.cap;
+                g.xevents.v = NULL;
                 gen_free(&g);
                 if (partial)
                         break;
         }
+        free(r.spare.xevents);
+        free(r.spare.order);
+        free(r.spare.events);
         state_free(&r.state);
         fr_arena_free(&r.hdr_arena);
         if (ret_ngens)
