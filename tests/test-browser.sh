@@ -6,8 +6,9 @@
 # speedscope (npm, release folder from a file: URL) in Debian's headless
 # chromium, driven by playwright-core (tests/browser/check.js): the JSON
 # must show the demo's named regions, the profile its hot functions.
-# Skips (77) with the reason when chromium or the npm tools are missing;
-# .ci/deps.sh installs them, so CI runs it. SCREENSHOT: also keep a picture
+# Installs the npm tools (npm ci in tests/browser) when they are missing;
+# skips (77) with the reason when chromium, npm or the tools are still
+# missing; .ci/deps.sh installs chromium and the tools, so CI runs it. SCREENSHOT: also keep a picture
 # of the timeline (docs/timeline.png is made so).
 set -u
 D=$1 CTL=$2 LIB=$3 DEMO=$4 W=$5 SHOT=${6:-}
@@ -17,9 +18,19 @@ if ! [ -x "$CHROMIUM" ]; then
         echo "skip: no chromium at $CHROMIUM (apt-get install chromium; .ci/deps.sh does)"
         exit 77
 fi
-if ! command -v node >/dev/null || ! [ -d "$HERE/browser/node_modules/speedscope/dist/release" ] ||
-   ! [ -d "$HERE/browser/node_modules/playwright-core" ]; then
-        echo "skip: speedscope / playwright-core not installed in tests/browser (bash .ci/deps.sh installs them)"
+tools_there() {
+        [ -d "$HERE/browser/node_modules/speedscope/dist/release" ] &&
+                [ -f "$HERE/browser/node_modules/playwright-core/package.json" ]
+}
+# The npm tools, pinned by tests/browser/package-lock.json: installed here
+# when missing (as .ci/deps.sh does), into tests/browser/node_modules.
+if ! tools_there && command -v npm >/dev/null; then
+        echo "npm ci in $HERE/browser (speedscope, playwright-core)"
+        (cd "$HERE/browser" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+                echo "npm ci failed"
+fi
+if ! command -v node >/dev/null || ! tools_there; then
+        echo "skip: speedscope / playwright-core not installed in tests/browser (npm ci there; bash .ci/deps.sh does)"
         exit 77
 fi
 export CHROMIUM
