@@ -104,7 +104,7 @@ struct frd_job {
         uint64_t trace_bytes, pprof_bytes, nsamples;
         uint64_t timeline_bytes; /* 0: none written (off, or its conversion failed) */
         char timeline_err[256];  /* why it failed, the snapshot itself succeeding */
-        double convert_ms, copy_ms, lz4_ms, pprof_ms;
+        double convert_ms, copy_ms, lz4_ms, pprof_ms, timeline_ms;
         void *owner;
 };
 
@@ -126,6 +126,9 @@ void frd_output_submit(struct frd_job *j);
 /* frd_output_busy - jobs queued or converting. */
 unsigned frd_output_busy(void);
 void frd_output_stop(void);
+/* frd_output_cancel_timelines - at SIGTERM: the timeline exports running stop
+ * (their snapshots keep the trace and the profile), later ones are skipped. */
+void frd_output_cancel_timelines(void);
 /* frd_output_create - choose a free stem in dir for (comm, pid, now) and create
  * the trace temporary (O_EXCL, mode 0640). Returns 0 or -errno. */
 int frd_output_create(const char *dir, struct frd_job *j);

@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +31,7 @@ static struct {
         struct frd_job *done;                /* back to the loop */
         unsigned busy;                      /* submitted, not yet handed back */
         bool stop;
+        atomic_bool timeline_cancel;        /* set at SIGTERM: timeline exports stop */
         unsigned nthreads;
         pthread_t threads[64];
         int efd;
@@ -310,35 +312,50 @@ static void convert(void *arg) {
         j->pprof_ms = mono_ms() - t0;
 }
 
-/* write_timeline - <stem>.pftrace.tmp from the trace (the reader already
- * accepted it for the pprof). Returns its descriptor for fr_file_commit, or
- * -1: a failure here (memory, disk) costs the timeline only, the trace and
- * the profile are still written, and the reason is logged. */
-static int write_timeline(struct frd_job *j, struct fr_symbolizer *sym) {
+/* write_timeline - <stem>.pftrace from the trace (the reader already
+ * accepted it for the pprof), after the trace and the profile are in place.
+ * A failure here (memory, disk, or the daemon stopping: the export is
+ * cancelled, frd_output_cancel_timelines) costs the timeline only; the reason
+ * is in j->timeline_err, logged by the loop. */
+static void write_timeline(struct frd_job *j, struct fr_symbolizer *sym) {
         if (!j->timeline || !j->timeline_tmp[0])
-                return -1;
+                return;
+        double t0 = mono_ms();
         struct fr_timeline_options opts = {
                 .flags = (j->partial ? FR_TIMELINE_ALLOW_PARTIAL_TAIL : 0) |
                          (j->symbolize ? 0 : FR_TIMELINE_NO_SYMBOLIZE),
                 .symbolizer = sym,
+                .cancel = &out.timeline_cancel,
         };
-        uint8_t *out = NULL;
+        uint8_t *buf = NULL;
         size_t len = 0;
         char err[200];
-        int r = fr_timeline_from_trace(j->raw, j->raw_len, &opts, &out, &len, NULL, err, sizeof err);
+        int r = fr_timeline_from_trace(j->raw, j->raw_len, &opts, &buf, &len, NULL, err, sizeof err);
         if (r < 0) {
-                snprintf(j->timeline_err, sizeof j->timeline_err, "timeline: %s", err);
-                return -1;
+                snprintf(j->timeline_err, sizeof j->timeline_err, "%s",
+                         r == -ECANCELED ? "cancelled, the daemon is stopping" : err);
+                return;
         }
-        int fd = write_tmp(j->timeline_tmp, out, len, j->gid);
-        free(out);
+        int fd = write_tmp(j->timeline_tmp, buf, len, j->gid);
+        free(buf);
         if (fd < 0) {
                 snprintf(j->timeline_err, sizeof j->timeline_err, "writing %s: %s", j->timeline_tmp,
                          strerror(-fd));
-                return -1;
+                return;
+        }
+        const char *step = "";
+        r = fr_file_commit(fd, j->timeline_tmp, j->timeline_path, 0, &step);
+        if (r < 0) {
+                snprintf(j->timeline_err, sizeof j->timeline_err, "%s: %s: %s", j->timeline_path,
+                         step, strerror(-r));
+                return;
         }
         j->timeline_bytes = len;
-        return fd;
+        j->timeline_ms = mono_ms() - t0;
+}
+
+void frd_output_cancel_timelines(void) {
+        atomic_store(&out.timeline_cancel, true);
 }
 
 static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
@@ -377,7 +394,6 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 goto fail;
         }
         j->pprof_bytes = gzlen;
-        int lfd = write_timeline(j, sym);
         /* The trace first: a pprof in place always has its trace beside it. */
         const char *step = "";
         int tfd = j->trace_fd;
@@ -386,8 +402,6 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         r = fr_file_commit(tfd, j->trace_tmp, j->trace_path, FR_COMMIT_NO_DIRSYNC, &step);
         if (r < 0) {
                 close(pfd);
-                if (lfd >= 0)
-                        close(lfd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->trace_path, step,
                          strerror(-r));
                 goto fail;
@@ -397,16 +411,10 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->pprof_path, step,
                          strerror(-r));
                 unlink(j->trace_path);
-                if (lfd >= 0)
-                        close(lfd);
                 goto fail;
         }
-        if (lfd >= 0 &&
-            (r = fr_file_commit(lfd, j->timeline_tmp, j->timeline_path, 0, &step)) < 0) {
-                snprintf(j->timeline_err, sizeof j->timeline_err, "%s: %s: %s", j->timeline_path,
-                         step, strerror(-r));
-                j->timeline_bytes = 0;
-        }
+        /* Then the timeline: the trace and the profile do not wait for it. */
+        write_timeline(j, sym);
         j->convert_ms = mono_ms() - t0;
         j->error = 0;
         return;

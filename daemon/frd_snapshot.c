@@ -114,9 +114,9 @@ void frd_snapshot_job_done(struct frd_job *j) {
                                 j->pprof_path, total, s->first_ms, s->transfer_ms, s->lz4_ms,
                                 j->convert_ms, j->pprof_ms, (double)s->agent_cpu_ns / 1e6);
                 if (j->timeline_bytes)
-                        frd_log(FRD_NOTICE, "timeline of %s[%d]: %s (%llu bytes)", j->comm,
-                                (int)j->pid, j->timeline_path,
-                                (unsigned long long)j->timeline_bytes);
+                        frd_log(FRD_NOTICE, "timeline of %s[%d]: %s (%llu bytes, %.1f ms)",
+                                j->comm, (int)j->pid, j->timeline_path,
+                                (unsigned long long)j->timeline_bytes, j->timeline_ms);
                 else if (j->timeline_err[0])
                         frd_log(FRD_WARN, "timeline of %s[%d] not written: %s", j->comm,
                                 (int)j->pid, j->timeline_err);

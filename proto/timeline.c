@@ -183,6 +183,14 @@ static int oom(struct tl *t) {
         return tl_fail(t, -ENOMEM, "out of memory");
 }
 
+/* cancelled - opts->cancel is set: fail with -ECANCELED. */
+static bool cancelled(struct tl *t) {
+        if (!t->opts->cancel || !atomic_load_explicit(t->opts->cancel, memory_order_relaxed))
+                return false;
+        tl_fail(t, -ECANCELED, "cancelled");
+        return true;
+}
+
 /* wall - a tick of generation g as wall-clock ns, never before the last one
  * written (a clock step between generations must not reorder the output). */
 static uint64_t wall(struct tl *t, const struct fr_generation *g, uint64_t tick) {
@@ -613,6 +621,8 @@ static int on_generation(const struct fr_trace_header *h, const struct fr_genera
                 if (describe(t, g->real_ns, &t->process) < 0)
                         return t->failed;
         }
+        if (cancelled(t))
+                return t->failed;
         t->st.ngens++;
         ts = wall(t, g, g->start);
         if ((r = t->ops->generation(t->sink, g)) < 0)
@@ -628,6 +638,8 @@ static int on_generation(const struct fr_trace_header *h, const struct fr_genera
                         r = timeline_sample(t, g, &g->samples[j++]);
                 if (r < 0)
                         return t->failed ? t->failed : r;
+                if (((i + j) & 4095) == 0 && cancelled(t))
+                        return t->failed;
         }
         ts = wall(t, g, g->end);
         t->end_ts = ts;

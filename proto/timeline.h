@@ -26,6 +26,7 @@
 #ifndef FR_TIMELINE_H
 #define FR_TIMELINE_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,6 +47,11 @@ struct fr_timeline_options {
         const char *root; /* prefix for object paths without a symbolizer given; NULL: none */
         /* Budget per second of trace; 0: the default above; UINT64_MAX: none. */
         uint64_t max_events_per_s, max_samples_per_s;
+        /* When not NULL and set (by any thread), the conversion stops soon
+         * (at the next generation, or within a few thousand events) and
+         * fails with -ECANCELED: the daemon's shutdown does not wait for a
+         * long export. */
+        const atomic_bool *cancel;
 };
 
 struct fr_timeline_stats {
@@ -62,8 +68,8 @@ struct fr_timeline_stats {
  * inflated if it came as .trace.lz4). opts may be NULL (defaults: protobuf,
  * symbolized). Returns 0 with the output in *ret_out (free() it) and its size
  * in *ret_len, and the counts in *ret_stats when not NULL. On failure returns
- * -EINVAL (bad trace: err holds the reader's message) or another negative
- * errno with a message in err (errlen bytes, NUL-terminated when errlen > 0),
+ * -EINVAL (bad trace: err holds the reader's message), -ECANCELED (opts->cancel
+ * was set) or another negative errno with a message in err (errlen bytes, NUL-terminated when errlen > 0),
  * and *ret_out is left untouched. */
 int fr_timeline_from_trace(const uint8_t *trace, size_t len, const struct fr_timeline_options *opts,
                            uint8_t **ret_out, size_t *ret_len, struct fr_timeline_stats *ret_stats,

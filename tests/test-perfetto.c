@@ -540,6 +540,33 @@ static void test_bad_input(void **state) {
         tg_trace_free(t);
 }
 
+/* A cancelled export (the daemon stopping) fails with -ECANCELED and leaves
+ * no output, protobuf and JSON alike; an unset flag changes nothing. */
+static void test_cancel(void **state) {
+        (void)state;
+        struct tg_trace *t = round_trip_trace();
+        uint8_t *data, *out;
+        size_t len, out_len = 0;
+        char err[256];
+        tg_trace_encode(t, &data, &len);
+        atomic_bool cancel = false;
+        struct fr_timeline_options o = {.flags = FR_TIMELINE_NO_SYMBOLIZE, .cancel = &cancel};
+        assert_int_equal(fr_timeline_from_trace(data, len, &o, &out, &out_len, NULL, err, sizeof err), 0);
+        free(out);
+        atomic_store(&cancel, true);
+        for (unsigned json = 0; json < 2; json++) {
+                o.flags = FR_TIMELINE_NO_SYMBOLIZE | (json ? FR_TIMELINE_JSON : 0);
+                out = (uint8_t *)"untouched";
+                assert_int_equal(fr_timeline_from_trace(data, len, &o, &out, &out_len, NULL, err,
+                                                        sizeof err),
+                                 -ECANCELED);
+                assert_string_equal(err, "cancelled");
+                assert_string_equal((const char *)out, "untouched");
+        }
+        free(data);
+        tg_trace_free(t);
+}
+
 /* Strings that are not valid UTF-8 still decode (as U+FFFD). */
 static void test_bad_utf8(void **state) {
         (void)state;
@@ -622,6 +649,7 @@ int main(void) {
                 cmocka_unit_test(test_open_at_edges),
                 cmocka_unit_test(test_budget),
                 cmocka_unit_test(test_bad_input),
+                cmocka_unit_test(test_cancel),
                 cmocka_unit_test(test_bad_utf8),
                 cmocka_unit_test(test_samples_symbolized),
         };
