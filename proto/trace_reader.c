@@ -95,6 +95,26 @@ static int map_put(struct u64map *m, uint64_t key, size_t val) {
         return 0;
 }
 
+/* map_del - remove key if present (backward-shift deletion: the entries
+ * after it in its probe run move up, so no tombstone is needed). */
+static void map_del(struct u64map *m, uint64_t key) {
+        size_t *v = map_slot(m, key);
+        if (!v)
+                return;
+        size_t mask = m->cap - 1, hole = (size_t)(v - m->vals);
+        for (size_t j = (hole + 1) & mask; m->keys[j] != 0; j = (j + 1) & mask) {
+                size_t home = mix64(m->keys[j]) & mask;
+                /* j may fill the hole when the hole lies on its probe path. */
+                if (((j - home) & mask) >= ((j - hole) & mask)) {
+                        m->keys[hole] = m->keys[j];
+                        m->vals[hole] = m->vals[j];
+                        hole = j;
+                }
+        }
+        m->keys[hole] = 0;
+        m->n--;
+}
+
 static void map_free(struct u64map *m) {
         free(m->keys);
         free(m->vals);
@@ -415,6 +435,19 @@ static struct thread *state_thread(struct state *s, uint64_t tid) {
 static struct task *state_task(struct state *s, uint64_t id) {
         size_t i;
         return map_get(&s->task_index, id, &i) ? &s->tasks.v[i] : NULL;
+}
+
+/* state_del_task - forget task t (ended): the state holds the open tasks
+ * only, so that it stays small however many tasks a generation runs. */
+static void state_del_task(struct state *s, struct task *t) {
+        size_t i = (size_t)(t - s->tasks.v), last = s->tasks.n - 1;
+        map_del(&s->task_index, t->id);
+        if (i != last) {
+                s->tasks.v[i] = s->tasks.v[last];
+                size_t *v = map_slot(&s->task_index, s->tasks.v[i].id);
+                *v = i;
+        }
+        s->tasks.n--;
 }
 
 /* state_add_thread - a new, not yet alive thread. Returns 0 or -ENOMEM. */
@@ -1139,7 +1172,7 @@ static int apply_event(struct reader *r, const struct xevent *x) {
                 /* An unknown task was begun before the oldest generation. */
                 struct task *k = state_task(&r->state, ev->task);
                 if (k)
-                        k->open = false;
+                        state_del_task(&r->state, k);
                 break;
         }
         default:
