@@ -223,8 +223,15 @@ struct batch {
 struct xevent {
         struct fr_event ev;
         struct str name; /* for content comparisons (ev.name is name.c) */
-        size_t off, seq;
+        size_t off;
 };
+
+/* An event's sort key (decode_events), made as it is decoded. */
+struct evkey {
+        uint64_t time;
+        size_t idx; /* into xevents; insertion order, so it breaks ties stably */
+};
+
 
 struct xsample {
         struct fr_sample s;
@@ -1084,9 +1091,12 @@ static int decode_event_batch(struct reader *r, struct gen *g, const struct batc
                 if ((r->flags & FR_READ_THREAD_EVENTS_ONLY) && type != FR_EV_THREAD_START &&
                     type != FR_EV_THREAD_NAME && type != FR_EV_THREAD_EXIT)
                         continue;
-                if (FR_VEC_RESERVE(g->xevents, g->xevents.n + 1) < 0)
+                size_t n = g->xevents.n;
+                if (FR_VEC_RESERVE(g->xevents, n + 1) < 0 ||
+                    fr_vec_grow(&r->spare.order, &r->spare.order_cap, n + 1,
+                                sizeof *r->spare.order) < 0)
                         return nomem(r);
-                x.seq = g->xevents.n;
+                r->spare.order[n] = (struct evkey){x.ev.time, n};
                 g->xevents.v[g->xevents.n++] = x;
         }
         return 0;
@@ -1186,10 +1196,6 @@ static int apply_event(struct reader *r, const struct xevent *x) {
  * order), so a merge of runs over compact (time, index) keys: log2(runs)
  * sequential passes instead of a general sort's log2(n) that would copy or
  * chase every event (over 100 bytes each) each time. */
-struct evkey {
-        uint64_t time;
-        size_t idx; /* into xevents; insertion order, so it breaks ties stably */
-};
 
 static bool evkey_le(const struct evkey *x, const struct evkey *y) {
         return x->time < y->time || (x->time == y->time && x->idx <= y->idx);
@@ -1238,8 +1244,8 @@ static int decode_events(struct reader *r, struct gen *g) {
                                             sizeof *r->spare.order) < 0 ||
             fr_vec_grow(&r->spare.events, &r->spare.events_cap, n, sizeof *r->spare.events) < 0)
                 return nomem(r);
-        for (size_t i = 0; i < n; i++)
-                r->spare.order[i] = (struct evkey){g->xevents.v[i].ev.time, i};
+        /* The keys, made by decode_event_batch, are order[0..n); the sort's
+         * scratch follows them. */
         const struct evkey *order = sort_events(r->spare.order, r->spare.order + n, n);
         g->events = r->spare.events; /* the reader's: not freed with g */
         bool replay = !(r->flags & FR_READ_THREAD_EVENTS_ONLY);
