@@ -66,6 +66,10 @@ wait "$APP" 2>/dev/null
 say "post-mortem: kill -9 writes the .pftrace too"
 demo 30
 sleep 2.5
+# Slow under a sanitizer on a loaded machine: wait until the agent reports
+# generations (its ring must hold a complete one for a post-mortem).
+gens_at_least() { "$CTL" --socket "$SOCK" status --pid "$1" | awk -v p="$1" -v n="$2" '$1 == p && $4 >= n {f=1} END {exit !f}'; }
+wait_for 15 gens_at_least "$APP" 2 || echo "note: fr-demo $APP reports fewer than 2 generations"
 kill -KILL "$APP"
 if wait_for 15 sh -c "ls '$OUT' | grep -q -- '-$APP-.*\.pftrace\$'"; then
         pm=$(ls "$OUT"/*-"$APP"-*.pftrace | head -1)
