@@ -15,97 +15,13 @@
 #include <string.h>
 
 #include "fr_keymap.h"
+#include "fr_u64map.h"
 #include "fr_vec.h"
 #include "timeline_sink.h"
 #include "trace_format.h"
 #include "trace_reader.h"
 
 #define NS_PER_SEC 1000000000ull
-
-/* ------------------------------------------------------------------------ */
-/* A u64 -> index map with deletion (linear probing, backward-shift delete):
- * tasks come and go by the million in a big trace. */
-
-struct u64slot {
-        uint64_t key; /* 0: empty (thread and task ids are never 0) */
-        size_t val;
-};
-
-struct u64map {
-        struct u64slot *s;
-        size_t cap, n;
-};
-
-static size_t u64_hash(uint64_t k, size_t cap) {
-        k ^= k >> 33;
-        k *= 0xff51afd7ed558ccdull;
-        k ^= k >> 33;
-        return (size_t)k & (cap - 1);
-}
-
-static bool u64map_get(const struct u64map *m, uint64_t key, size_t *ret) {
-        if (!m->cap)
-                return false;
-        for (size_t i = u64_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-                if (m->s[i].key == key) {
-                        *ret = m->s[i].val;
-                        return true;
-                }
-                if (!m->s[i].key)
-                        return false;
-        }
-}
-
-static int u64map_set(struct u64map *m, uint64_t key, size_t val) {
-        if ((m->n + 1) * 2 > m->cap) {
-                size_t cap = m->cap ? m->cap * 2 : 64;
-                struct u64map big = {calloc(cap, sizeof(struct u64slot)), cap, 0};
-                if (!big.s)
-                        return -ENOMEM;
-                for (size_t i = 0; i < m->cap; i++)
-                        if (m->s[i].key)
-                                (void)u64map_set(&big, m->s[i].key, m->s[i].val);
-                free(m->s);
-                *m = big;
-        }
-        for (size_t i = u64_hash(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-                if (m->s[i].key == key || !m->s[i].key) {
-                        if (!m->s[i].key)
-                                m->n++;
-                        m->s[i] = (struct u64slot){key, val};
-                        return 0;
-                }
-        }
-}
-
-static void u64map_del(struct u64map *m, uint64_t key) {
-        if (!m->cap)
-                return;
-        size_t i = u64_hash(key, m->cap);
-        while (m->s[i].key != key) {
-                if (!m->s[i].key)
-                        return;
-                i = (i + 1) & (m->cap - 1);
-        }
-        /* Backward shift: move up every later entry of the cluster that may. */
-        for (size_t j = i;;) {
-                m->s[i].key = 0;
-                for (;;) {
-                        j = (j + 1) & (m->cap - 1);
-                        if (!m->s[j].key) {
-                                m->n--;
-                                return;
-                        }
-                        size_t h = u64_hash(m->s[j].key, m->cap);
-                        /* Stays if its home lies cyclically in (i, j]. */
-                        if (i <= j ? (i < h && h <= j) : (i < h || h <= j))
-                                continue;
-                        break;
-                }
-                m->s[i] = m->s[j];
-                i = j;
-        }
-}
 
 /* ------------------------------------------------------------------------ */
 /* State                                                                     */
@@ -149,10 +65,10 @@ struct tl {
         uint64_t end_ts;  /* end of the last generation */
 
         FR_VEC(struct thr *) threads; /* every incarnation, in creation order */
-        struct u64map by_tid;      /* tid -> threads index of the current incarnation */
+        struct fr_u64map by_tid;      /* tid -> threads index of the current incarnation */
         FR_VEC(struct task) tasks;    /* slots, reused through free_tasks */
         FR_VEC(size_t) free_tasks;
-        struct u64map by_task;     /* task id -> tasks index */
+        struct fr_u64map by_task;     /* task id -> tasks index */
         FR_VEC(struct lane) lanes;
         FR_VEC(size_t) free_lanes;
 
@@ -267,7 +183,7 @@ static int describe(struct tl *t, uint64_t ts, const struct tl_track *track) {
 
 static struct thr *thread_find(struct tl *t, uint64_t tid) {
         size_t i;
-        return u64map_get(&t->by_tid, tid, &i) ? t->threads.v[i] : NULL;
+        return fr_u64map_get(&t->by_tid, tid, &i) ? t->threads.v[i] : NULL;
 }
 
 /* thread_new - a new incarnation of tid, described at ts. */
@@ -286,7 +202,7 @@ static struct thr *thread_new(struct tl *t, uint64_t ts, uint64_t tid, const cha
         th->track = (struct tl_track){.uuid = t->next_uuid++, .kind = TL_TRACK_THREAD,
                                       .pid = t->pid, .tid = tid, .name = th->name};
         t->st.nthreads++;
-        if (u64map_set(&t->by_tid, tid, t->threads.n - 1) < 0)
+        if (fr_u64map_put(&t->by_tid, tid, t->threads.n - 1) < 0)
                 return oom(t), NULL;
         if (describe(t, ts, &th->track) < 0)
                 return NULL;
@@ -353,7 +269,7 @@ static int region_end(struct tl *t, uint64_t ts, struct thr *th) {
 
 static struct task *task_find(struct tl *t, uint64_t id) {
         size_t i;
-        return u64map_get(&t->by_task, id, &i) ? &t->tasks.v[i] : NULL;
+        return fr_u64map_get(&t->by_task, id, &i) ? &t->tasks.v[i] : NULL;
 }
 
 /* lane_take - a free "tasks" track, described when it is new. */
@@ -396,7 +312,7 @@ static int task_begin(struct tl *t, uint64_t ts, uint64_t tid, uint64_t id, uint
                 idx = t->tasks.n - 1;
         }
         t->tasks.v[idx] = (struct task){.id = id, .lane = SIZE_MAX};
-        if (u64map_set(&t->by_task, id, idx) < 0)
+        if (fr_u64map_put(&t->by_task, id, idx) < 0)
                 return oom(t);
         bool ok = budget(t, ts, false);
         if (t->failed)
@@ -435,7 +351,7 @@ static int task_begin(struct tl *t, uint64_t ts, uint64_t tid, uint64_t id, uint
 
 static int task_end(struct tl *t, uint64_t ts, uint64_t tid, uint64_t id) {
         size_t idx;
-        if (!u64map_get(&t->by_task, id, &idx)) {
+        if (!fr_u64map_get(&t->by_task, id, &idx)) {
                 /* Begun before the oldest generation kept and not in its STATUS. */
                 if (!budget(t, ts, false))
                         return t->failed;
@@ -446,7 +362,7 @@ static int task_end(struct tl *t, uint64_t ts, uint64_t tid, uint64_t id) {
         }
         size_t lane = t->tasks.v[idx].lane;
         const char *name = t->tasks.v[idx].name;
-        u64map_del(&t->by_task, id);
+        fr_u64map_del(&t->by_task, id);
         size_t *f = FR_VEC_PUSH(t->free_tasks);
         if (!f)
                 return oom(t);
@@ -679,10 +595,10 @@ static void tl_free(struct tl *t) {
                 free(t->threads.v[i]);
         }
         free(t->threads.v);
-        free(t->by_tid.s);
+        fr_u64map_free(&t->by_tid);
         free(t->tasks.v);
         free(t->free_tasks.v);
-        free(t->by_task.s);
+        fr_u64map_free(&t->by_task);
         free(t->lanes.v);
         free(t->free_lanes.v);
         free(t->comm);

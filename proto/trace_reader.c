@@ -24,102 +24,10 @@
 
 #include "trace_encode.h"
 #include "fr_err.h"
+#include "fr_u64map.h"
 #include "fr_vec.h"
 #include "trace_format.h"
 
-/* ------------------------------------------------------------------------ */
-/* Small containers                                                          */
-
-/* Open-addressing map from a non-zero u64 key (ids, tids) to an index.
- * Key 0 marks an empty slot; every key the format uses is >= 1. */
-struct u64map {
-        uint64_t *keys;
-        size_t *vals;
-        size_t cap, n; /* cap: power of two or 0 */
-};
-
-static uint64_t mix64(uint64_t k) {
-        k ^= k >> 30;
-        k *= 0xbf58476d1ce4e5b9ull;
-        k ^= k >> 27;
-        k *= 0x94d049bb133111ebull;
-        return k ^ (k >> 31);
-}
-
-static size_t *map_slot(const struct u64map *m, uint64_t key) {
-        if (!m->cap || key == 0) /* 0 would match an empty slot */
-                return NULL;
-        for (size_t i = mix64(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-                if (m->keys[i] == key)
-                        return &m->vals[i];
-                if (m->keys[i] == 0)
-                        return NULL;
-        }
-}
-
-static bool map_get(const struct u64map *m, uint64_t key, size_t *ret) {
-        size_t *v = map_slot(m, key);
-        if (v)
-                *ret = *v;
-        return v != NULL;
-}
-
-static void map_insert(struct u64map *m, uint64_t key, size_t val) {
-        size_t i = mix64(key) & (m->cap - 1);
-        while (m->keys[i] != 0 && m->keys[i] != key)
-                i = (i + 1) & (m->cap - 1);
-        m->n += m->keys[i] == 0;
-        m->keys[i] = key;
-        m->vals[i] = val;
-}
-
-/* map_put - insert or replace. Returns 0 or -ENOMEM. */
-static int map_put(struct u64map *m, uint64_t key, size_t val) {
-        if ((m->n + 1) * 2 > m->cap) {
-                size_t cap = m->cap ? m->cap * 2 : 64;
-                struct u64map bigger = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(size_t)),
-                                        cap, 0};
-                if (!bigger.keys || !bigger.vals) {
-                        free(bigger.keys);
-                        free(bigger.vals);
-                        return -ENOMEM;
-                }
-                for (size_t i = 0; i < m->cap; i++)
-                        if (m->keys[i])
-                                map_insert(&bigger, m->keys[i], m->vals[i]);
-                free(m->keys);
-                free(m->vals);
-                *m = bigger;
-        }
-        map_insert(m, key, val);
-        return 0;
-}
-
-/* map_del - remove key if present (backward-shift deletion: the entries
- * after it in its probe run move up, so no tombstone is needed). */
-static void map_del(struct u64map *m, uint64_t key) {
-        size_t *v = map_slot(m, key);
-        if (!v)
-                return;
-        size_t mask = m->cap - 1, hole = (size_t)(v - m->vals);
-        for (size_t j = (hole + 1) & mask; m->keys[j] != 0; j = (j + 1) & mask) {
-                size_t home = mix64(m->keys[j]) & mask;
-                /* j may fill the hole when the hole lies on its probe path. */
-                if (((j - home) & mask) >= ((j - hole) & mask)) {
-                        m->keys[hole] = m->keys[j];
-                        m->vals[hole] = m->vals[j];
-                        hole = j;
-                }
-        }
-        m->keys[hole] = 0;
-        m->n--;
-}
-
-static void map_free(struct u64map *m) {
-        free(m->keys);
-        free(m->vals);
-        *m = (struct u64map){0};
-}
 
 /* ------------------------------------------------------------------------ */
 /* Cursor: bounds-checked reads of data[pos..end); offsets are into the input */
@@ -208,9 +116,9 @@ struct task {
  * the generation that defined them is gone. */
 struct state {
         FR_VEC(struct thread) threads;
-        struct u64map thread_index;
+        struct fr_u64map thread_index;
         FR_VEC(struct task) tasks;
-        struct u64map task_index;
+        struct fr_u64map task_index;
 };
 
 struct batch {
@@ -246,9 +154,9 @@ struct gen {
         const struct batch *clock, *status;
         struct fr_arena arena;
         FR_VEC(struct str) strings;
-        struct u64map string_index;
+        struct fr_u64map string_index;
         FR_VEC(struct stack) stacks;
-        struct u64map stack_index;
+        struct fr_u64map stack_index;
         FR_VEC(struct fr_map) maps;
         FR_VEC(struct xevent) xevents;
         FR_VEC(struct xsample) xsamples;
@@ -429,29 +337,29 @@ static void state_free(struct state *s) {
                 free(s->threads.v[i].regions.v);
         free(s->threads.v);
         free(s->tasks.v);
-        map_free(&s->thread_index);
-        map_free(&s->task_index);
+        fr_u64map_free(&s->thread_index);
+        fr_u64map_free(&s->task_index);
         *s = (struct state){0};
 }
 
 static struct thread *state_thread(struct state *s, uint64_t tid) {
         size_t i;
-        return map_get(&s->thread_index, tid, &i) ? &s->threads.v[i] : NULL;
+        return fr_u64map_get(&s->thread_index, tid, &i) ? &s->threads.v[i] : NULL;
 }
 
 static struct task *state_task(struct state *s, uint64_t id) {
         size_t i;
-        return map_get(&s->task_index, id, &i) ? &s->tasks.v[i] : NULL;
+        return fr_u64map_get(&s->task_index, id, &i) ? &s->tasks.v[i] : NULL;
 }
 
 /* state_del_task - forget task t (ended): the state holds the open tasks
  * only, so that it stays small however many tasks a generation runs. */
 static void state_del_task(struct state *s, struct task *t) {
         size_t i = (size_t)(t - s->tasks.v), last = s->tasks.n - 1;
-        map_del(&s->task_index, t->id);
+        fr_u64map_del(&s->task_index, t->id);
         if (i != last) {
                 s->tasks.v[i] = s->tasks.v[last];
-                size_t *v = map_slot(&s->task_index, s->tasks.v[i].id);
+                size_t *v = fr_u64map_find(&s->task_index, s->tasks.v[i].id);
                 *v = i;
         }
         s->tasks.n--;
@@ -460,7 +368,7 @@ static void state_del_task(struct state *s, struct task *t) {
 /* state_add_thread - a new, not yet alive thread. Returns 0 or -ENOMEM. */
 static int state_add_thread(struct state *s, uint64_t tid, size_t off, struct thread **ret) {
         if (FR_VEC_RESERVE(s->threads, s->threads.n + 1) < 0 ||
-            map_put(&s->thread_index, tid, s->threads.n) < 0)
+            fr_u64map_put(&s->thread_index, tid, s->threads.n) < 0)
                 return -ENOMEM;
         struct thread *t = &s->threads.v[s->threads.n++];
         *t = (struct thread){.tid = tid, .off = off};
@@ -469,7 +377,7 @@ static int state_add_thread(struct state *s, uint64_t tid, size_t off, struct th
 }
 
 static int state_add_task(struct state *s, uint64_t id, size_t off, struct task **ret) {
-        if (FR_VEC_RESERVE(s->tasks, s->tasks.n + 1) < 0 || map_put(&s->task_index, id, s->tasks.n) < 0)
+        if (FR_VEC_RESERVE(s->tasks, s->tasks.n + 1) < 0 || fr_u64map_put(&s->task_index, id, s->tasks.n) < 0)
                 return -ENOMEM;
         struct task *t = &s->tasks.v[s->tasks.n++];
         *t = (struct task){.id = id, .off = off};
@@ -694,14 +602,14 @@ static int read_clock(struct reader *r, struct gen *g) {
 
 /* get_table_id - an id defining a table entry: >= 1 and not yet in index. */
 static int get_table_id(struct reader *r, struct cursor *c, const char *what,
-                        const struct u64map *index, uint64_t *ret) {
+                        const struct fr_u64map *index, uint64_t *ret) {
         size_t off = c->pos, i;
         int e = get_uv(r, c, what, ret);
         if (e < 0)
                 return e;
         if (*ret == 0)
                 return fail(r, off, "%s 0 (ids start at 1)", what);
-        if (map_get(index, *ret, &i))
+        if (fr_u64map_get(index, *ret, &i))
                 return fail(r, off, "%s %" PRIu64 " defined twice", what, *ret);
         return 0;
 }
@@ -717,7 +625,7 @@ static int load_strings(struct reader *r, struct gen *g, const struct batch *b) 
                         return e;
                 s.c = fr_arena_strndup(&g->arena, s.raw, s.len);
                 if (!s.c || FR_VEC_RESERVE(g->strings, g->strings.n + 1) < 0 ||
-                    map_put(&g->string_index, id, g->strings.n) < 0)
+                    fr_u64map_put(&g->string_index, id, g->strings.n) < 0)
                         return nomem(r);
                 g->strings.v[g->strings.n++] = s;
         }
@@ -743,7 +651,7 @@ static int load_stacks(struct reader *r, struct gen *g, const struct batch *b) {
                 }
                 uint64_t *copy = fr_arena_alloc(&g->arena, n * sizeof *copy);
                 if (!copy || FR_VEC_RESERVE(g->stacks, g->stacks.n + 1) < 0 ||
-                    map_put(&g->stack_index, id, g->stacks.n) < 0)
+                    fr_u64map_put(&g->stack_index, id, g->stacks.n) < 0)
                         return nomem(r);
                 memcpy(copy, frames, n * sizeof *copy);
                 g->stacks.v[g->stacks.n++] = (struct stack){copy, (uint32_t)n};
@@ -807,7 +715,7 @@ static int get_string_ref(struct reader *r, const struct gen *g, struct cursor *
         *ret = (struct str){0};
         if (id == 0)
                 return 0;
-        if (!map_get(&g->string_index, id, &i))
+        if (!fr_u64map_get(&g->string_index, id, &i))
                 return fail(r, off, "%s: undefined string id %" PRIu64, what, id);
         *ret = g->strings.v[i];
         return 0;
@@ -1290,7 +1198,7 @@ static int decode_sample(struct reader *r, struct gen *g, struct cursor *c, cons
                                               : g->pub.lost_samples + x.s.weight;
                 return 0;
         }
-        if (!map_get(&g->stack_index, stack_id, &i))
+        if (!fr_u64map_get(&g->stack_index, stack_id, &i))
                 return fail(r, off, "sample: undefined stack id %" PRIu64, stack_id);
         x.s.time = *time;
         x.s.region = region.c;
@@ -1352,8 +1260,8 @@ static void gen_free(struct gen *g) {
         free(g->xevents.v);
         free(g->xsamples.v);
         free(g->samples);
-        map_free(&g->string_index);
-        map_free(&g->stack_index);
+        fr_u64map_free(&g->string_index);
+        fr_u64map_free(&g->stack_index);
 }
 
 static int decode_generation(struct reader *r, struct gen *g) {
