@@ -33,26 +33,6 @@ static void pprof_usage(FILE *f) {
                    "                     container's root, /proc/PID/root)\n");
 }
 
-static bool has_suffix(const char *s, size_t n, const char *suffix) {
-        size_t l = strlen(suffix);
-        return n >= l && memcmp(s + n - l, suffix, l) == 0;
-}
-
-/* default_output - TRACE without .trace.lz4 / .trace, plus .pb.gz.
- * Returns a malloc'd string or NULL. */
-static char *default_output(const char *trace) {
-        size_t n = strlen(trace);
-        char *out;
-        if (has_suffix(trace, n, ".trace.lz4"))
-                n -= strlen(".trace.lz4");
-        else if (has_suffix(trace, n, ".trace"))
-                n -= strlen(".trace");
-        if (asprintf(&out, "%.*s.pb.gz", (int)n, trace) < 0)
-                return NULL;
-        return out;
-}
-
-
 int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
         enum { OPT_NO_SYMBOLIZE = 256, OPT_ROOT };
         static const struct option longopts[] = {
@@ -95,7 +75,7 @@ int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
                 return CTL_EXIT_USAGE;
         }
         const char *path = argv[optind];
-        out_path = output ? strdup(output) : default_output(path);
+        out_path = output ? strdup(output) : ctl_output_path(path, ".pb.gz");
         if (!out_path) {
                 fprintf(stderr, "flightrecctl: out of memory\n");
                 return CTL_EXIT_FAILURE;

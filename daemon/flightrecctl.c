@@ -19,6 +19,8 @@ static const struct command commands[] = {
         {"crash", ctl_crash, "[--no-symbolize] [--root DIR] TRACE",
          "print the crash report of a post-mortem trace"},
         {"dump", ctl_dump, "TRACE", "print a trace, one event per line, names resolved"},
+        {"perfetto", ctl_perfetto, "[--json] TRACE [-o OUT]",
+         "export the timeline for ui.perfetto.dev (.pftrace) or as Chrome JSON"},
         {"pprof", ctl_pprof, "TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]",
          "convert a trace's CPU samples to a gzip'd pprof profile"},
         {"status", ctl_status, "[--pid PID] [--comm GLOB] [--summary]",

@@ -40,6 +40,7 @@ struct frd_config {
         bool ring_snapshots;        /* snapshot_path = ring: read live rings from the memfd */
         uint64_t max_inflight_bytes; /* ring bytes copied and not yet written out, all snapshots */
         bool symbolize;
+        bool timeline;              /* write <stem>.pftrace too */
         bool post_mortem;           /* snapshot a process that dies without a clean stop */
         /* [access] */
         struct frd_idlist agent_users, agent_groups;
@@ -83,6 +84,7 @@ struct frd_job {
         char stem[160];
         int trace_fd;
         char trace_tmp[4300], trace_path[4300], pprof_tmp[4300], pprof_path[4300];
+        char timeline_tmp[4300], timeline_path[4300];
         uint8_t *raw;      /* frd_raw_reserve / frd_raw_free */
         size_t raw_len, raw_cap;
         bool partial;      /* the agent never confirmed the end: accept a partial tail */
@@ -99,12 +101,15 @@ struct frd_job {
         char pm_salvage[300]; /* set by the worker: what salvage of the live generation said */
         uint64_t max_trace_bytes;
         bool symbolize;
+        bool timeline;     /* also the Perfetto timeline, <stem>.pftrace */
         gid_t gid;         /* (gid_t)-1: leave the group */
         /* Results, set by the worker. */
         int error;
         char errmsg[512];
         uint64_t trace_bytes, pprof_bytes, nsamples;
-        double convert_ms, copy_ms, lz4_ms, pprof_ms;
+        uint64_t timeline_bytes; /* 0: none written (off, or its conversion failed) */
+        char timeline_err[256];  /* why it failed, the snapshot itself succeeding */
+        double convert_ms, copy_ms, lz4_ms, pprof_ms, timeline_ms;
         void *owner;
 };
 
@@ -126,6 +131,9 @@ void frd_output_submit(struct frd_job *j);
 /* frd_output_busy - jobs queued or converting. */
 unsigned frd_output_busy(void);
 void frd_output_stop(void);
+/* frd_output_cancel_timelines - at SIGTERM: the timeline exports running stop
+ * (their snapshots keep the trace and the profile), later ones are skipped. */
+void frd_output_cancel_timelines(void);
 /* frd_output_create - choose a free stem in dir for (comm, pid, now) and create
  * the trace temporary (O_EXCL, mode 0640). Returns 0 or -errno. */
 int frd_output_create(const char *dir, struct frd_job *j);

@@ -28,6 +28,7 @@ void frd_config_defaults(struct frd_config *c) {
         c->ring_snapshots = true;
         c->max_inflight_bytes = 256ull << 20;
         c->symbolize = true;
+        c->timeline = true;
         c->post_mortem = true;
         c->agent_users.any = true;
         c->max_total_bytes = 1ull << 30;
@@ -223,9 +224,11 @@ static int handler(void *user, const char *section, const char *name, const char
         } else if (IS("daemon", "max_inflight_bytes")) {
                 if ((r = NUM(1, 1u << 20, 1ull << 40)) == 0)
                         c->max_inflight_bytes = v;
-        } else if (IS("daemon", "symbolize") || IS("daemon", "post_mortem")) {
-                r = parse_bool(value, strcmp(name, "symbolize") == 0 ? &c->symbolize
-                                                                     : &c->post_mortem);
+        } else if (IS("daemon", "symbolize") || IS("daemon", "post_mortem") ||
+                   IS("daemon", "timeline")) {
+                r = parse_bool(value, strcmp(name, "symbolize") == 0   ? &c->symbolize
+                                      : strcmp(name, "timeline") == 0 ? &c->timeline
+                                                                      : &c->post_mortem);
                 if (r < 0)
                         snprintf(why, sizeof why, "'%s' is not yes or no", value);
         } else if (IS("access", "agent_users")) {

@@ -31,6 +31,9 @@ static void on_sigterm(evutil_socket_t sig, short what, void *arg) {
         }
         D.stopping = true;
         sd_notify(0, "STOPPING=1");
+        /* The snapshots in progress keep their trace and profile; their
+         * timelines (an export of a big trace takes seconds) are given up. */
+        frd_output_cancel_timelines();
         unsigned n = 0;
         for (struct frd_snap *s = D.snaps; s; s = s->next)
                 n++;

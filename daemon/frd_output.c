@@ -6,6 +6,7 @@
 #include <event2/event.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include "pprof.h"
 #include "symbolize.h"
 #include "trace_encode.h"
+#include "timeline.h"
 #include "trace_out.h"
 
 static struct {
@@ -31,6 +33,7 @@ static struct {
         struct frd_job *done;                /* back to the loop */
         unsigned busy;                      /* submitted, not yet handed back */
         bool stop;
+        atomic_bool timeline_cancel;        /* set at SIGTERM: timeline exports stop */
         unsigned nthreads;
         pthread_t threads[64];
         int efd;
@@ -362,6 +365,52 @@ static void convert(void *arg) {
         j->pprof_ms = mono_ms() - t0;
 }
 
+/* write_timeline - <stem>.pftrace from the trace (the reader already
+ * accepted it for the pprof), after the trace and the profile are in place.
+ * A failure here (memory, disk, or the daemon stopping: the export is
+ * cancelled, frd_output_cancel_timelines) costs the timeline only; the reason
+ * is in j->timeline_err, logged by the loop. */
+static void write_timeline(struct frd_job *j, struct fr_symbolizer *sym) {
+        if (!j->timeline || !j->timeline_tmp[0])
+                return;
+        double t0 = mono_ms();
+        struct fr_timeline_options opts = {
+                .flags = (j->partial ? FR_TIMELINE_ALLOW_PARTIAL_TAIL : 0) |
+                         (j->symbolize ? 0 : FR_TIMELINE_NO_SYMBOLIZE),
+                .symbolizer = sym,
+                .cancel = &out.timeline_cancel,
+        };
+        uint8_t *buf = NULL;
+        size_t len = 0;
+        char err[200];
+        int r = fr_timeline_from_trace(j->raw, j->raw_len, &opts, &buf, &len, NULL, err, sizeof err);
+        if (r < 0) {
+                snprintf(j->timeline_err, sizeof j->timeline_err, "%s",
+                         r == -ECANCELED ? "cancelled, the daemon is stopping" : err);
+                return;
+        }
+        int fd = write_tmp(j->timeline_tmp, buf, len, j->gid);
+        free(buf);
+        if (fd < 0) {
+                snprintf(j->timeline_err, sizeof j->timeline_err, "writing %s: %s", j->timeline_tmp,
+                         strerror(-fd));
+                return;
+        }
+        const char *step = "";
+        r = fr_file_commit(fd, j->timeline_tmp, j->timeline_path, 0, &step);
+        if (r < 0) {
+                snprintf(j->timeline_err, sizeof j->timeline_err, "%s: %s: %s", j->timeline_path,
+                         step, strerror(-r));
+                return;
+        }
+        j->timeline_bytes = len;
+        j->timeline_ms = mono_ms() - t0;
+}
+
+void frd_output_cancel_timelines(void) {
+        atomic_store(&out.timeline_cancel, true);
+}
+
 static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         double t0 = mono_ms();
         int r = 0;
@@ -443,6 +492,8 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 unlink(j->pprof_path);
                 goto fail;
         }
+        /* Then the timeline: the trace and the profile do not wait for it. */
+        write_timeline(j, sym);
         j->convert_ms = mono_ms() - t0;
         j->error = 0;
         return;
@@ -664,10 +715,13 @@ int frd_output_create(const char *dir, struct frd_job *j) {
                 snprintf(j->trace_tmp, sizeof j->trace_tmp, "%s.tmp", j->trace_path);
                 snprintf(j->pprof_path, sizeof j->pprof_path, "%s/%s.pb.gz", dir, j->stem);
                 snprintf(j->pprof_tmp, sizeof j->pprof_tmp, "%s.tmp", j->pprof_path);
+                snprintf(j->timeline_path, sizeof j->timeline_path, "%s/%s.pftrace", dir, j->stem);
+                snprintf(j->timeline_tmp, sizeof j->timeline_tmp, "%s.tmp", j->timeline_path);
                 snprintf(j->crash_path, sizeof j->crash_path, "%s/%s.crash.txt", dir, j->stem);
                 snprintf(j->crash_tmp, sizeof j->crash_tmp, "%s.tmp", j->crash_path);
                 if (access(j->trace_path, F_OK) == 0 || access(j->pprof_path, F_OK) == 0 ||
-                    access(j->pprof_tmp, F_OK) == 0 || access(j->crash_path, F_OK) == 0)
+                    access(j->pprof_tmp, F_OK) == 0 || access(j->timeline_path, F_OK) == 0 ||
+                    access(j->timeline_tmp, F_OK) == 0 || access(j->crash_path, F_OK) == 0)
                         continue;
                 j->trace_fd = open(j->trace_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
                 if (j->trace_fd >= 0)
@@ -688,6 +742,8 @@ void frd_output_discard(struct frd_job *j) {
                 unlink(j->pprof_tmp);
         if (j->crash_tmp[0])
                 unlink(j->crash_tmp);
+        if (j->timeline_tmp[0])
+                unlink(j->timeline_tmp);
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -702,15 +758,16 @@ void frd_output_clean_tmp(const char *dir) {
         struct dirent *e;
         while ((e = readdir(d)))
                 if (ends_with(e->d_name, ".trace.lz4.tmp") || ends_with(e->d_name, ".pb.gz.tmp") ||
-                    ends_with(e->d_name, ".crash.txt.tmp")) {
+                    ends_with(e->d_name, ".crash.txt.tmp") || ends_with(e->d_name, ".pftrace.tmp")) {
                         if (unlinkat(dirfd(d), e->d_name, 0) == 0)
                                 frd_log(FRD_NOTICE, "removed %s/%s left by an interrupted snapshot",
                                        dir, e->d_name);
                 }
         closedir(d);
 }
-/* Retention works on snapshots (a stem with its .trace.lz4, .pb.gz and .crash.txt). */
-/* Retention works on snapshots (a stem with its .trace.lz4 and .pb.gz). */
+
+/* Retention works on snapshots (a stem with its .trace.lz4, .pb.gz, .crash.txt
+ * and .pftrace). */
 struct snapfile {
         char stem[256];
         time_t mtime;
@@ -744,6 +801,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                         k = len - strlen(".pb.gz");
                 else if (ends_with(e->d_name, ".crash.txt"))
                         k = len - strlen(".crash.txt");
+                else if (ends_with(e->d_name, ".pftrace"))
+                        k = len - strlen(".pftrace");
                 else
                         continue;
                 if (k == 0 || k >= sizeof v->stem)
@@ -805,6 +864,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                 snprintf(name, sizeof name, "%s.pb.gz", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 snprintf(name, sizeof name, "%s.crash.txt", v[i].stem);
+                unlinkat(dirfd(d), name, 0);
+                snprintf(name, sizeof name, "%s.pftrace", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 frd_log(FRD_INFO, "retention: removed snapshot %s (%s)", v[i].stem,
                        old ? "older than max_age" : big ? "max_total_bytes reached" : "max_files reached");

@@ -56,6 +56,7 @@ static struct frd_snap *snap_new(pid_t pid, const char *comm) {
         j->pid = pid;
         snprintf(j->comm, sizeof j->comm, "%s", comm);
         j->symbolize = D.cfg.symbolize;
+        j->timeline = D.cfg.timeline;
         j->gid = D.out_gid;
         return s;
 }
@@ -117,6 +118,13 @@ void frd_snapshot_job_done(struct frd_job *j) {
                                 j->pm_reason, j->crashed ? "; crash report " : "",
                                 j->crashed ? j->crash_path : "", j->pm_salvage[0] ? "; " : "",
                                 j->pm_salvage);
+                if (j->timeline_bytes)
+                        frd_log(FRD_NOTICE, "timeline of %s[%d]: %s (%llu bytes, %.1f ms)",
+                                j->comm, (int)j->pid, j->timeline_path,
+                                (unsigned long long)j->timeline_bytes, j->timeline_ms);
+                else if (j->timeline_err[0])
+                        frd_log(FRD_WARN, "timeline of %s[%d] not written: %s", j->comm,
+                                (int)j->pid, j->timeline_err);
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
                 snprintf(tp, sizeof tp, "%s", j->trace_path);
                 snprintf(pp, sizeof pp, "%s", j->pprof_path);

@@ -3,8 +3,8 @@
 # (flightrecd) on a private socket and output directory, run the example
 # service (fr-demo) under LD_PRELOAD=libflightrec.so, trigger a snapshot with
 # `flightrecctl trigger` while it runs, then show where the files went, check
-# the trace with lz4 and flightrecctl dump, and print the top of the profile
-# with go tool pprof.
+# the trace with lz4 and flightrecctl dump, print the top of the profile
+# with go tool pprof, and where the timeline for ui.perfetto.dev is.
 # Usage: examples/run-demo.sh [SECONDS]   (default 4; the trigger comes at 2/3)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +36,7 @@ echo "== files written (to $out):"
 ls -l "$out"
 trace=$(ls "$out"/*.trace.lz4 | head -1)
 profile=${trace%.trace.lz4}.pb.gz
+timeline=${trace%.trace.lz4}.pftrace
 echo
 lz4 -t -q "$trace" && echo "lz4 -t $(basename "$trace"): ok"
 echo
@@ -48,5 +49,8 @@ export HOME=${HOME:-$work} GOCACHE=${GOCACHE:-$work/gocache}
 { go tool pprof -symbolize=none -top -nodecount=12 "$profile" 2>&1 || true; } | head -n 24
 kill -TERM $daemon && wait $daemon || true
 trap - EXIT
+echo
+echo "== timeline: $timeline"
+echo "open it in https://ui.perfetto.dev (Open trace file; it is read in your browser, not uploaded)"
 echo
 echo "daemon log: $work/flightrecd.log; snapshots kept in $out"

@@ -24,86 +24,13 @@
 #include "symbolize.h"
 #include "trace_encode.h"
 #include "fr_err.h"
+#include "fr_keymap.h"
 #include "fr_vec.h"
 #include "trace_format.h"
 #include "trace_reader.h"
 
 #define DEFAULT_HZ 100
 #define NS_PER_SEC 1000000000ull
-
-/* ------------------------------------------------------------------------ */
-/* Containers                                                                */
-
-/* Open-addressing map from a byte string key to an index. */
-struct kslot {
-        const uint8_t *key; /* NULL: empty slot */
-        size_t len;
-        uint64_t hash;
-        size_t val;
-};
-
-struct keymap {
-        struct kslot *slots;
-        size_t cap, n; /* cap: a power of two, or 0 */
-};
-
-static uint64_t hash_bytes(const void *p, size_t n) {
-        const uint8_t *b = p;
-        uint64_t h = 0xcbf29ce484222325ull; /* FNV-1a, then a final mix */
-        for (size_t i = 0; i < n; i++)
-                h = (h ^ b[i]) * 0x100000001b3ull;
-        h ^= h >> 31;
-        h *= 0xbf58476d1ce4e5b9ull;
-        return h ^ (h >> 29);
-}
-
-static struct kslot *keymap_slot(const struct keymap *m, const void *key, size_t len, uint64_t h) {
-        for (size_t i = h & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-                struct kslot *s = &m->slots[i];
-                if (!s->key || (s->hash == h && s->len == len && memcmp(s->key, key, len) == 0))
-                        return s;
-        }
-}
-
-static bool keymap_get(const struct keymap *m, const void *key, size_t len, size_t *ret) {
-        if (!m->cap)
-                return false;
-        struct kslot *s = keymap_slot(m, key, len, hash_bytes(key, len));
-        if (!s->key)
-                return false;
-        *ret = s->val;
-        return true;
-}
-
-/* keymap_put - add a key not yet present; the key bytes are copied into the
- * arena. Returns 0 or -ENOMEM. */
-static int keymap_put(struct keymap *m, struct fr_arena *a, const void *key, size_t len, size_t val) {
-        if ((m->n + 1) * 2 > m->cap) {
-                size_t cap = m->cap ? m->cap * 2 : 256;
-                struct keymap bigger = {calloc(cap, sizeof(struct kslot)), cap, m->n};
-                if (!bigger.slots)
-                        return -ENOMEM;
-                for (size_t i = 0; i < m->cap; i++)
-                        if (m->slots[i].key)
-                                *keymap_slot(&bigger, m->slots[i].key, m->slots[i].len,
-                                             m->slots[i].hash) = m->slots[i];
-                free(m->slots);
-                *m = bigger;
-        }
-        uint8_t *copy = fr_arena_alloc(a, len);
-        if (!copy)
-                return -ENOMEM;
-        memcpy(copy, key, len);
-        uint64_t h = hash_bytes(key, len);
-        *keymap_slot(m, key, len, h) = (struct kslot){copy, len, h, val};
-        m->n++;
-        return 0;
-}
-
-static void keymap_free(struct keymap *m) {
-        free(m->slots);
-        *m = (struct keymap){0};
-}
 
 /* ------------------------------------------------------------------------ */
 /* Conversion state                                                          */
@@ -167,20 +94,20 @@ struct conv {
         uint64_t sample_hz; /* first non-zero, for the profile's period */
         bool hz_assumed;
         FR_VEC(struct mapping) maps;
-        struct keymap map_index; /* (start, limit, offset, build id, path) -> maps index */
+        struct fr_keymap map_index; /* (start, limit, offset, build id, path) -> maps index */
         size_t *by_start;        /* maps indexes sorted by start, for generations without MAPS */
 
         /* Second read */
         FR_VEC(char *) strings;
-        struct keymap string_index;
+        struct fr_keymap string_index;
         FR_VEC(struct location) locs;
-        struct keymap loc_index; /* (mapping id, address) -> locs index */
+        struct fr_keymap loc_index; /* (mapping id, address) -> locs index */
         FR_VEC(struct line) lines;
         FR_VEC(struct function) funcs;
-        struct keymap func_index; /* (name, filename) -> funcs index */
+        struct fr_keymap func_index; /* (name, filename) -> funcs index */
         FR_VEC(struct psample) samples;
         FR_VEC(uint64_t) keys;
-        struct keymap sample_index;
+        struct fr_keymap sample_index;
         FR_VEC(struct gen_map) gmaps;
         uint64_t nsamples_in;
         size_t nunresolved;
@@ -207,11 +134,11 @@ static int64_t intern(struct conv *c, const char *s) {
         if (!s || !*s)
                 return 0;
         n = strlen(s);
-        if (keymap_get(&c->string_index, s, n, &idx))
+        if (fr_keymap_get(&c->string_index, s, n, &idx))
                 return (int64_t)idx;
         idx = c->strings.n;
         char **slot = FR_VEC_PUSH(c->strings);
-        if (!slot || keymap_put(&c->string_index, &c->arena, s, n, idx) < 0)
+        if (!slot || fr_keymap_put(&c->string_index, &c->arena, s, n, idx) < 0)
                 return -ENOMEM;
         *slot = fr_arena_strdup(&c->arena, s);
         if (!*slot)
@@ -257,7 +184,7 @@ static int add_map(struct conv *c, const struct fr_map *m) {
         if (strlen(path) > FR_MAX_PATH_BYTES)
                 return 0; /* the reader enforces this; stay safe anyway */
         size_t n = map_key(key, m->start, m->limit, m->offset, m->build_id, bidlen, path);
-        if (keymap_get(&c->map_index, key, n, &idx))
+        if (fr_keymap_get(&c->map_index, key, n, &idx))
                 return 0;
         idx = c->maps.n;
         struct mapping *mp = FR_VEC_PUSH(c->maps);
@@ -268,7 +195,7 @@ static int add_map(struct conv *c, const struct fr_map *m) {
         if (bidlen)
                 memcpy(mp->build_id, m->build_id, bidlen);
         mp->path = fr_arena_strdup(&c->arena, path);
-        if (!mp->path || keymap_put(&c->map_index, &c->arena, key, n, idx) < 0)
+        if (!mp->path || fr_keymap_put(&c->map_index, &c->arena, key, n, idx) < 0)
                 return -ENOMEM;
         return 0;
 }
@@ -326,7 +253,7 @@ static int order_mappings(struct conv *c) {
         if (c->maps.n)
                 qsort_r(c->maps.v, c->maps.n, sizeof *c->maps.v, cmp_mapping_order, c);
         /* The index must follow the new order: rebuild it. */
-        keymap_free(&c->map_index);
+        fr_keymap_free(&c->map_index);
         c->by_start = malloc((c->maps.n ? c->maps.n : 1) * sizeof *c->by_start);
         if (!c->by_start)
                 return -ENOMEM;
@@ -336,7 +263,7 @@ static int order_mappings(struct conv *c) {
                 m->all_functions = m->all_files = m->all_lines = m->all_inline = true;
                 size_t n = map_key(c->keybuf, m->start, m->limit, m->offset, m->build_id,
                                    m->build_id_len, m->path);
-                if (keymap_put(&c->map_index, &c->arena, c->keybuf, n, i) < 0)
+                if (fr_keymap_put(&c->map_index, &c->arena, c->keybuf, n, i) < 0)
                         return -ENOMEM;
                 c->by_start[i] = i;
         }
@@ -367,7 +294,7 @@ static int gen_maps(struct conv *c, const struct fr_generation *g) {
                 if (strlen(path) > FR_MAX_PATH_BYTES)
                         continue;
                 size_t n = map_key(key, m->start, m->limit, m->offset, m->build_id, bidlen, path);
-                if (!keymap_get(&c->map_index, key, n, &idx))
+                if (!fr_keymap_get(&c->map_index, key, n, &idx))
                         continue; /* cannot happen: the first read saw the same trace */
                 struct gen_map *gm = FR_VEC_PUSH(c->gmaps);
                 if (!gm)
@@ -414,7 +341,7 @@ static int function_id(struct conv *c, const char *name, const char *system_name
         size_t idx;
         if (n < 0 || f < 0)
                 return -ENOMEM;
-        if (keymap_get(&c->func_index, key, sizeof key, &idx)) {
+        if (fr_keymap_get(&c->func_index, key, sizeof key, &idx)) {
                 *ret = idx + 1;
                 return 0;
         }
@@ -423,7 +350,7 @@ static int function_id(struct conv *c, const char *name, const char *system_name
                 return -ENOMEM;
         idx = c->funcs.n;
         struct function *fn = FR_VEC_PUSH(c->funcs);
-        if (!fn || keymap_put(&c->func_index, &c->arena, key, sizeof key, idx) < 0)
+        if (!fn || fr_keymap_put(&c->func_index, &c->arena, key, sizeof key, idx) < 0)
                 return -ENOMEM;
         *fn = (struct function){n, sn, f, start_line};
         *ret = idx + 1;
@@ -520,7 +447,7 @@ static int location_id(struct conv *c, uint64_t addr, uint64_t *ret) {
         uint64_t key[2] = {m ? m->id : 0, addr};
         int r;
 
-        if (keymap_get(&c->loc_index, key, sizeof key, &idx)) {
+        if (fr_keymap_get(&c->loc_index, key, sizeof key, &idx)) {
                 *ret = idx + 1;
                 return 0;
         }
@@ -535,7 +462,7 @@ static int location_id(struct conv *c, uint64_t addr, uint64_t *ret) {
                 return r;
         idx = c->locs.n;
         struct location *slot = FR_VEC_PUSH(c->locs);
-        if (!slot || keymap_put(&c->loc_index, &c->arena, key, sizeof key, idx) < 0)
+        if (!slot || fr_keymap_put(&c->loc_index, &c->arena, key, sizeof key, idx) < 0)
                 return -ENOMEM;
         *slot = loc;
         *ret = idx + 1;
@@ -551,18 +478,18 @@ static int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_
 
 /* Threads' current names (string indexes), by tid, within one generation. */
 struct names {
-        struct keymap index; /* tid -> slot in v */
+        struct fr_keymap index; /* tid -> slot in v */
         FR_VEC(int64_t) v;
 };
 
 static int names_set(struct conv *c, struct names *t, uint64_t tid, int64_t name) {
         size_t idx;
-        if (keymap_get(&t->index, &tid, sizeof tid, &idx)) {
+        if (fr_keymap_get(&t->index, &tid, sizeof tid, &idx)) {
                 t->v.v[idx] = name;
                 return 0;
         }
         int64_t *slot = FR_VEC_PUSH(t->v);
-        if (!slot || keymap_put(&t->index, &c->arena, &tid, sizeof tid, t->v.n - 1) < 0)
+        if (!slot || fr_keymap_put(&t->index, &c->arena, &tid, sizeof tid, t->v.n - 1) < 0)
                 return -ENOMEM;
         *slot = name;
         return 0;
@@ -570,7 +497,7 @@ static int names_set(struct conv *c, struct names *t, uint64_t tid, int64_t name
 
 static int64_t names_get(const struct names *t, uint64_t tid) {
         size_t idx;
-        return keymap_get(&t->index, &tid, sizeof tid, &idx) ? t->v.v[idx] : 0;
+        return fr_keymap_get(&t->index, &tid, sizeof tid, &idx) ? t->v.v[idx] : 0;
 }
 
 static int add_sample(struct conv *c, const struct fr_generation *g, const struct names *names,
@@ -600,12 +527,12 @@ static int add_sample(struct conv *c, const struct fr_generation *g, const struc
         }
         const uint64_t *key = c->keys.v + start;
         size_t keylen = (c->keys.n - start) * sizeof *key;
-        if (keymap_get(&c->sample_index, key, keylen, &idx)) {
+        if (fr_keymap_get(&c->sample_index, key, keylen, &idx)) {
                 c->keys.n = start; /* the same stack and labels: merge */
         } else {
                 idx = c->samples.n;
                 struct psample *p = FR_VEC_PUSH(c->samples);
-                if (!p || keymap_put(&c->sample_index, &c->arena, key, keylen, idx) < 0)
+                if (!p || fr_keymap_put(&c->sample_index, &c->arena, key, keylen, idx) < 0)
                         return -ENOMEM;
                 *p = (struct psample){start, s->nframes, 0, 0};
         }
@@ -652,7 +579,7 @@ static int second_pass(const struct fr_trace_header *h, const struct fr_generati
                 else
                         r = add_sample(c, g, &names, &g->samples[j++]);
         }
-        keymap_free(&names.index);
+        fr_keymap_free(&names.index);
         free(names.v.v);
         return r < 0 ? oom(c) : 0;
 }
@@ -985,11 +912,11 @@ static int gzip(const uint8_t *data, size_t len, int level, uint8_t **ret, size_
 }
 
 static void conv_free(struct conv *c) {
-        keymap_free(&c->map_index);
-        keymap_free(&c->string_index);
-        keymap_free(&c->loc_index);
-        keymap_free(&c->func_index);
-        keymap_free(&c->sample_index);
+        fr_keymap_free(&c->map_index);
+        fr_keymap_free(&c->string_index);
+        fr_keymap_free(&c->loc_index);
+        fr_keymap_free(&c->func_index);
+        fr_keymap_free(&c->sample_index);
         free(c->maps.v);
         free(c->by_start);
         free(c->strings.v);
@@ -1027,7 +954,7 @@ int fr_pprof_from_trace(const uint8_t *trace, size_t len, const struct fr_pprof_
         static char empty_string[] = "";
         char **empty = FR_VEC_PUSH(c.strings); /* string_table[0] must be "" */
         c.keybuf = malloc(MAP_KEY_MAX);
-        if (!empty || !c.keybuf || keymap_put(&c.string_index, &c.arena, "", 0, 0) < 0) {
+        if (!empty || !c.keybuf || fr_keymap_put(&c.string_index, &c.arena, "", 0, 0) < 0) {
                 r = -ENOMEM;
                 goto out;
         }

@@ -24,82 +24,10 @@
 
 #include "trace_encode.h"
 #include "fr_err.h"
+#include "fr_u64map.h"
 #include "fr_vec.h"
 #include "trace_format.h"
 
-/* ------------------------------------------------------------------------ */
-/* Small containers                                                          */
-
-/* Open-addressing map from a non-zero u64 key (ids, tids) to an index.
- * Key 0 marks an empty slot; every key the format uses is >= 1. */
-struct u64map {
-        uint64_t *keys;
-        size_t *vals;
-        size_t cap, n; /* cap: power of two or 0 */
-};
-
-static uint64_t mix64(uint64_t k) {
-        k ^= k >> 30;
-        k *= 0xbf58476d1ce4e5b9ull;
-        k ^= k >> 27;
-        k *= 0x94d049bb133111ebull;
-        return k ^ (k >> 31);
-}
-
-static size_t *map_slot(const struct u64map *m, uint64_t key) {
-        if (!m->cap || key == 0) /* 0 would match an empty slot */
-                return NULL;
-        for (size_t i = mix64(key) & (m->cap - 1);; i = (i + 1) & (m->cap - 1)) {
-                if (m->keys[i] == key)
-                        return &m->vals[i];
-                if (m->keys[i] == 0)
-                        return NULL;
-        }
-}
-
-static bool map_get(const struct u64map *m, uint64_t key, size_t *ret) {
-        size_t *v = map_slot(m, key);
-        if (v)
-                *ret = *v;
-        return v != NULL;
-}
-
-static void map_insert(struct u64map *m, uint64_t key, size_t val) {
-        size_t i = mix64(key) & (m->cap - 1);
-        while (m->keys[i] != 0 && m->keys[i] != key)
-                i = (i + 1) & (m->cap - 1);
-        m->n += m->keys[i] == 0;
-        m->keys[i] = key;
-        m->vals[i] = val;
-}
-
-/* map_put - insert or replace. Returns 0 or -ENOMEM. */
-static int map_put(struct u64map *m, uint64_t key, size_t val) {
-        if ((m->n + 1) * 2 > m->cap) {
-                size_t cap = m->cap ? m->cap * 2 : 64;
-                struct u64map bigger = {calloc(cap, sizeof(uint64_t)), calloc(cap, sizeof(size_t)),
-                                        cap, 0};
-                if (!bigger.keys || !bigger.vals) {
-                        free(bigger.keys);
-                        free(bigger.vals);
-                        return -ENOMEM;
-                }
-                for (size_t i = 0; i < m->cap; i++)
-                        if (m->keys[i])
-                                map_insert(&bigger, m->keys[i], m->vals[i]);
-                free(m->keys);
-                free(m->vals);
-                *m = bigger;
-        }
-        map_insert(m, key, val);
-        return 0;
-}
-
-static void map_free(struct u64map *m) {
-        free(m->keys);
-        free(m->vals);
-        *m = (struct u64map){0};
-}
 
 /* ------------------------------------------------------------------------ */
 /* Cursor: bounds-checked reads of data[pos..end); offsets are into the input */
@@ -188,9 +116,9 @@ struct task {
  * the generation that defined them is gone. */
 struct state {
         FR_VEC(struct thread) threads;
-        struct u64map thread_index;
+        struct fr_u64map thread_index;
         FR_VEC(struct task) tasks;
-        struct u64map task_index;
+        struct fr_u64map task_index;
 };
 
 struct batch {
@@ -203,8 +131,15 @@ struct batch {
 struct xevent {
         struct fr_event ev;
         struct str name; /* for content comparisons (ev.name is name.c) */
-        size_t off, seq;
+        size_t off;
 };
+
+/* An event's sort key (decode_events), made as it is decoded. */
+struct evkey {
+        uint64_t time;
+        size_t idx; /* into xevents; insertion order, so it breaks ties stably */
+};
+
 
 struct xsample {
         struct fr_sample s;
@@ -219,9 +154,9 @@ struct gen {
         const struct batch *clock, *status;
         struct fr_arena arena;
         FR_VEC(struct str) strings;
-        struct u64map string_index;
+        struct fr_u64map string_index;
         FR_VEC(struct stack) stacks;
-        struct u64map stack_index;
+        struct fr_u64map stack_index;
         FR_VEC(struct fr_map) maps;
         FR_VEC(struct xevent) xevents;
         FR_VEC(struct xsample) xsamples;
@@ -247,6 +182,17 @@ struct reader {
         struct fr_arena hdr_arena;
         struct fr_trace_header hdr;
         struct state state; /* valid when prev_gen != 0 */
+        /* The biggest per-generation arrays, kept from one generation to the
+         * next: fresh memory for each would be page-faulted in again every
+         * time (most of a big trace's read, on our VMs). */
+        struct {
+                struct xevent *xevents;
+                size_t xevents_cap;
+                struct evkey *order; /* keys and the sort's scratch */
+                size_t order_cap;
+                struct fr_event *events;
+                size_t events_cap;
+        } spare;
 };
 
 /* ------------------------------------------------------------------------ */
@@ -394,25 +340,38 @@ static void state_free(struct state *s) {
                 free(s->threads.v[i].regions.v);
         free(s->threads.v);
         free(s->tasks.v);
-        map_free(&s->thread_index);
-        map_free(&s->task_index);
+        fr_u64map_free(&s->thread_index);
+        fr_u64map_free(&s->task_index);
         *s = (struct state){0};
 }
 
 static struct thread *state_thread(struct state *s, uint64_t tid) {
         size_t i;
-        return map_get(&s->thread_index, tid, &i) ? &s->threads.v[i] : NULL;
+        return fr_u64map_get(&s->thread_index, tid, &i) ? &s->threads.v[i] : NULL;
 }
 
 static struct task *state_task(struct state *s, uint64_t id) {
         size_t i;
-        return map_get(&s->task_index, id, &i) ? &s->tasks.v[i] : NULL;
+        return fr_u64map_get(&s->task_index, id, &i) ? &s->tasks.v[i] : NULL;
+}
+
+/* state_del_task - forget task t (ended): the state holds the open tasks
+ * only, so that it stays small however many tasks a generation runs. */
+static void state_del_task(struct state *s, struct task *t) {
+        size_t i = (size_t)(t - s->tasks.v), last = s->tasks.n - 1;
+        fr_u64map_del(&s->task_index, t->id);
+        if (i != last) {
+                s->tasks.v[i] = s->tasks.v[last];
+                size_t *v = fr_u64map_find(&s->task_index, s->tasks.v[i].id);
+                *v = i;
+        }
+        s->tasks.n--;
 }
 
 /* state_add_thread - a new, not yet alive thread. Returns 0 or -ENOMEM. */
 static int state_add_thread(struct state *s, uint64_t tid, size_t off, struct thread **ret) {
         if (FR_VEC_RESERVE(s->threads, s->threads.n + 1) < 0 ||
-            map_put(&s->thread_index, tid, s->threads.n) < 0)
+            fr_u64map_put(&s->thread_index, tid, s->threads.n) < 0)
                 return -ENOMEM;
         struct thread *t = &s->threads.v[s->threads.n++];
         *t = (struct thread){.tid = tid, .off = off};
@@ -421,7 +380,7 @@ static int state_add_thread(struct state *s, uint64_t tid, size_t off, struct th
 }
 
 static int state_add_task(struct state *s, uint64_t id, size_t off, struct task **ret) {
-        if (FR_VEC_RESERVE(s->tasks, s->tasks.n + 1) < 0 || map_put(&s->task_index, id, s->tasks.n) < 0)
+        if (FR_VEC_RESERVE(s->tasks, s->tasks.n + 1) < 0 || fr_u64map_put(&s->task_index, id, s->tasks.n) < 0)
                 return -ENOMEM;
         struct task *t = &s->tasks.v[s->tasks.n++];
         *t = (struct task){.id = id, .off = off};
@@ -668,14 +627,14 @@ static int read_clock(struct reader *r, struct gen *g) {
 
 /* get_table_id - an id defining a table entry: >= 1 and not yet in index. */
 static int get_table_id(struct reader *r, struct cursor *c, const char *what,
-                        const struct u64map *index, uint64_t *ret) {
+                        const struct fr_u64map *index, uint64_t *ret) {
         size_t off = c->pos, i;
         int e = get_uv(r, c, what, ret);
         if (e < 0)
                 return e;
         if (*ret == 0)
                 return fail(r, off, "%s 0 (ids start at 1)", what);
-        if (map_get(index, *ret, &i))
+        if (fr_u64map_get(index, *ret, &i))
                 return fail(r, off, "%s %" PRIu64 " defined twice", what, *ret);
         return 0;
 }
@@ -691,7 +650,7 @@ static int load_strings(struct reader *r, struct gen *g, const struct batch *b) 
                         return e;
                 s.c = fr_arena_strndup(&g->arena, s.raw, s.len);
                 if (!s.c || FR_VEC_RESERVE(g->strings, g->strings.n + 1) < 0 ||
-                    map_put(&g->string_index, id, g->strings.n) < 0)
+                    fr_u64map_put(&g->string_index, id, g->strings.n) < 0)
                         return nomem(r);
                 g->strings.v[g->strings.n++] = s;
         }
@@ -717,7 +676,7 @@ static int load_stacks(struct reader *r, struct gen *g, const struct batch *b) {
                 }
                 uint64_t *copy = fr_arena_alloc(&g->arena, n * sizeof *copy);
                 if (!copy || FR_VEC_RESERVE(g->stacks, g->stacks.n + 1) < 0 ||
-                    map_put(&g->stack_index, id, g->stacks.n) < 0)
+                    fr_u64map_put(&g->stack_index, id, g->stacks.n) < 0)
                         return nomem(r);
                 memcpy(copy, frames, n * sizeof *copy);
                 g->stacks.v[g->stacks.n++] = (struct stack){copy, (uint32_t)n};
@@ -781,7 +740,7 @@ static int get_string_ref(struct reader *r, const struct gen *g, struct cursor *
         *ret = (struct str){0};
         if (id == 0)
                 return 0;
-        if (!map_get(&g->string_index, id, &i))
+        if (!fr_u64map_get(&g->string_index, id, &i))
                 return fail(r, off, "%s: undefined string id %" PRIu64, what, id);
         *ret = g->strings.v[i];
         return 0;
@@ -1065,9 +1024,12 @@ static int decode_event_batch(struct reader *r, struct gen *g, const struct batc
                 if ((r->flags & FR_READ_THREAD_EVENTS_ONLY) && type != FR_EV_THREAD_START &&
                     type != FR_EV_THREAD_NAME && type != FR_EV_THREAD_EXIT)
                         continue;
-                if (FR_VEC_RESERVE(g->xevents, g->xevents.n + 1) < 0)
+                size_t n = g->xevents.n;
+                if (FR_VEC_RESERVE(g->xevents, n + 1) < 0 ||
+                    fr_vec_grow(&r->spare.order, &r->spare.order_cap, n + 1,
+                                sizeof *r->spare.order) < 0)
                         return nomem(r);
-                x.seq = g->xevents.n;
+                r->spare.order[n] = (struct evkey){x.ev.time, n};
                 g->xevents.v[g->xevents.n++] = x;
         }
         return 0;
@@ -1153,7 +1115,7 @@ static int apply_event(struct reader *r, const struct xevent *x) {
                 /* An unknown task was begun before the oldest generation. */
                 struct task *k = state_task(&r->state, ev->task);
                 if (k)
-                        k->open = false;
+                        state_del_task(&r->state, k);
                 break;
         }
         default:
@@ -1162,11 +1124,44 @@ static int apply_event(struct reader *r, const struct xevent *x) {
         return 0;
 }
 
-static int cmp_xevent(const void *a, const void *b) {
-        const struct xevent *x = a, *y = b;
-        if (x->ev.time != y->ev.time)
-                return x->ev.time < y->ev.time ? -1 : 1;
-        return x->seq < y->seq ? -1 : x->seq > y->seq;
+/* Events in time order, stable (per-thread order and file order kept). The
+ * events come as runs already sorted (a batch is one thread's, in time
+ * order), so a merge of runs over compact (time, index) keys: log2(runs)
+ * sequential passes instead of a general sort's log2(n) that would copy or
+ * chase every event (over 100 bytes each) each time. */
+
+static bool evkey_le(const struct evkey *x, const struct evkey *y) {
+        return x->time < y->time || (x->time == y->time && x->idx <= y->idx);
+}
+
+/* sort_events - keys[0..n) sorted, with tmp[0..n) as scratch; returns the
+ * array holding the result (keys or tmp). */
+static struct evkey *sort_events(struct evkey *keys, struct evkey *tmp, size_t n) {
+        for (;;) {
+                size_t i = 0, out = 0, runs = 0;
+                while (i < n) {
+                        /* Two consecutive runs, merged into tmp. */
+                        size_t a = i, am = a + 1;
+                        while (am < n && evkey_le(&keys[am - 1], &keys[am]))
+                                am++;
+                        size_t b = am, bm = b < n ? b + 1 : b;
+                        while (bm < n && evkey_le(&keys[bm - 1], &keys[bm]))
+                                bm++;
+                        while (a < am && b < bm)
+                                tmp[out++] = evkey_le(&keys[a], &keys[b]) ? keys[a++] : keys[b++];
+                        while (a < am)
+                                tmp[out++] = keys[a++];
+                        while (b < bm)
+                                tmp[out++] = keys[b++];
+                        i = bm;
+                        runs++;
+                }
+                struct evkey *t = keys;
+                keys = tmp;
+                tmp = t;
+                if (runs <= 1)
+                        return keys;
+        }
 }
 
 static int decode_events(struct reader *r, struct gen *g) {
@@ -1177,16 +1172,21 @@ static int decode_events(struct reader *r, struct gen *g) {
                         return e;
         if (g->xevents.n == 0)
                 return 0;
-        /* seq makes the sort stable: per-thread order and file order kept. */
-        qsort(g->xevents.v, g->xevents.n, sizeof *g->xevents.v, cmp_xevent);
-        g->events = malloc(g->xevents.n * sizeof *g->events);
-        if (!g->events)
+        size_t n = g->xevents.n;
+        if (n > SIZE_MAX / 2 || fr_vec_grow(&r->spare.order, &r->spare.order_cap, 2 * n,
+                                            sizeof *r->spare.order) < 0 ||
+            fr_vec_grow(&r->spare.events, &r->spare.events_cap, n, sizeof *r->spare.events) < 0)
                 return nomem(r);
+        /* The keys, made by decode_event_batch, are order[0..n); the sort's
+         * scratch follows them. */
+        const struct evkey *order = sort_events(r->spare.order, r->spare.order + n, n);
+        g->events = r->spare.events; /* the reader's: not freed with g */
         bool replay = !(r->flags & FR_READ_THREAD_EVENTS_ONLY);
-        for (size_t i = 0; i < g->xevents.n; i++) {
-                if (replay && (e = apply_event(r, &g->xevents.v[i])) < 0)
+        for (size_t i = 0; i < n; i++) {
+                struct xevent *x = &g->xevents.v[order[i].idx];
+                if (replay && (e = apply_event(r, x)) < 0)
                         return e;
-                g->events[i] = g->xevents.v[i].ev;
+                g->events[i] = x->ev;
         }
         return 0;
 }
@@ -1223,7 +1223,7 @@ static int decode_sample(struct reader *r, struct gen *g, struct cursor *c, cons
                                               : g->pub.lost_samples + x.s.weight;
                 return 0;
         }
-        if (!map_get(&g->stack_index, stack_id, &i))
+        if (!fr_u64map_get(&g->stack_index, stack_id, &i))
                 return fail(r, off, "sample: undefined stack id %" PRIu64, stack_id);
         x.s.time = *time;
         x.s.region = region.c;
@@ -1284,10 +1284,9 @@ static void gen_free(struct gen *g) {
         free(g->maps.v);
         free(g->xevents.v);
         free(g->xsamples.v);
-        free(g->events);
         free(g->samples);
-        map_free(&g->string_index);
-        map_free(&g->stack_index);
+        fr_u64map_free(&g->string_index);
+        fr_u64map_free(&g->stack_index);
 }
 
 /* read_crash - the CRASH batch: signo, code (zigzag), addr, flags, thread
@@ -1395,6 +1394,10 @@ int fr_trace_read(const uint8_t *data, size_t len, unsigned flags, fr_generation
         while (ret == 0 && cur_left(&c) > 0) {
                 struct gen g = {0};
                 bool partial = false;
+                /* The previous generation's event array, emptied. */
+                g.xevents.v = r.spare.xevents;
+                g.xevents.cap = r.spare.xevents_cap;
+                r.spare.xevents = NULL;
                 ret = scan_generation(&r, &c, &g, &partial);
                 if (ret == 0 && !partial && g.pub.partial && cur_left(&c) > 0)
                         ret = fail(&r, c.pos, "generation %" PRIu64 " is partial (salvaged from a "
@@ -1408,10 +1411,16 @@ int fr_trace_read(const uint8_t *data, size_t len, unsigned flags, fr_generation
                         if (cb)
                                 ret = cb(&r.hdr, &g.pub, userdata);
                 }
+                r.spare.xevents = g.xevents.v;
+                r.spare.xevents_cap = g.xevents.cap;
+                g.xevents.v = NULL;
                 gen_free(&g);
                 if (partial)
                         break;
         }
+        free(r.spare.xevents);
+        free(r.spare.order);
+        free(r.spare.events);
         state_free(&r.state);
         fr_arena_free(&r.hdr_arena);
         if (ret_ngens)

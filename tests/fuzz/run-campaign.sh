@@ -2,7 +2,7 @@
 # Fuzzing campaign over the libFuzzer targets of tests/fuzz.
 # Usage: tests/fuzz/run-campaign.sh [SECONDS_PER_TARGET] [TARGET...]
 #   SECONDS_PER_TARGET  default 600
-#   TARGET              reader pprof wire config pmring (default: all)
+#   TARGET              reader pprof timeline wire config pmring (default: all)
 # Environment: JOBS (targets run at once, default: number of CPUs),
 #   BUILD (build directory, default build-fuzz), CC (default clang).
 # Configures and builds BUILD with -DFLIGHTREC_FUZZ=ON, then runs every target
@@ -17,7 +17,7 @@ root=$(cd "$here/../.." && pwd)
 secs=${1:-600}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(reader pprof wire config pmring)
+[ ${#targets[@]} -gt 0 ] || targets=(reader pprof timeline wire config pmring)
 jobs=${JOBS:-$(nproc)}
 build=${BUILD:-$root/build-fuzz}
 case $build in /*) ;; *) build=$root/$build ;; esac
@@ -29,7 +29,7 @@ cmake --build "$build" -j"$(nproc)" --target $(printf 'fuzz-%s ' "${targets[@]}"
 
 max_len() {
         case $1 in
-        reader | pprof | pmring) echo 65536 ;;
+        reader | pprof | timeline | pmring) echo 65536 ;;
         wire) echo 70000 ;;   # one maximal daemon frame (65536) and its prefix, and then some
         config) echo 8192 ;;
         esac
