@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "crash_report.h"
 #include "fr_keymap.h"
 #include "fr_u64map.h"
 #include "fr_vec.h"
@@ -407,6 +408,25 @@ static const char *lost_name(uint64_t kind) {
         }
 }
 
+/* timeline_crash - the fatal signal: an instant on the crashing thread,
+ * named after the signal, with its code and address (the stack is in the
+ * crash report and the profile). */
+static int timeline_crash(struct tl *t, const struct fr_generation *g, const struct fr_crash *c) {
+        uint64_t ts = wall(t, g, c->time);
+        struct thr *th = thread_get(t, ts, c->tid);
+        if (!th)
+                return t->failed;
+        char sig[32], code[32], name[48];
+        snprintf(name, sizeof name, "crash: %s", fr_signal_name(c->signo, sig, sizeof sig));
+        const char *cs = fr_sicode_name(c->signo, c->code, code, sizeof code);
+        struct tl_arg a[3] = {
+                {.key = "si_code", .type = TL_ARG_STR, .s = cs, .slen = strlen(cs)},
+                {.key = "address", .type = TL_ARG_UINT, .u = c->addr},
+                {.key = "stack overflow", .type = TL_ARG_UINT, .u = (c->flags & FR_CRASH_OVERFLOW) != 0},
+        };
+        return instant(t, ts, &th->track, c->tid, name, a, 3);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Events                                                                    */
 
@@ -557,6 +577,8 @@ static int on_generation(const struct fr_trace_header *h, const struct fr_genera
                 if (((i + j) & 4095) == 0 && cancelled(t))
                         return t->failed;
         }
+        if (g->crash && timeline_crash(t, g, g->crash) < 0)
+                return t->failed;
         ts = wall(t, g, g->end);
         t->end_ts = ts;
         if (g->lost_samples) {

@@ -67,6 +67,15 @@ grep -Eq "^flightrecctl: $dir/cut.trace: offset [0-9]+: " "$dir/err.cut" ||
 ls -a "$dir" | grep -q '^\.cut' && fail "a temporary file was left: $(ls -a "$dir")"
 "$ctl" perfetto "$dir/app.trace" -o "$dir/app.trace" 2>/dev/null && fail "overwrote the input"
 
+# A post-mortem of a crash (abort() in crash-app, from the fuzz corpus): the
+# fatal signal is an instant on the crashing thread, in both formats.
+crash="$(dirname "$0")/fuzz/corpus/reader/postmortem-crash.trace"
+"$ctl" perfetto --json "$crash" -o "$dir/crash.json" 2>/dev/null || fail "--json of a crash post-mortem"
+grep -q '"name":"crash: SIGABRT","args":{"si_code":"SI_TKILL"' "$dir/crash.json" ||
+        fail "no crash instant in $dir/crash.json"
+"$ctl" perfetto "$crash" -o "$dir/crash.pftrace" 2>/dev/null || fail "perfetto of a crash post-mortem"
+grep -q 'crash: SIGABRT' "$dir/crash.pftrace" || fail "no crash instant in $dir/crash.pftrace"
+
 if [ "$failures" -ne 0 ]; then
         echo "$failures failure(s)" >&2
         exit 1
