@@ -85,6 +85,8 @@ struct fr_stats {
         uint64_t lost_samples;     /* of those: dropped, sample buffer full */
         unsigned sampler;          /* 0 none, 1 perf task-clock, 2 CPU timer */
         unsigned hz;               /* sampling rate asked for */
+        uint64_t blocked_walked;   /* blocked threads the advancer listed or tried to, in all */
+        uint64_t blocked_walk_ns;  /* time it spent on them (CLOCK_MONOTONIC ns), in all */
 };
 
 /* fr_get_stats - the counters above. samples_taken counts at signal time; the
