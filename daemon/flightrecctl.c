@@ -17,8 +17,8 @@ struct command {
 
 static const struct command commands[] = {
         {"dump", ctl_dump, "TRACE", "print a trace, one event per line, names resolved"},
-        {"pprof", ctl_pprof, "TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]",
-         "convert a trace's CPU samples to a gzip'd pprof profile"},
+        {"pprof", ctl_pprof, "TRACE [-o OUT.pb.gz] [--offcpu] [--no-symbolize] [--root DIR]",
+         "convert a trace's CPU samples (or waits) to a gzip'd pprof profile"},
         {"status", ctl_status, "", "list the agents connected to the daemon"},
         {"trigger", ctl_trigger, "[--pid PID] [--reason TEXT]",
          "snapshot every agent (or one), print the files written"},

@@ -154,6 +154,31 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 goto fail;
         }
         j->pprof_bytes = gzlen;
+        /* The off-CPU profile, when the trace has waits (same symbolizer). */
+        opts.flags |= FR_PPROF_OFFCPU;
+        gz = NULL;
+        r = fr_pprof_from_trace(j->raw, j->raw_len, &opts, &gz, &gzlen, &st, err, sizeof err);
+        if (r < 0) {
+                close(pfd);
+                snprintf(j->errmsg, sizeof j->errmsg, "off-CPU profile of pid %d: %s", (int)j->pid, err);
+                goto fail;
+        }
+        j->nwaits = st.nsamples;
+        j->offcpu_bytes = 0;
+        int ofd = -1;
+        if (st.nsamples) {
+                ofd = write_tmp(j->offcpu_tmp, gz, gzlen, j->gid);
+                if (ofd < 0) {
+                        free(gz);
+                        close(pfd);
+                        r = ofd;
+                        snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->offcpu_tmp,
+                                 strerror(-r));
+                        goto fail;
+                }
+                j->offcpu_bytes = gzlen;
+        }
+        free(gz);
         /* The trace first: a pprof in place always has its trace beside it. */
         const char *step = "";
         int tfd = j->trace_fd;
@@ -161,14 +186,25 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
         r = fr_file_commit(tfd, j->trace_tmp, j->trace_path, &step);
         if (r < 0) {
                 close(pfd);
+                if (ofd >= 0)
+                        close(ofd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->trace_path, step,
                          strerror(-r));
                 goto fail;
         }
         r = fr_file_commit(pfd, j->pprof_tmp, j->pprof_path, &step);
         if (r < 0) {
+                if (ofd >= 0)
+                        close(ofd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->pprof_path, step,
                          strerror(-r));
+                unlink(j->trace_path);
+                goto fail;
+        }
+        if (ofd >= 0 && (r = fr_file_commit(ofd, j->offcpu_tmp, j->offcpu_path, &step)) < 0) {
+                snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->offcpu_path, step,
+                         strerror(-r));
+                unlink(j->pprof_path);
                 unlink(j->trace_path);
                 goto fail;
         }
@@ -319,8 +355,11 @@ int frd_output_create(const char *dir, struct frd_job *j) {
                 snprintf(j->trace_tmp, sizeof j->trace_tmp, "%s.tmp", j->trace_path);
                 snprintf(j->pprof_path, sizeof j->pprof_path, "%s/%s.pb.gz", dir, j->stem);
                 snprintf(j->pprof_tmp, sizeof j->pprof_tmp, "%s.tmp", j->pprof_path);
+                snprintf(j->offcpu_path, sizeof j->offcpu_path, "%s/%s.offcpu.pb.gz", dir, j->stem);
+                snprintf(j->offcpu_tmp, sizeof j->offcpu_tmp, "%s.tmp", j->offcpu_path);
                 if (access(j->trace_path, F_OK) == 0 || access(j->pprof_path, F_OK) == 0 ||
-                    access(j->pprof_tmp, F_OK) == 0)
+                    access(j->pprof_tmp, F_OK) == 0 || access(j->offcpu_path, F_OK) == 0 ||
+                    access(j->offcpu_tmp, F_OK) == 0)
                         continue;
                 j->trace_fd = open(j->trace_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
                 if (j->trace_fd >= 0)
@@ -339,6 +378,8 @@ void frd_output_discard(struct frd_job *j) {
                 unlink(j->trace_tmp);
         if (j->pprof_tmp[0])
                 unlink(j->pprof_tmp);
+        if (j->offcpu_tmp[0])
+                unlink(j->offcpu_tmp);
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -360,7 +401,8 @@ void frd_output_clean_tmp(const char *dir) {
         closedir(d);
 }
 
-/* Retention works on snapshots (a stem with its .trace.lz4 and .pb.gz). */
+/* Retention works on snapshots (a stem with its .trace.lz4, .pb.gz and
+ * .offcpu.pb.gz). */
 struct snapfile {
         char stem[256];
         time_t mtime;
@@ -390,6 +432,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                 size_t len = strlen(e->d_name), k;
                 if (ends_with(e->d_name, ".trace.lz4"))
                         k = len - strlen(".trace.lz4");
+                else if (ends_with(e->d_name, ".offcpu.pb.gz"))
+                        k = len - strlen(".offcpu.pb.gz");
                 else if (ends_with(e->d_name, ".pb.gz"))
                         k = len - strlen(".pb.gz");
                 else
@@ -451,6 +495,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                 snprintf(name, sizeof name, "%s.trace.lz4", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 snprintf(name, sizeof name, "%s.pb.gz", v[i].stem);
+                unlinkat(dirfd(d), name, 0);
+                snprintf(name, sizeof name, "%s.offcpu.pb.gz", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 frd_log(FRD_INFO, "retention: removed snapshot %s (%s)", v[i].stem,
                        old ? "older than max_age" : big ? "max_total_bytes reached" : "max_files reached");
