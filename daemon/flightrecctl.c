@@ -19,6 +19,8 @@ static const struct command commands[] = {
         {"dump", ctl_dump, "TRACE", "print a trace, one event per line, names resolved"},
         {"pprof", ctl_pprof, "TRACE [-o OUT.pb.gz] [--offcpu] [--no-symbolize] [--root DIR]",
          "convert a trace's CPU samples (or waits) to a gzip'd pprof profile"},
+        {"threads", ctl_threads, "[--no-symbolize] [--root DIR] SNAPSHOT",
+         "thread dump at the end of a snapshot: blocked in what, stacks, deadlocks"},
         {"status", ctl_status, "", "list the agents connected to the daemon"},
         {"trigger", ctl_trigger, "[--pid PID] [--reason TEXT]",
          "snapshot every agent (or one), print the files written"},
