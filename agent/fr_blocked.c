@@ -24,7 +24,7 @@
 
 /* Stack copied per blocked thread: first a small window, more when the walk
  * runs off its end. */
-#define COPY_FIRST (16u << 10)
+#define COPY_FIRST (4u << 10)
 #define COPY_MAX (256u << 10)
 
 static struct {

@@ -62,8 +62,8 @@ int pthread_create(pthread_t *thread, const pthread_attr_t *attr, void *(*fn)(vo
         create_fn create = real_create();
         if (!create)
                 return EAGAIN;
-        if (atomic_load_explicit(&fr__running, memory_order_relaxed) && fr__sampler_kind() &&
-            first_is_ours()) {
+        /* Registered even when not sampling: its blocking calls are recorded. */
+        if (atomic_load_explicit(&fr__running, memory_order_relaxed) && first_is_ours()) {
                 struct start *s = malloc(sizeof *s);
                 if (s) {
                         *s = (struct start){fn, arg};
