@@ -264,7 +264,8 @@ static void test_roundtrip(void **state) {
 }
 
 /* FR_READ_THREAD_EVENTS_ONLY (the pprof converter's mode): the same
- * generations and samples, only the thread events. */
+ * generations and samples, only the thread events (and TASK_BEGIN and
+ * BLOCK, which profiles label and count). */
 struct counts {
         size_t gens, samples, thread_events, other_events;
 };
@@ -276,7 +277,8 @@ static int count_cb(const struct fr_trace_header *h, const struct fr_generation 
         c->samples += g->nsamples;
         for (size_t i = 0; i < g->nevents; i++) {
                 uint8_t t = g->events[i].type;
-                if (t == FR_EV_THREAD_START || t == FR_EV_THREAD_NAME || t == FR_EV_THREAD_EXIT)
+                if (t == FR_EV_THREAD_START || t == FR_EV_THREAD_NAME || t == FR_EV_THREAD_EXIT ||
+                    t == FR_EV_TASK_BEGIN || t == FR_EV_BLOCK)
                         c->thread_events++;
                 else
                         c->other_events++;
@@ -589,8 +591,8 @@ static void test_bad_batch_header(void **state) {
         expect_error(b.data, b.len, FR_READ_ALLOW_PARTIAL_TAIL, "exceeds the limit of 1048576");
         b.len = len;
         /* An unknown kind. */
-        fr_buf_put_u8(&b, 9);
-        expect_error(b.data, b.len, FR_READ_ALLOW_PARTIAL_TAIL, "unknown batch kind 9");
+        fr_buf_put_u8(&b, FR_BATCH_KIND_MAX + 1);
+        expect_error(b.data, b.len, FR_READ_ALLOW_PARTIAL_TAIL, "unknown batch kind 10");
         b.len = len;
         /* An 11-byte varint in the header. */
         fr_buf_put_u8(&b, FR_BATCH_CLOCK);
@@ -927,8 +929,8 @@ static void test_event_encoding(void **state) {
         t = tg_trace_new();
         g = tg_gen_new(t, 0, 10);
         tg_status_thread(g, 1, NULL);
-        tg_event_head(tg_events(g, 1, 0), 10, 1);
-        trace_error(t, "unknown event type 10");
+        tg_event_head(tg_events(g, 1, 0), FR_EV_TYPE_MAX + 1, 1);
+        trace_error(t, "unknown event type 11");
         t = tg_trace_new();
         g = tg_gen_new(t, 0, 10);
         tg_status_thread(g, 1, NULL);
