@@ -532,16 +532,41 @@ static inline bool futex_waits(long op) {
         return false;
 }
 
+/* syscall_slow - a futex wait (or a call before the real syscall was
+ * found): recorded, then passed on. Six arguments as the kernel takes them;
+ * like glibc's own syscall, the sixth is read whether the caller gave it or
+ * not. */
+__attribute__((visibility("hidden"), used)) long fr__syscall_slow(long nr, long a1, long a2, long a3,
+                                                                  long a4, long a5, long a6) {
+        struct fr_thread *t = nr == SYS_futex && futex_waits(a2) ? wait_thread() : NULL;
+        WAIT(t, FR_WAIT_FUTEX, a1, true);
+        return REAL(syscall)(nr, a1, a2, a3, a4, a5, a6);
+}
+
+#if defined(__x86_64__)
+/* Any other call goes on to the real syscall untouched, registers and stack
+ * as the caller left them: a C body would have to read six variadic
+ * arguments the caller may not have passed (AddressSanitizer sees that). */
+__attribute__((naked)) long syscall(long nr __attribute__((unused)), ...) {
+        __asm__ volatile("cmpq %[futex], %%rdi\n\t"
+                         "je fr__syscall_slow\n\t"
+                         "movq real_syscall(%%rip), %%rax\n\t"
+                         "testq %%rax, %%rax\n\t"
+                         "jz fr__syscall_slow\n\t"
+                         "jmpq *%%rax\n\t"
+                         :
+                         : [futex] "i"((long)SYS_futex));
+}
+#else
 long syscall(long nr, ...) {
         va_list ap;
         va_start(ap, nr);
         long a1 = va_arg(ap, long), a2 = va_arg(ap, long), a3 = va_arg(ap, long);
         long a4 = va_arg(ap, long), a5 = va_arg(ap, long), a6 = va_arg(ap, long);
         va_end(ap);
-        struct fr_thread *t = nr == SYS_futex && futex_waits(a2) ? wait_thread() : NULL;
-        WAIT(t, FR_WAIT_FUTEX, a1, true);
-        return REAL(syscall)(nr, a1, a2, a3, a4, a5, a6);
+        return fr__syscall_slow(nr, a1, a2, a3, a4, a5, a6);
 }
+#endif
 
 /* ---- stacks ------------------------------------------------------------------------ */
 

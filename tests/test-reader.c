@@ -306,7 +306,8 @@ static int blocks_cb(const struct fr_trace_header *h, const struct fr_generation
                         continue;
                 b->block = g->events[i];
                 assert_true(b->block.nframes <= 4);
-                memcpy(b->block_frames, b->block.frames, b->block.nframes * sizeof(uint64_t));
+                if (b->block.nframes)
+                        memcpy(b->block_frames, b->block.frames, b->block.nframes * sizeof(uint64_t));
                 snprintf(b->region, sizeof b->region, "%s", s_(b->block.region));
                 b->nblock++;
         }
@@ -314,7 +315,9 @@ static int blocks_cb(const struct fr_trace_header *h, const struct fr_generation
         if (g->nblocked) {
                 b->blocked = g->blocked[0];
                 assert_true(b->blocked.nframes <= 4);
-                memcpy(b->blocked_frames, b->blocked.frames, b->blocked.nframes * sizeof(uint64_t));
+                if (b->blocked.nframes)
+                        memcpy(b->blocked_frames, b->blocked.frames,
+                               b->blocked.nframes * sizeof(uint64_t));
                 assert_int_equal(g->blocked_time, 40);
         }
         return 0;
