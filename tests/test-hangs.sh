@@ -13,6 +13,14 @@
 # Usage: test-hangs.sh FLIGHTRECD FLIGHTRECCTL LIBFLIGHTREC HANG_TARGET WORKDIR
 set -u
 D=$1 CTL=$2 LIB=$3 TARGET=$4 W=$5
+# A sanitizer runtime preloaded first intercepts pthread_create and calls the
+# agent's with its own start routine: new threads are then adopted from
+# /proc, not registered, and adopted threads record no waits (a known
+# limitation, docs/agent-design.md). Skipped there.
+if [ -n "${FR_PRELOAD_FIRST:-}" ]; then
+        echo "skip: under a sanitizer runtime the workers are adopted threads, which record no waits"
+        exit 77
+fi
 rm -rf "$W"
 mkdir -p "$W/out"
 SOCK=$W/agent.sock
