@@ -128,19 +128,7 @@ static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs,
         }
         if (sp_ < lo || sp_ >= hi)
                 return n; /* on an alternate signal stack, or bounds wrong: leaf only */
-        lo = sp_;
-        /* Each frame: [fp] = caller's fp, [fp + 8] = return address. */
-        while (n < max && fp >= lo && fp <= hi - 2 * sizeof(uintptr_t) &&
-               (fp & (sizeof(uintptr_t) - 1)) == 0) {
-                const uintptr_t *frame = (const uintptr_t *)fp;
-                uintptr_t ret = frame[1];
-                if (ret < 4096)
-                        break;
-                pcs[n++] = ret;
-                lo = fp + 2 * sizeof(uintptr_t); /* the next frame is strictly above */
-                fp = frame[0];
-        }
-        return n;
+        return fr__fp_walk(fp, sp_, hi, 0, pcs, n, max, NULL);
 }
 
 static void record_sample(struct fr_thread *t, uint64_t g, const ucontext_t *uc, uint64_t weight) {
@@ -359,7 +347,9 @@ static uint32_t buffer_bytes(void) {
         return (uint32_t)((b + 4095) & ~(uint64_t)4095);
 }
 
-static void self_stack_bounds(struct fr_thread *t) {
+void fr__stack_bounds(struct fr_thread *t) {
+        if (atomic_load(&t->samples.stack_hi))
+                return;
         pthread_attr_t a;
         void *addr;
         size_t size;
@@ -376,10 +366,10 @@ static void self_stack_bounds(struct fr_thread *t) {
 void fr__sampler_arm(struct fr_thread *t, bool self) {
         if (self)
                 fr__altstack_ensure(t); /* before its first signal (fr_altstack.c) */
+        if (self) /* also for the stacks of blocked calls, sampling or not */
+                fr__stack_bounds(t);
         if (sp.kind == FR_SAMPLER_NONE)
                 return;
-        if (self && atomic_load(&t->samples.stack_hi) == 0)
-                self_stack_bounds(t);
         if (t->samples.perf_fd >= 0 || t->samples.timer_slot >= 0 || t->samples.arm_failed)
                 return;
         if (!t->samples.mem) {

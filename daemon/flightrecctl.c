@@ -17,10 +17,12 @@ struct command {
 
 static const struct command commands[] = {
         {"dump", ctl_dump, "TRACE", "print a trace, one event per line, names resolved"},
-        {"pprof", ctl_pprof, "TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]",
-         "convert a trace's CPU samples to a gzip'd pprof profile"},
+        {"pprof", ctl_pprof, "TRACE [-o OUT.pb.gz] [--offcpu] [--no-symbolize] [--root DIR]",
+         "convert a trace's CPU samples (or waits) to a gzip'd pprof profile"},
         {"status", ctl_status, "[--pid PID] [--comm GLOB] [--summary]",
          "the agents connected to the daemon: counts, a summary by comm, one line each"},
+        {"threads", ctl_threads, "[--no-symbolize] [--root DIR] SNAPSHOT",
+         "thread dump at the end of a snapshot: blocked in what, stacks, deadlocks"},
         {"trigger", ctl_trigger, "[--pid PID] [--reason TEXT]",
          "snapshot every agent (or one), print the files written"},
 };

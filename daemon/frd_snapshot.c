@@ -112,6 +112,9 @@ void frd_snapshot_job_done(struct frd_job *j) {
                                 (unsigned long long)j->trace_bytes, (unsigned long long)j->nsamples,
                                 j->pprof_path, total, s->first_ms, s->transfer_ms, s->lz4_ms,
                                 j->convert_ms, j->pprof_ms, (double)s->agent_cpu_ns / 1e6);
+                if (j->offcpu_bytes)
+                        frd_log(FRD_NOTICE, "off-CPU profile of %s[%d]: %s (%llu waits)", j->comm,
+                                (int)j->pid, j->offcpu_path, (unsigned long long)j->nwaits);
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
                 snprintf(tp, sizeof tp, "%s", j->trace_path);
                 snprintf(pp, sizeof pp, "%s", j->pprof_path);

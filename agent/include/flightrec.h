@@ -93,6 +93,9 @@ struct fr_stats {
         uint64_t sampler_rearms;   /* perf descriptors found closed or replaced, re-armed */
         uint64_t fd_checks;        /* identity checks of our descriptors made */
         uint64_t fd_check_ns;      /* CPU time they took, in all */
+        /* Blocking calls (issue 11). */
+        uint64_t blocked_walked;   /* blocked threads the advancer listed or tried to, in all */
+        uint64_t blocked_walk_ns;  /* time it spent on them (CLOCK_MONOTONIC ns), in all */
 };
 
 /* fr_get_stats - the counters above. samples_taken counts at signal time; the
