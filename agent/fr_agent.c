@@ -180,9 +180,11 @@ static int start_locked(const struct fr_agent_config *cfg) {
                 return r;
         }
         atomic_store(&fr__running, 1);
-        /* The starting thread (the main thread under LD_PRELOAD) records its
-         * own waits: registered now, not only at its first annotation. */
-        fr__thread_self();
+        /* The starting thread (the main thread under LD_PRELOAD without a
+         * start delay) records its own waits: registered now, not only at
+         * its first annotation. Not the deferred start's own thread. */
+        if (!fr__thread_is_internal(gettid()))
+                fr__thread_self();
         fr__wait_set((uint64_t)cfg->block_ms * 1000000u);
         r = fr__client_start(); /* the daemon connection; recording goes on without it */
         if (r < 0)
@@ -258,6 +260,7 @@ static void atfork_child(void) {
         }
         atomic_store(&fr__running, 0);
         fr__wait_set(0);
+        fr__wait_after_fork();
         fr__client_forget();
         fr__sampler_forget();
         fr__advancer_forget();

@@ -496,6 +496,8 @@ void fr__stack_bounds(struct fr_thread *t);
 /* fr__wait_set - record waits of at least ns nanoseconds (0: none), from now on. */
 void fr__wait_set(uint64_t ns);
 extern _Atomic uint64_t fr__wait_ns;
+/* fr__wait_after_fork - in a fork child: its thread may register again. */
+void fr__wait_after_fork(void);
 /* fr__wait_stack - the frames of t's current wait: the wrapped function,
  * the caller's return address, then the frame-pointer walk from the saved
  * registers. stack_copy: read t's stack through a copy (another thread's

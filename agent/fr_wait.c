@@ -155,6 +155,42 @@ static inline struct fr_thread *wait_thread(void) {
         return t;
 }
 
+/* A thread that existed before the agent started (the main thread and the
+ * early threads under a deferred start, FLIGHTREC_START_DELAY_MS) has no
+ * record of its own: the sampler adopted it from /proc. It registers at its
+ * first wrapped call of a function that is not async-signal-safe (locks,
+ * condition variables, joins, semaphores, epoll, usleep, futex): such a call
+ * is never made by a signal handler, so the registration (malloc, the
+ * registry lock) cannot interrupt one. The calls a handler may make (read,
+ * write, poll, sleeps...) never register. One try per thread; never the
+ * agent's own threads. */
+static __thread bool adopt_tried FR_TLS;
+
+static __attribute__((noinline)) struct fr_thread *adopt_self(void) {
+        adopt_tried = true;
+        if (fr__thread_is_internal(gettid()))
+                return NULL;
+        busy = 1; /* the registry lock's own wrapped call passes through */
+        atomic_signal_fence(memory_order_seq_cst);
+        struct fr_thread *t = fr__thread_register();
+        atomic_signal_fence(memory_order_seq_cst);
+        busy = 0;
+        return t ? wait_thread() : NULL;
+}
+
+/* wait_thread_adopt - wait_thread(), registering the calling thread first
+ * when it has no record (only from the wrappers named above). */
+static inline struct fr_thread *wait_thread_adopt(void) {
+        struct fr_thread *t = wait_thread();
+        if (__builtin_expect(t != NULL || adopt_tried || busy || fr__self != NULL, 1) ||
+            !atomic_load_explicit(&fr__wait_ns, memory_order_relaxed) ||
+            !atomic_load_explicit(&fr__running, memory_order_relaxed))
+                return t;
+        return adopt_self();
+}
+
+void fr__wait_after_fork(void) { adopt_tried = false; }
+
 static inline void wait_enter(struct scope *sc, struct fr_thread *t, unsigned call, uint64_t object,
                               bool coarse, uintptr_t pc, uintptr_t sp, uintptr_t fp) {
         struct fr_wait *w = &t->wait;
@@ -255,7 +291,7 @@ int pthread_mutex_lock(pthread_mutex_t *m) {
         int r = REAL(pthread_mutex_trylock)(m);
         if (__builtin_expect(r != EBUSY, 1))
                 return r; /* taken (or the error the lock would give too) */
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_MUTEX_LOCK, m, false);
         return REAL(pthread_mutex_lock)(m);
 }
@@ -266,7 +302,7 @@ int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime) 
         int r = REAL(pthread_mutex_trylock)(m);
         if (r != EBUSY)
                 return r;
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_MUTEX_TIMEDLOCK, m, false);
         return REAL(pthread_mutex_timedlock)(m, abstime);
 }
@@ -277,7 +313,7 @@ int pthread_rwlock_rdlock(pthread_rwlock_t *l) {
         int r = REAL(pthread_rwlock_tryrdlock)(l);
         if (r != EBUSY)
                 return r;
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_RWLOCK_RDLOCK, l, false);
         return REAL(pthread_rwlock_rdlock)(l);
 }
@@ -288,7 +324,7 @@ int pthread_rwlock_wrlock(pthread_rwlock_t *l) {
         int r = REAL(pthread_rwlock_trywrlock)(l);
         if (r != EBUSY)
                 return r;
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_RWLOCK_WRLOCK, l, false);
         return REAL(pthread_rwlock_wrlock)(l);
 }
@@ -299,7 +335,7 @@ int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *absti
         int r = REAL(pthread_rwlock_tryrdlock)(l);
         if (r != EBUSY)
                 return r;
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_RWLOCK_TIMEDRDLOCK, l, false);
         return REAL(pthread_rwlock_timedrdlock)(l, abstime);
 }
@@ -310,7 +346,7 @@ int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *absti
         int r = REAL(pthread_rwlock_trywrlock)(l);
         if (r != EBUSY)
                 return r;
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_RWLOCK_TIMEDWRLOCK, l, false);
         return REAL(pthread_rwlock_timedwrlock)(l, abstime);
 }
@@ -327,7 +363,7 @@ int sem_wait(sem_t *s) {
         if (errno != EAGAIN)
                 return -1;
         errno = saved;
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_SEM_WAIT, s, false);
         return REAL(sem_wait)(s);
 }
@@ -342,7 +378,7 @@ int sem_timedwait(sem_t *s, const struct timespec *abstime) {
         if (errno != EAGAIN)
                 return -1;
         errno = saved;
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_SEM_TIMEDWAIT, s, false);
         return REAL(sem_timedwait)(s, abstime);
 }
@@ -350,13 +386,13 @@ int sem_timedwait(sem_t *s, const struct timespec *abstime) {
 /* ---- calls that always wait ------------------------------------------------------ */
 
 int pthread_cond_wait(pthread_cond_t *c, pthread_mutex_t *m) {
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_COND_WAIT, c, false);
         return REAL(pthread_cond_wait)(c, m);
 }
 
 int pthread_cond_timedwait(pthread_cond_t *c, pthread_mutex_t *m, const struct timespec *abstime) {
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_COND_TIMEDWAIT, c, false);
         return REAL(pthread_cond_timedwait)(c, m, abstime);
 }
@@ -374,7 +410,7 @@ int clock_nanosleep(clockid_t clock, int flags, const struct timespec *req, stru
 }
 
 int usleep(useconds_t us) {
-        struct fr_thread *t = us ? wait_thread() : NULL;
+        struct fr_thread *t = us ? wait_thread_adopt() : NULL;
         WAIT(t, FR_WAIT_USLEEP, (uint64_t)us * 1000u, false);
         return REAL(usleep)(us);
 }
@@ -388,7 +424,7 @@ unsigned sleep(unsigned s) {
 /* ---- calls that may return at once: the coarse clock --------------------------- */
 
 int pthread_join(pthread_t th, void **ret) {
-        struct fr_thread *t = wait_thread();
+        struct fr_thread *t = wait_thread_adopt();
         WAIT(t, FR_WAIT_JOIN, th, true);
         return REAL(pthread_join)(th, ret);
 }
@@ -429,13 +465,13 @@ int pselect(int n, fd_set *r, fd_set *w, fd_set *e, const struct timespec *tmo,
 }
 
 int epoll_wait(int epfd, struct epoll_event *ev, int max, int timeout) {
-        struct fr_thread *t = timeout ? wait_thread() : NULL;
+        struct fr_thread *t = timeout ? wait_thread_adopt() : NULL;
         WAIT(t, FR_WAIT_EPOLL_WAIT, epfd, true);
         return REAL(epoll_wait)(epfd, ev, max, timeout);
 }
 
 int epoll_pwait(int epfd, struct epoll_event *ev, int max, int timeout, const sigset_t *mask) {
-        struct fr_thread *t = timeout ? wait_thread() : NULL;
+        struct fr_thread *t = timeout ? wait_thread_adopt() : NULL;
         WAIT(t, FR_WAIT_EPOLL_PWAIT, epfd, true);
         return REAL(epoll_pwait)(epfd, ev, max, timeout, mask);
 }
@@ -538,7 +574,7 @@ static inline bool futex_waits(long op) {
  * not. */
 __attribute__((visibility("hidden"), used)) long fr__syscall_slow(long nr, long a1, long a2, long a3,
                                                                   long a4, long a5, long a6) {
-        struct fr_thread *t = nr == SYS_futex && futex_waits(a2) ? wait_thread() : NULL;
+        struct fr_thread *t = nr == SYS_futex && futex_waits(a2) ? wait_thread_adopt() : NULL;
         WAIT(t, FR_WAIT_FUTEX, a1, true);
         return REAL(syscall)(nr, a1, a2, a3, a4, a5, a6);
 }

@@ -47,7 +47,10 @@ GO=$(command -v go || true)
 
 # start MODE ARGS...: the target in the background, once it printed "ready".
 start() {
-        FLIGHTREC_HZ=100 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$TARGET" "$@" >"$W/$1.out" 2>&1 &
+        # No start delay: the waits under test begin at once (a thread that
+        # is already in a call when a deferred start comes is not seen).
+        FLIGHTREC_START_DELAY_MS=0 FLIGHTREC_HZ=100 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD \
+                "$TARGET" "$@" >"$W/$1.out" 2>&1 &
         LAST=$!
         PIDS="$PIDS $LAST"
         wait_for 20 grep -q ready "$W/$1.out" || fail "$1: the target never got ready"
