@@ -14,6 +14,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -172,7 +173,7 @@ static int failures;
 
 static pthread_mutex_t cm = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static volatile int in_wait;
+static _Atomic int in_wait; /* set by the waiter, polled by cancel_in */
 
 static void unlock_cm(void *arg) {
         (void)arg;
