@@ -103,7 +103,12 @@ static struct fr_thread *register_self(void) {
                 prctl(PR_GET_NAME, name);
                 fr__write_thread_start(t, name);
         }
+        /* Under the registry lock, as the sampler's scan and the advancer's
+         * re-arms arm records (an adopted one taken over here among them):
+         * never two arms of one record at once (found by TSan). */
+        fr__threads_lock();
         fr__sampler_arm(t, true); /* also learns the stack bounds */
+        fr__threads_unlock();
         return t;
 }
 
