@@ -228,6 +228,8 @@ struct fr_thread {
 
 extern __thread struct fr_thread *fr__self FR_TLS;
 struct fr_thread *fr__thread_register(void);
+/* fr__thread_registering - the calling thread is inside fr__thread_register. */
+bool fr__thread_registering(void);
 /* fr__thread_self - the calling thread's record, registering it on first use;
  * NULL when not recording or when out of memory. */
 static inline struct fr_thread *fr__thread_self(void) {

@@ -167,6 +167,8 @@ static inline struct fr_thread *wait_thread(void) {
 static __thread bool adopt_tried FR_TLS;
 
 static __attribute__((noinline)) struct fr_thread *adopt_self(void) {
+        if (fr__thread_registering())
+                return NULL; /* a lock taken by the registration itself */
         adopt_tried = true;
         if (fr__thread_is_internal(gettid()))
                 return NULL;
