@@ -185,6 +185,7 @@ static int start_locked(const struct fr_agent_config *cfg) {
          * its first annotation. Not the deferred start's own thread. */
         if (!fr__thread_is_internal(gettid()))
                 fr__thread_self();
+        (void)fr__runtime_detect(); /* a sanitizer runtime: no adoption at waits (fr_wait.c) */
         fr__wait_set((uint64_t)cfg->block_ms * 1000000u);
         r = fr__client_start(); /* the daemon connection; recording goes on without it */
         if (r < 0)
