@@ -124,6 +124,14 @@ static uint64_t replay(struct fr_thread *t, const uint8_t *p, const uint8_t *end
                 };
                 if (type == 0 || type > FR_EV_TYPE_MAX)
                         break;
+                if (type == FR_EV_BLOCK) { /* five arguments, the frame count, the frames */
+                        uint64_t v, n = 0;
+                        for (unsigned i = 0; i < 6 && p; i++)
+                                p = fr_get_uvarint(p, end, i == 5 ? &n : &v);
+                        for (uint64_t i = 0; i < n && p; i++)
+                                p = fr_get_uvarint(p, end, &v);
+                        continue;
+                }
                 for (unsigned i = 0; i < nargs[type] && p; i++)
                         p = fr_get_uvarint(p, end, &a[i]);
                 if (!p)
@@ -401,6 +409,8 @@ struct packing {
         size_t nb;                         /* batches packed */
         uint64_t max_time;
         int r;                             /* the first error: the generation is dropped */
+        struct fr_buf blocked;             /* the BLOCKED batch, taken at the switch */
+        size_t nblocked;
 };
 
 /* Step 1: new records go to generation old + 1; wait for the writers still
@@ -437,6 +447,10 @@ static void pack_head(struct packing *p) {
                 adv.stacks = fr__stacks_new();
         if (adv.stacks)
                 fr__stacks_begin(adv.stacks, p->old);
+        /* Threads still blocked at this boundary, seen as close to it as
+         * possible: listed at the end of the generation that ends here. */
+        fr__blocked_emit(p->head, p->old, p->next.tick, p->next.mono_ns, 0, adv.stacks,
+                         &p->blocked, &p->nblocked);
         p->g = adv.stacks ? calloc(1, sizeof *p->g) : NULL;
         p->max_time = p->next.tick;
         p->r = p->g ? 0 : -ENOMEM;
@@ -515,6 +529,11 @@ static void pack_threads(struct packing *p) {
 
 /* Step 4: the stacks, maps and names the generation refers to, and END. */
 static void pack_tail(struct packing *p) {
+        if (p->blocked.failed && p->r == 0)
+                p->r = -ENOMEM;
+        fr_buf_put_bytes(&p->batches, p->blocked.data, p->blocked.len);
+        p->nb += p->nblocked;
+        fr_buf_free(&p->blocked);
         fr__stacks_emit(adv.stacks, &p->batches, &p->nb);
         fr__maps_emit(p->old, &p->batches, &p->nb);
         fr__names_emit(p->old, &p->batches, &p->nb);
@@ -698,6 +717,7 @@ static void publish_stats(void) {
                 .hz = fr__sampler_kind() ? fr__cfg.hz : 0,
         };
         fr__sampler_fill_stats(&adv.published);
+        fr__blocked_stats(&adv.published.blocked_walk_ns, &adv.published.blocked_walked);
 }
 
 void fr__advancer_stats(struct fr_stats *ret) {

@@ -70,8 +70,9 @@ static int env_string(const char *name, const char *dflt, char *dst, size_t len)
 }
 
 static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
-        uint64_t hz, period, gens, bytes;
+        uint64_t hz, period, gens, bytes, block_ms;
         int r = 0;
+        r |= env_number("FLIGHTREC_BLOCK_MS", 0, 3600000, 10, &block_ms);
         if (c && c->hz)
                 hz = c->hz;
         else
@@ -128,6 +129,7 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
         if (fr__unwind_parse(getenv("FLIGHTREC_UNWIND"), &ret->unwind) < 0)
                 return -EINVAL;
         ret->hz = (unsigned)hz;
+        ret->block_ms = (unsigned)block_ms;
         ret->period_ms = (unsigned)period;
         ret->generations = (unsigned)gens;
         ret->max_bytes = (size_t)bytes;
@@ -196,6 +198,13 @@ static int start_locked(const struct fr_agent_config *cfg) {
         }
         atomic_store(&fr__running, 1);
         fr__crash_init(); /* after the ring exists: a crash from now on is recorded */
+        /* The starting thread (the main thread under LD_PRELOAD without a
+         * start delay) records its own waits: registered now, not only at
+         * its first annotation. Not the deferred start's own thread. */
+        if (!fr__thread_is_internal(gettid()))
+                fr__thread_self();
+        (void)fr__runtime_detect(); /* a sanitizer runtime: no adoption at waits (fr_wait.c) */
+        fr__wait_set((uint64_t)cfg->block_ms * 1000000u);
         r = fr__client_start(); /* the daemon connection; recording goes on without it */
         if (r < 0)
                 fr__log_error("no daemon client thread: %s", strerror(-r));
@@ -224,6 +233,7 @@ void fr_stop(void) {
         pthread_mutex_lock(&start_lock);
         if (atomic_load(&fr__running)) {
                 fr__pm_mark(FR_PM_CLOSED_EXIT); /* a clean stop: no post-mortem snapshot */
+                fr__wait_set(0); /* waits under way write no event (generation 0) */
                 fr__client_stop(); /* first: it may be writing a snapshot */
                 fr__sampler_disarm_all();
                 fr__advancer_stop();
@@ -270,6 +280,8 @@ static void atfork_child(void) {
                 return;
         }
         atomic_store(&fr__running, 0);
+        fr__wait_set(0);
+        fr__wait_after_fork();
         fr__client_forget();
         fr__sampler_forget();
         fr__advancer_forget();

@@ -24,6 +24,10 @@
  *    into the ring at the commit (the events already are there).
  *  - SA_ONSTACK: with a per-thread alternate signal stack a stack overflow is
  *    caught too; without one the overflow kills the process with no record. */
+/* This file defines longjmp, siglongjmp and __longjmp_chk themselves: the
+ * fortified <setjmp.h> would rename the first two to the third (Debian's
+ * package build defines _FORTIFY_SOURCE). */
+#undef _FORTIFY_SOURCE
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>

@@ -183,6 +183,22 @@ enum {
         FR_NOTE_REARMED = 16,       /* its perf descriptor was closed or replaced */
 };
 
+/* What a thread waits on while it is inside a wrapped blocking call
+ * (fr_wait.c), read by the advancer at each generation's end (fr_blocked.c).
+ * seq is odd while the thread is inside the call; the other fields are
+ * written before it turns odd and stay put until it turns even again, so a
+ * reader that sees the same odd seq before and after its reads (the stack
+ * walk included) saw one consistent wait. Relaxed atomics: plain moves. */
+struct fr_wait {
+        _Atomic uint32_t seq __attribute__((aligned(FR_CACHELINE)));
+        _Atomic uint32_t call;      /* enum fr_wait_call */
+        _Atomic uint64_t object;
+        _Atomic uint64_t start_ns;  /* CLOCK_MONOTONIC (or its coarse variant) */
+        _Atomic uintptr_t pc, sp, fp; /* the caller's: return address, stack and frame pointers */
+        _Atomic uint64_t task;      /* innermost open region's task and name at entry */
+        _Atomic uint32_t region;
+};
+
 struct fr_thread {
         /* Written by the owning thread on every event: one cache line of its own. */
         _Atomic uint64_t seq __attribute__((aligned(FR_CACHELINE))); /* odd: inside a write */
@@ -207,6 +223,9 @@ struct fr_thread {
          * inside the seqlock above, drained by the advancer. */
         struct fr_samples samples;
 
+        /* The blocking call it is in (fr_wait.c): a cache line of its own. */
+        struct fr_wait wait;
+
         /* Set once. */
         pid_t tid;
         bool adopted; /* found in /proc/self/task, not registered by the thread */
@@ -230,6 +249,8 @@ struct fr_thread {
 
 extern __thread struct fr_thread *fr__self FR_TLS;
 struct fr_thread *fr__thread_register(void);
+/* fr__thread_registering - the calling thread is inside fr__thread_register. */
+bool fr__thread_registering(void);
 /* fr__thread_self - the calling thread's record, registering it on first use;
  * NULL when not recording or when out of memory. */
 static inline struct fr_thread *fr__thread_self(void) {
@@ -363,6 +384,11 @@ static inline void fr__release(struct fr_thread *t) {
         uint64_t s = atomic_load_explicit(&t->seq, memory_order_relaxed);
         atomic_store_explicit(&t->seq, s + 1, memory_order_release);
 }
+/* fr__write_block - a BLOCK event (a wait of ns nanoseconds that ended now)
+ * with its stack pcs[0..n). Skipped when the thread is inside an event write
+ * already (a wrapped call made by a signal handler). */
+void fr__write_block(struct fr_thread *t, unsigned call, uint64_t object, uint64_t ns,
+                     uint64_t task, uint32_t region, const uint64_t *pcs, uint32_t n);
 /* fr__write_thread_start - THREAD_START and THREAD_NAME for a new record. */
 void fr__write_thread_start(struct fr_thread *t, const char *name);
 void fr__write_thread_exit(struct fr_thread *t);
@@ -480,6 +506,33 @@ void fr__stacks_begin(struct fr_stack_table *st, uint64_t gen);
 /* fr__stacks_emit - append the generation's STACKS batches to out; empties st. */
 void fr__stacks_emit(struct fr_stack_table *st, struct fr_buf *out, size_t *nbatches);
 
+/* fr__stack_bounds - the calling thread's stack, learnt once into t. */
+void fr__stack_bounds(struct fr_thread *t);
+
+/* ---- blocking calls (fr_wait.c, fr_blocked.c) --------------------------- */
+/* fr__wait_set - record waits of at least ns nanoseconds (0: none), from now on. */
+void fr__wait_set(uint64_t ns);
+extern _Atomic uint64_t fr__wait_ns;
+/* fr__wait_after_fork - in a fork child: its thread may register again. */
+void fr__wait_after_fork(void);
+/* fr__wait_stack - the frames of t's current wait: the wrapped function,
+ * the caller's return address, then the frame-pointer walk from the saved
+ * registers. stack_copy: read t's stack through a copy (another thread's
+ * stack, which may change under the walk); else directly (t is the caller).
+ * Returns the frame count (0: nothing usable). */
+uint32_t fr__wait_stack(struct fr_thread *t, unsigned call, uintptr_t pc, uintptr_t sp,
+                        uintptr_t fp, bool stack_copy, uint64_t *pcs, uint32_t max);
+/* fr__wait_leaf - the address of our wrapper of call (frame 0 of its stacks). */
+uintptr_t fr__wait_leaf(unsigned call);
+/* fr__blocked_emit - advancer, at the end of generation gen (observed at
+ * tick/mono_ns): a BLOCKED batch of the threads in a wrapped call for at
+ * least fr__wait_ns, stacks interned in st. Appends to out. */
+void fr__blocked_emit(struct fr_thread *head, uint64_t gen, uint64_t tick, uint64_t mono_ns,
+                      uint64_t ticks_per_second, struct fr_stack_table *st, struct fr_buf *out,
+                      size_t *nbatches);
+/* fr__blocked_stats - time spent in fr__blocked_emit and threads walked. */
+void fr__blocked_stats(uint64_t *ret_ns, uint64_t *ret_threads);
+
 /* fr__maps_emit - append a MAPS batch of the loaded objects (code segments,
  * with build ids) to out. */
 void fr__maps_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches);
@@ -500,6 +553,7 @@ struct fr_agent_config {
         bool force_timer; /* FLIGHTREC_SAMPLER=timer: skip the perf event */
         bool seccomp_off; /* FLIGHTREC_SECCOMP=off: under a filter, no agent */
         unsigned unwind;  /* FLIGHTREC_UNWIND: enum fr_unwind_kind */
+        unsigned block_ms; /* FLIGHTREC_BLOCK_MS: waits recorded from this long on, 0 = off */
 };
 extern struct fr_agent_config fr__cfg;
 extern _Atomic int fr__running;

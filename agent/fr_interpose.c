@@ -62,8 +62,8 @@ FR_EVERY_PROCESS int pthread_create(pthread_t *thread, const pthread_attr_t *att
         create_fn create = real_create();
         if (!create)
                 return EAGAIN;
-        if (atomic_load_explicit(&fr__running, memory_order_relaxed) && fr__sampler_kind() &&
-            first_is_ours()) {
+        /* Registered even when not sampling: its blocking calls are recorded. */
+        if (atomic_load_explicit(&fr__running, memory_order_relaxed) && first_is_ours()) {
                 struct start *s = malloc(sizeof *s);
                 if (s) {
                         *s = (struct start){fn, arg};
@@ -76,6 +76,27 @@ FR_EVERY_PROCESS int pthread_create(pthread_t *thread, const pthread_attr_t *att
         int r = create(thread, attr, fn, arg);
         if (r == 0 && atomic_load_explicit(&fr__running, memory_order_relaxed) && fr__sampler_kind())
                 fr__advancer_poke(); /* not wrapped: the advancer adopts it at once */
+        return r;
+}
+
+/* pthread_setname_np on the calling thread is also a THREAD_NAME event, so
+ * that an unmodified program's thread names reach the trace (another
+ * thread's new name is seen when that thread is adopted or names itself). */
+typedef int (*setname_fn)(pthread_t, const char *);
+
+int pthread_setname_np(pthread_t thread, const char *name) {
+        static _Atomic(setname_fn) real;
+        setname_fn f = atomic_load_explicit(&real, memory_order_acquire);
+        if (!f) {
+                f = (setname_fn)dlsym(RTLD_NEXT, "pthread_setname_np");
+                atomic_store_explicit(&real, f, memory_order_release);
+        }
+        if (!f)
+                return ENOSYS;
+        int r = f(thread, name);
+        if (r == 0 && atomic_load_explicit(&fr__running, memory_order_relaxed) &&
+            pthread_equal(thread, pthread_self()) && fr__self)
+                fr_thread_name(name);
         return r;
 }
 

@@ -148,7 +148,9 @@ static uint32_t buffer_bytes(void) {
         return (uint32_t)((b + 4095) & ~(uint64_t)4095);
 }
 
-static void self_stack_bounds(struct fr_thread *t) {
+void fr__stack_bounds(struct fr_thread *t) {
+        if (atomic_load(&t->samples.stack_hi))
+                return;
         pthread_attr_t a;
         void *addr;
         size_t size;
@@ -165,10 +167,10 @@ static void self_stack_bounds(struct fr_thread *t) {
 void fr__sampler_arm(struct fr_thread *t, bool self) {
         if (self)
                 fr__altstack_ensure(t); /* before its first signal (fr_altstack.c) */
+        if (self) /* also for the stacks of blocked calls, sampling or not */
+                fr__stack_bounds(t);
         if (fr__sp.kind == FR_SAMPLER_NONE)
                 return;
-        if (self && atomic_load(&t->samples.stack_hi) == 0)
-                self_stack_bounds(t);
         if (t->samples.perf_fd >= 0 || t->samples.timer_slot >= 0 || t->samples.arm_failed)
                 return;
         if (!t->samples.mem) {

@@ -59,9 +59,24 @@ static void on_thread_exit(void *arg) {
 
 static void make_key(void) { reg.key_err = pthread_key_create(&reg.key, on_thread_exit); }
 
+/* Set while the thread registers: the registry lock's wrapped
+ * pthread_mutex_lock must not register it a second time (fr_wait.c). */
+static __thread bool registering FR_TLS;
+
+bool fr__thread_registering(void) { return registering; }
+
+static struct fr_thread *register_one(void);
+
 static struct fr_thread *register_self(void) {
-        if (self_gone || !atomic_load(&fr__running))
+        if (self_gone || registering || !atomic_load(&fr__running))
                 return NULL;
+        registering = true;
+        struct fr_thread *t = register_one();
+        registering = false;
+        return t;
+}
+
+static struct fr_thread *register_one(void) {
         pthread_once(&reg.key_once, make_key);
         if (reg.key_err)
                 return NULL;
@@ -103,7 +118,12 @@ static struct fr_thread *register_self(void) {
                 prctl(PR_GET_NAME, name);
                 fr__write_thread_start(t, name);
         }
+        /* Under the registry lock, as the sampler's scan and the advancer's
+         * re-arms arm records (an adopted one taken over here among them):
+         * never two arms of one record at once (found by TSan). */
+        fr__threads_lock();
         fr__sampler_arm(t, true); /* also learns the stack bounds */
+        fr__threads_unlock();
         return t;
 }
 

@@ -255,6 +255,36 @@ void fr_log(uint64_t task, const char *category, const char *message) {
         fr__release(t);
 }
 
+void fr__write_block(struct fr_thread *t, unsigned call, uint64_t object, uint64_t ns,
+                     uint64_t task, uint32_t region, const uint64_t *pcs, uint32_t n) {
+        /* Odd: a signal handler's wrapped call interrupted an event write of
+         * this thread; writing now would tear it. */
+        if (atomic_load_explicit(&t->seq, memory_order_relaxed) & 1)
+                return;
+        if (n > FR_MAX_STACK_FRAMES)
+                n = FR_MAX_STACK_FRAMES;
+        uint64_t g = fr__acquire(t);
+        if (__builtin_expect(g == 0, 0)) { /* stopped */
+                fr__release(t);
+                return;
+        }
+        uint8_t *p = ev_start(t, g, (6 + (size_t)n) * FR_VARINT_MAX, FR_EV_BLOCK);
+        if (p) {
+                if (region)
+                        fr__name_mark(region, g);
+                p = fr_put_uvarint(p, call);
+                p = fr_put_uvarint(p, object);
+                p = fr_put_uvarint(p, ns);
+                p = fr_put_uvarint(p, task);
+                p = fr_put_uvarint(p, region);
+                p = fr_put_uvarint(p, n);
+                for (uint32_t i = 0; i < n; i++)
+                        p = fr_put_uvarint(p, i ? fr_zigzag((int64_t)(pcs[i] - pcs[i - 1])) : pcs[0]);
+                ev_commit(t, g, p);
+        }
+        fr__release(t);
+}
+
 static void write_name(struct fr_thread *t, uint64_t g, uint32_t nid) {
         uint8_t *p = ev_start(t, g, FR_VARINT_MAX, FR_EV_THREAD_NAME);
         if (p) {

@@ -25,6 +25,7 @@ char *ctl_output_path(const char *trace, const char *suffix);
 int ctl_dump(const struct ctl_options *opts, int argc, char **argv);
 int ctl_perfetto(const struct ctl_options *opts, int argc, char **argv);
 int ctl_pprof(const struct ctl_options *opts, int argc, char **argv);
+int ctl_threads(const struct ctl_options *opts, int argc, char **argv);
 int ctl_status(const struct ctl_options *opts, int argc, char **argv);  /* ctl_daemon.c */
 int ctl_trigger(const struct ctl_options *opts, int argc, char **argv); /* ctl_daemon.c */
 

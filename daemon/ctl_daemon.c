@@ -320,6 +320,14 @@ int ctl_trigger(const struct ctl_options *opts, int argc, char **argv) {
                         continue;
                 }
                 printf("%s\n%s\n", s->trace_path, s->pprof_path);
+                /* The off-CPU profile beside it, when the snapshot had waits. */
+                size_t n = strlen(s->pprof_path);
+                char off[4400];
+                if (n > 6 && n < sizeof off - 16 && strcmp(s->pprof_path + n - 6, ".pb.gz") == 0) {
+                        snprintf(off, sizeof off, "%.*s.offcpu.pb.gz", (int)(n - 6), s->pprof_path);
+                        if (access(off, F_OK) == 0)
+                                printf("%s\n", off);
+                }
         }
         fr_wire_free(ans);
         return rc;

@@ -106,7 +106,7 @@ static const char *event_name(uint8_t type) {
                 [FR_EV_REGION_BEGIN] = "REGION_BEGIN", [FR_EV_REGION_END] = "REGION_END",
                 [FR_EV_LOG] = "LOG",                   [FR_EV_THREAD_NAME] = "THREAD_NAME",
                 [FR_EV_THREAD_START] = "THREAD_START", [FR_EV_THREAD_EXIT] = "THREAD_EXIT",
-                [FR_EV_LOST] = "LOST",
+                [FR_EV_LOST] = "LOST",                 [FR_EV_BLOCK] = "BLOCK",
         };
         return type <= FR_EV_TYPE_MAX && names[type] ? names[type] : "UNKNOWN";
 }
@@ -220,6 +220,24 @@ static void put_prefix(struct dump *d, const struct fr_generation *g, uint64_t t
         put_str(d->out, table_name(&d->threads, tid));
 }
 
+/* put_wait - a wait: the call, its object, how long, where. */
+static void put_wait(struct dump *d, unsigned call, uint64_t object, uint64_t holder, uint64_t ns,
+                     uint64_t task, const char *region, const uint64_t *frames, uint32_t n) {
+        fprintf(d->out, " call %s object 0x%" PRIx64, fr_wait_call_name(call), object);
+        if (holder)
+                fprintf(d->out, " holder %" PRIu64, holder);
+        fputs(" waited ", d->out);
+        put_seconds(d->out, ns);
+        put_task(d, "task", task);
+        fputs(" region ", d->out);
+        put_str(d->out, region);
+        fputs(" stack", d->out);
+        if (!n)
+                fputs(" -", d->out);
+        for (uint32_t i = 0; i < n; i++)
+                fprintf(d->out, " 0x%" PRIx64, frames[i]);
+}
+
 static void put_event(struct dump *d, const struct fr_generation *g, const struct fr_event *e) {
         struct name_entry *thread = table_find(&d->threads, e->tid);
         put_prefix(d, g, e->time, e->tid);
@@ -251,6 +269,10 @@ static void put_event(struct dump *d, const struct fr_generation *g, const struc
                 break;
         case FR_EV_LOST:
                 fprintf(d->out, " what %s count %" PRIu64, lost_name(e->lost_kind), e->count);
+                break;
+        case FR_EV_BLOCK:
+                put_wait(d, e->wait_call, e->wait_object, 0, e->wait_ns, e->task, e->region,
+                         e->frames, e->nframes);
                 break;
         }
         fputc('\n', d->out);
@@ -365,6 +387,15 @@ static int dump_generation(const struct fr_trace_header *h, const struct fr_gene
                         put_event(d, g, &g->events[i++]);
                 else
                         put_sample(d, g, &g->samples[j++]);
+        }
+        /* Threads still blocked at the end of the generation. */
+        for (size_t k = 0; k < g->nblocked; k++) {
+                const struct fr_blocked *b = &g->blocked[k];
+                put_prefix(d, g, g->blocked_time, b->tid);
+                fputs(" BLOCKED", d->out);
+                put_wait(d, b->call, b->object, b->holder, b->waited_ns, b->task, b->region,
+                         b->frames, b->nframes);
+                fputc('\n', d->out);
         }
         free_tables(d);
         return 0;

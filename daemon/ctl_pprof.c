@@ -1,5 +1,6 @@
 /* flightrecctl pprof TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]:
- * convert a trace's CPU samples to a gzip'd pprof profile, offline.
+ * convert a trace's CPU samples (or, with --offcpu, its waits) to a gzip'd
+ * pprof profile, offline.
  *
  * The output is written to a temporary file in the target's directory,
  * synced and renamed over the target, so that a reader never sees a partial
@@ -24,21 +25,23 @@
 #define PPROF_FILE_MODE 0640
 
 static void pprof_usage(FILE *f) {
-        fprintf(f, "usage: flightrecctl pprof TRACE [-o OUT.pb.gz] [--no-symbolize] [--root DIR]\n"
+        fprintf(f, "usage: flightrecctl pprof TRACE [-o OUT.pb.gz] [--offcpu] [--no-symbolize] [--root DIR]\n"
                    "\n"
                    "  -o, --output FILE  where to write (default: TRACE with .trace[.lz4]\n"
-                   "                     replaced by .pb.gz)\n"
+                   "                     replaced by .pb.gz, or .offcpu.pb.gz)\n"
+                   "  --offcpu           the off-CPU profile: time blocked in waits\n"
                    "  --no-symbolize     leave frames unresolved (read no object file)\n"
                    "  --root DIR         read the recorded objects under DIR (e.g. a\n"
                    "                     container's root, /proc/PID/root)\n");
 }
 
 int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
-        enum { OPT_NO_SYMBOLIZE = 256, OPT_ROOT };
+        enum { OPT_NO_SYMBOLIZE = 256, OPT_ROOT, OPT_OFFCPU };
         static const struct option longopts[] = {
                 {"output", required_argument, NULL, 'o'},
                 {"no-symbolize", no_argument, NULL, OPT_NO_SYMBOLIZE},
                 {"root", required_argument, NULL, OPT_ROOT},
+                {"offcpu", no_argument, NULL, OPT_OFFCPU},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
@@ -62,6 +65,9 @@ int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
                 case OPT_ROOT:
                         popts.root = optarg;
                         break;
+                case OPT_OFFCPU:
+                        popts.flags |= FR_PPROF_OFFCPU;
+                        break;
                 case 'h':
                         pprof_usage(stdout);
                         return 0;
@@ -75,7 +81,8 @@ int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
                 return CTL_EXIT_USAGE;
         }
         const char *path = argv[optind];
-        out_path = output ? strdup(output) : ctl_output_path(path, ".pb.gz");
+        out_path = output ? strdup(output)
+                          : ctl_output_path(path, popts.flags & FR_PPROF_OFFCPU ? ".offcpu.pb.gz" : ".pb.gz");
         if (!out_path) {
                 fprintf(stderr, "flightrecctl: out of memory\n");
                 return CTL_EXIT_FAILURE;
@@ -100,9 +107,10 @@ int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
                 goto out;
         }
         fprintf(stderr,
-                "flightrecctl: wrote %s: %" PRIu64 " samples (%zu distinct) in %zu generations, "
+                "flightrecctl: wrote %s: %" PRIu64 " %s (%zu distinct) in %zu generations, "
                 "%zu locations, %zu unresolved, %zu mappings\n",
-                out_path, st.nsamples, st.nprofile_samples, st.ngens, st.nlocations, st.nunresolved,
+                out_path, st.nsamples, popts.flags & FR_PPROF_OFFCPU ? "waits" : "samples",
+                st.nprofile_samples, st.ngens, st.nlocations, st.nunresolved,
                 st.nmappings);
         ret = 0;
 out:

@@ -85,6 +85,7 @@ struct frd_job {
         int trace_fd;
         char trace_tmp[4300], trace_path[4300], pprof_tmp[4300], pprof_path[4300];
         char timeline_tmp[4300], timeline_path[4300];
+        char offcpu_tmp[4300], offcpu_path[4300]; /* <stem>.offcpu.pb.gz: when there were waits */
         uint8_t *raw;      /* frd_raw_reserve / frd_raw_free */
         size_t raw_len, raw_cap;
         bool partial;      /* the agent never confirmed the end: accept a partial tail */
@@ -109,6 +110,7 @@ struct frd_job {
         uint64_t trace_bytes, pprof_bytes, nsamples;
         uint64_t timeline_bytes; /* 0: none written (off, or its conversion failed) */
         char timeline_err[256];  /* why it failed, the snapshot itself succeeding */
+        uint64_t offcpu_bytes, nwaits; /* offcpu_bytes 0: no off-CPU profile written */
         double convert_ms, copy_ms, lz4_ms, pprof_ms, timeline_ms;
         void *owner;
 };

@@ -340,8 +340,8 @@ static int compress_parallel(struct frd_job *j, void (*meanwhile)(void *), void 
 struct convert {
         struct frd_job *j;
         struct fr_symbolizer *sym;
-        uint8_t *gz;
-        size_t gzlen;
+        uint8_t *gz, *off_gz; /* the CPU profile; the off-CPU one (NULL: no waits) */
+        size_t gzlen, off_gzlen;
         int r;
 };
 
@@ -362,6 +362,21 @@ static void convert(void *arg) {
                 snprintf(j->errmsg, sizeof j->errmsg, "trace from pid %d is not valid: %s",
                          (int)j->pid, err);
         j->nsamples = st.nsamples;
+        /* The off-CPU profile, when the trace has waits (same symbolizer). */
+        if (cv->r == 0) {
+                opts.flags |= FR_PPROF_OFFCPU;
+                st = (struct fr_pprof_stats){0};
+                cv->r = fr_pprof_from_trace(j->raw, j->raw_len, &opts, &cv->off_gz, &cv->off_gzlen,
+                                            &st, err, sizeof err);
+                if (cv->r < 0)
+                        snprintf(j->errmsg, sizeof j->errmsg, "off-CPU profile of pid %d: %s",
+                                 (int)j->pid, err);
+                j->nwaits = st.nsamples;
+                if (cv->r < 0 || !st.nsamples) {
+                        free(cv->off_gz);
+                        cv->off_gz = NULL;
+                }
+        }
         j->pprof_ms = mono_ms() - t0;
 }
 
@@ -429,19 +444,24 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 r = compress_parallel(j, convert, &cv);
                 if (r < 0) {
                         free(cv.gz);
+                        free(cv.off_gz);
                         goto fail;
                 }
         } else {
                 convert(&cv);
         }
         r = cv.r;
-        if (r < 0)
+        if (r < 0) {
+                free(cv.gz);
+                free(cv.off_gz);
                 goto fail;
+        }
         uint8_t *gz = cv.gz;
         size_t gzlen = cv.gzlen;
         int pfd = write_tmp(j->pprof_tmp, gz, gzlen, j->gid);
         free(gz);
         if (pfd < 0) {
+                free(cv.off_gz);
                 r = pfd;
                 snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->pprof_tmp, strerror(-r));
                 goto fail;
@@ -457,31 +477,63 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                 fr_buf_free(&rep);
                 if (r < 0) {
                         close(pfd);
+                        free(cv.off_gz);
                         snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->crash_tmp,
                                  r == -ENOENT ? err : strerror(-r));
                         goto fail;
                 }
         }
+        j->offcpu_bytes = 0;
+        int ofd = -1;
+        if (cv.off_gz) {
+                ofd = write_tmp(j->offcpu_tmp, cv.off_gz, cv.off_gzlen, j->gid);
+                free(cv.off_gz);
+                if (ofd < 0) {
+                        close(pfd);
+                        if (cfd >= 0)
+                                close(cfd);
+                        r = ofd;
+                        snprintf(j->errmsg, sizeof j->errmsg, "writing %s: %s", j->offcpu_tmp,
+                                 strerror(-r));
+                        goto fail;
+                }
+                j->offcpu_bytes = cv.off_gzlen;
+        }
         /* The trace first: a pprof in place always has its trace beside it. */
         const char *step = "";
         int tfd = j->trace_fd;
         j->trace_fd = -1;
-        /* One directory sync, after the second rename, covers both. */
+        /* One directory sync, after the last rename, covers them all. */
         r = fr_file_commit(tfd, j->trace_tmp, j->trace_path, FR_COMMIT_NO_DIRSYNC, &step);
         if (r < 0) {
                 close(pfd);
                 if (cfd >= 0)
                         close(cfd);
+                if (ofd >= 0)
+                        close(ofd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->trace_path, step,
                          strerror(-r));
                 goto fail;
         }
-        r = fr_file_commit(pfd, j->pprof_tmp, j->pprof_path, 0, &step);
+        r = fr_file_commit(pfd, j->pprof_tmp, j->pprof_path,
+                           ofd >= 0 || cfd >= 0 ? FR_COMMIT_NO_DIRSYNC : 0, &step);
         if (r < 0) {
                 if (cfd >= 0)
                         close(cfd);
+                if (ofd >= 0)
+                        close(ofd);
                 snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->pprof_path, step,
                          strerror(-r));
+                unlink(j->trace_path);
+                goto fail;
+        }
+        if (ofd >= 0 && (r = fr_file_commit(ofd, j->offcpu_tmp, j->offcpu_path,
+                                            cfd >= 0 ? FR_COMMIT_NO_DIRSYNC : 0, &step)) < 0) {
+                if (cfd >= 0)
+                        close(cfd);
+                snprintf(j->errmsg, sizeof j->errmsg, "%s: %s: %s", j->offcpu_path, step,
+                         strerror(-r));
+                unlink(j->pprof_path);
                 unlink(j->trace_path);
                 goto fail;
         }
@@ -490,6 +542,8 @@ static void run_job(struct frd_job *j, struct fr_symbolizer *sym) {
                          strerror(-r));
                 unlink(j->trace_path);
                 unlink(j->pprof_path);
+                if (ofd >= 0)
+                        unlink(j->offcpu_path);
                 goto fail;
         }
         /* Then the timeline: the trace and the profile do not wait for it. */
@@ -719,9 +773,12 @@ int frd_output_create(const char *dir, struct frd_job *j) {
                 snprintf(j->timeline_tmp, sizeof j->timeline_tmp, "%s.tmp", j->timeline_path);
                 snprintf(j->crash_path, sizeof j->crash_path, "%s/%s.crash.txt", dir, j->stem);
                 snprintf(j->crash_tmp, sizeof j->crash_tmp, "%s.tmp", j->crash_path);
+                snprintf(j->offcpu_path, sizeof j->offcpu_path, "%s/%s.offcpu.pb.gz", dir, j->stem);
+                snprintf(j->offcpu_tmp, sizeof j->offcpu_tmp, "%s.tmp", j->offcpu_path);
                 if (access(j->trace_path, F_OK) == 0 || access(j->pprof_path, F_OK) == 0 ||
                     access(j->pprof_tmp, F_OK) == 0 || access(j->timeline_path, F_OK) == 0 ||
-                    access(j->timeline_tmp, F_OK) == 0 || access(j->crash_path, F_OK) == 0)
+                    access(j->timeline_tmp, F_OK) == 0 || access(j->crash_path, F_OK) == 0 ||
+                    access(j->offcpu_path, F_OK) == 0 || access(j->offcpu_tmp, F_OK) == 0)
                         continue;
                 j->trace_fd = open(j->trace_tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
                 if (j->trace_fd >= 0)
@@ -744,6 +801,8 @@ void frd_output_discard(struct frd_job *j) {
                 unlink(j->crash_tmp);
         if (j->timeline_tmp[0])
                 unlink(j->timeline_tmp);
+        if (j->offcpu_tmp[0])
+                unlink(j->offcpu_tmp);
 }
 
 static bool ends_with(const char *s, const char *suffix) {
@@ -766,8 +825,8 @@ void frd_output_clean_tmp(const char *dir) {
         closedir(d);
 }
 
-/* Retention works on snapshots (a stem with its .trace.lz4, .pb.gz, .crash.txt
- * and .pftrace). */
+/* Retention works on snapshots (a stem with its .trace.lz4, .pb.gz,
+ * .offcpu.pb.gz, .crash.txt and .pftrace). */
 struct snapfile {
         char stem[256];
         time_t mtime;
@@ -797,6 +856,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                 size_t len = strlen(e->d_name), k;
                 if (ends_with(e->d_name, ".trace.lz4"))
                         k = len - strlen(".trace.lz4");
+                else if (ends_with(e->d_name, ".offcpu.pb.gz"))
+                        k = len - strlen(".offcpu.pb.gz");
                 else if (ends_with(e->d_name, ".pb.gz"))
                         k = len - strlen(".pb.gz");
                 else if (ends_with(e->d_name, ".crash.txt"))
@@ -866,6 +927,8 @@ void frd_retention(const char *dir, uint64_t max_total_bytes, unsigned max_files
                 snprintf(name, sizeof name, "%s.crash.txt", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 snprintf(name, sizeof name, "%s.pftrace", v[i].stem);
+                unlinkat(dirfd(d), name, 0);
+                snprintf(name, sizeof name, "%s.offcpu.pb.gz", v[i].stem);
                 unlinkat(dirfd(d), name, 0);
                 frd_log(FRD_INFO, "retention: removed snapshot %s (%s)", v[i].stem,
                        old ? "older than max_age" : big ? "max_total_bytes reached" : "max_files reached");

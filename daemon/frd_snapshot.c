@@ -125,6 +125,9 @@ void frd_snapshot_job_done(struct frd_job *j) {
                 else if (j->timeline_err[0])
                         frd_log(FRD_WARN, "timeline of %s[%d] not written: %s", j->comm,
                                 (int)j->pid, j->timeline_err);
+                if (j->offcpu_bytes)
+                        frd_log(FRD_NOTICE, "off-CPU profile of %s[%d]: %s (%llu waits)", j->comm,
+                                (int)j->pid, j->offcpu_path, (unsigned long long)j->nwaits);
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
                 snprintf(tp, sizeof tp, "%s", j->trace_path);
                 snprintf(pp, sizeof pp, "%s", j->pprof_path);

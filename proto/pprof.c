@@ -63,11 +63,15 @@ struct function {
         int64_t name, system_name, filename, start_line;
 };
 
-/* A merged sample: key (location ids, then the four label string indexes)
- * in `keys`, summed values. */
+/* Labels of a sample, in this order after its location ids in `keys`
+ * (string indexes, 0 = absent). */
+enum { L_TID, L_NAME, L_TASK, L_TASK_ID, L_REGION, L_WAIT, NLABELS };
+
+/* A merged sample: key (location ids, then the NLABELS label string
+ * indexes) in `keys`, summed values. */
 struct psample {
         size_t key_start, nlocs;
-        int64_t count, cpu;
+        int64_t count, cpu; /* off-CPU: waits and blocked ns */
 };
 
 /* A generation's map, by start address, naming its mapping. */
@@ -76,8 +80,18 @@ struct gen_map {
         size_t mapping;
 };
 
+/* Names (string indexes) by id: threads' within one generation, tasks'
+ * across the trace. */
+struct names {
+        struct fr_keymap index; /* tid -> slot in v */
+        FR_VEC(int64_t) v;
+};
+
 struct conv {
         const struct fr_pprof_options *opts;
+        bool offcpu;        /* FR_PPROF_OFFCPU: waits instead of CPU samples */
+        struct names tasks; /* task id -> name, from STATUS and TASK_BEGIN */
+        size_t gen_index;   /* generations seen by the second read */
         struct fr_symbolizer *sym;
         struct fr_arena arena;
         char *err;
@@ -476,12 +490,6 @@ static int64_t sat_mul(uint64_t a, uint64_t b) {
 
 static int64_t sat_add(int64_t a, int64_t b) { return a > INT64_MAX - b ? INT64_MAX : a + b; }
 
-/* Threads' current names (string indexes), by tid, within one generation. */
-struct names {
-        struct fr_keymap index; /* tid -> slot in v */
-        FR_VEC(int64_t) v;
-};
-
 static int names_set(struct conv *c, struct names *t, uint64_t tid, int64_t name) {
         size_t idx;
         if (fr_keymap_get(&t->index, &tid, sizeof tid, &idx)) {
@@ -500,26 +508,30 @@ static int64_t names_get(const struct names *t, uint64_t tid) {
         return fr_keymap_get(&t->index, &tid, sizeof tid, &idx) ? t->v.v[idx] : 0;
 }
 
-static int add_sample(struct conv *c, const struct fr_generation *g, const struct names *names,
-                      const struct fr_sample *s) {
-        uint64_t hz = g->sample_hz ? g->sample_hz : DEFAULT_HZ;
-        uint64_t period = NS_PER_SEC / hz ? NS_PER_SEC / hz : 1;
+/* add_stack_sample - one sample of frames[0..n) (frames[0] exact, the
+ * others return addresses) with its labels, merged with an equal one. */
+static int add_stack_sample(struct conv *c, const struct names *names, uint64_t tid,
+                            const uint64_t *frames, uint32_t n, uint64_t task, const char *region,
+                            const char *wait, int64_t count, int64_t value) {
         size_t start = c->keys.n, idx;
-        int64_t label[4];
+        int64_t label[NLABELS];
 
-        for (uint32_t i = 0; i < s->nframes; i++) {
+        for (uint32_t i = 0; i < n; i++) {
                 /* A caller's frame is a return address: step back into the call. */
-                uint64_t addr = i == 0 ? s->frames[i] : s->frames[i] - 1, id;
+                uint64_t addr = i == 0 ? frames[i] : frames[i] - 1, id;
                 uint64_t *k = FR_VEC_PUSH(c->keys);
                 if (!k || location_id(c, addr, &id) < 0)
                         return -ENOMEM;
                 c->keys.v[c->keys.n - 1] = id;
         }
-        label[0] = internf(c, "%" PRIu64, s->tid);
-        label[1] = names_get(names, s->tid);
-        label[2] = s->task ? internf(c, "%" PRIu64, s->task) : 0;
-        label[3] = intern(c, s->region);
-        for (int i = 0; i < 4; i++) {
+        label[L_TID] = internf(c, "%" PRIu64, tid);
+        label[L_NAME] = names_get(names, tid);
+        /* The task's name when the trace gave one, its number always. */
+        label[L_TASK] = task ? names_get(&c->tasks, task) : 0;
+        label[L_TASK_ID] = task ? internf(c, "%" PRIu64, task) : 0;
+        label[L_REGION] = intern(c, region);
+        label[L_WAIT] = intern(c, wait);
+        for (int i = 0; i < NLABELS; i++) {
                 uint64_t *k = FR_VEC_PUSH(c->keys);
                 if (!k || label[i] < 0)
                         return -ENOMEM;
@@ -534,13 +546,38 @@ static int add_sample(struct conv *c, const struct fr_generation *g, const struc
                 struct psample *p = FR_VEC_PUSH(c->samples);
                 if (!p || fr_keymap_put(&c->sample_index, &c->arena, key, keylen, idx) < 0)
                         return -ENOMEM;
-                *p = (struct psample){start, s->nframes, 0, 0};
+                *p = (struct psample){start, n, 0, 0};
         }
         struct psample *p = &c->samples.v[idx];
-        p->count = sat_add(p->count, sat_mul(s->weight, 1));
-        p->cpu = sat_add(p->cpu, sat_mul(s->weight, period));
+        p->count = sat_add(p->count, count);
+        p->cpu = sat_add(p->cpu, value);
         c->nsamples_in++;
         return 0;
+}
+
+static int add_sample(struct conv *c, const struct fr_generation *g, const struct names *names,
+                      const struct fr_sample *s) {
+        uint64_t hz = g->sample_hz ? g->sample_hz : DEFAULT_HZ;
+        uint64_t period = NS_PER_SEC / hz ? NS_PER_SEC / hz : 1;
+        return add_stack_sample(c, names, s->tid, s->frames, s->nframes, s->task, s->region, NULL,
+                                sat_mul(s->weight, 1), sat_mul(s->weight, period));
+}
+
+/* clip_ns - the part of a wait of ns that ended at mono (CLOCK_MONOTONIC)
+ * inside the profile's window. */
+static int64_t clip_ns(const struct conv *c, uint64_t ns, uint64_t mono) {
+        uint64_t inside = mono > c->first_mono ? mono - c->first_mono : 0;
+        return sat_mul(ns < inside ? ns : inside, 1);
+}
+
+/* add_block - a wait that ended in the window (BLOCK event). */
+static int add_block(struct conv *c, const struct fr_generation *g, const struct names *names,
+                     const struct fr_event *e) {
+        uint64_t mono = g->mono_ns + fr_ticks_to_ns(g, e->time - g->start);
+        const uint64_t leaf = 0;
+        return add_stack_sample(c, names, e->tid, e->nframes ? e->frames : &leaf,
+                                e->nframes ? e->nframes : 1, e->task, e->region,
+                                fr_wait_call_name(e->wait_call), 1, clip_ns(c, e->wait_ns, mono));
 }
 
 static int apply_event(struct conv *c, struct names *names, const struct fr_event *e) {
@@ -552,6 +589,10 @@ static int apply_event(struct conv *c, struct names *names, const struct fr_even
         case FR_EV_THREAD_START:
         case FR_EV_THREAD_EXIT:
                 return names_set(c, names, e->tid, 0);
+        case FR_EV_TASK_BEGIN: {
+                int64_t n = intern(c, e->name);
+                return n < 0 ? -ENOMEM : names_set(c, &c->tasks, e->task, n);
+        }
         }
         return 0;
 }
@@ -561,24 +602,60 @@ static int second_pass(const struct fr_trace_header *h, const struct fr_generati
         struct names names = {0};
         size_t i = 0, j = 0;
         int r = 0;
+        bool last = ++c->gen_index == c->ngens;
 
         (void)h;
-        if (g->nsamples == 0)
-                return 0;
+        for (size_t k = 0; k < g->ntasks && r == 0; k++) {
+                int64_t n = intern(c, g->tasks[k].name);
+                r = n < 0 ? -ENOMEM : names_set(c, &c->tasks, g->tasks[k].id, n);
+        }
+        if (r < 0)
+                return oom(c);
+        if (c->offcpu ? g->nevents == 0 && (!last || g->nblocked == 0) : g->nsamples == 0) {
+                /* Nothing to add, but the tasks begun here are named later. */
+                for (; i < g->nevents && r == 0; i++)
+                        if (g->events[i].type == FR_EV_TASK_BEGIN)
+                                r = apply_event(c, &names, &g->events[i]);
+                fr_keymap_free(&names.index);
+                free(names.v.v);
+                return r < 0 ? oom(c) : 0;
+        }
         if (gen_maps(c, g) < 0)
                 return oom(c);
         for (size_t k = 0; k < g->nthreads && r == 0; k++) {
                 int64_t n = intern(c, g->threads[k].name);
                 r = n < 0 ? -ENOMEM : names_set(c, &names, g->threads[k].tid, n);
         }
+        if (c->offcpu) {
+                /* Waits that ended here, then (last generation) those still
+                 * going on at its end: each wait counted once, for the part
+                 * of it inside the window. */
+                for (; i < g->nevents && r == 0; i++) {
+                        r = apply_event(c, &names, &g->events[i]);
+                        if (r == 0 && g->events[i].type == FR_EV_BLOCK)
+                                r = add_block(c, g, &names, &g->events[i]);
+                }
+                uint64_t mono = g->mono_ns + fr_ticks_to_ns(g, g->blocked_time - g->start);
+                for (size_t k = 0; last && k < g->nblocked && r == 0; k++) {
+                        const struct fr_blocked *b = &g->blocked[k];
+                        const uint64_t leaf = 0;
+                        r = add_stack_sample(c, &names, b->tid, b->nframes ? b->frames : &leaf,
+                                             b->nframes ? b->nframes : 1, b->task, b->region,
+                                             fr_wait_call_name(b->call), 1,
+                                             clip_ns(c, b->waited_ns, mono));
+                }
+        }
         /* Events and samples by time, an event first on a tie, so that each
          * sample sees its thread's name at that moment. */
-        while (r == 0 && j < g->nsamples) {
+        while (!c->offcpu && r == 0 && j < g->nsamples) {
                 if (i < g->nevents && g->events[i].time <= g->samples[j].time)
                         r = apply_event(c, &names, &g->events[i++]);
                 else
                         r = add_sample(c, g, &names, &g->samples[j++]);
         }
+        for (; r == 0 && i < g->nevents; i++)
+                if (g->events[i].type == FR_EV_TASK_BEGIN)
+                        r = apply_event(c, &names, &g->events[i]);
         fr_keymap_free(&names.index);
         free(names.v.v);
         return r < 0 ? oom(c) : 0;
@@ -670,21 +747,24 @@ static int add_comments(struct conv *c, struct assembly *a) {
 /* The interned value types and label keys of every profile. */
 struct keys {
         int64_t samples, count, cpu, ns;
-        int64_t label[4]; /* thread_id, thread_name, task, region */
+        int64_t label[NLABELS]; /* thread_id, thread_name, task, task_id, region, wait */
 };
 
 static int intern_keys(struct conv *c, struct keys *k) {
-        k->samples = intern(c, "samples");
+        /* Off-CPU: waits/count and blocked/nanoseconds. */
+        k->samples = intern(c, c->offcpu ? "waits" : "samples");
         k->count = intern(c, "count");
-        k->cpu = intern(c, "cpu");
+        k->cpu = intern(c, c->offcpu ? "blocked" : "cpu");
         k->ns = intern(c, "nanoseconds");
-        k->label[0] = intern(c, "thread_id");
-        k->label[1] = intern(c, "thread_name");
-        k->label[2] = intern(c, "task");
-        k->label[3] = intern(c, "region");
+        k->label[L_TID] = intern(c, "thread_id");
+        k->label[L_NAME] = intern(c, "thread_name");
+        k->label[L_TASK] = intern(c, "task");
+        k->label[L_TASK_ID] = intern(c, "task_id");
+        k->label[L_REGION] = intern(c, "region");
+        k->label[L_WAIT] = intern(c, "wait");
         if (k->samples < 0 || k->count < 0 || k->cpu < 0 || k->ns < 0)
                 return -ENOMEM;
-        for (int i = 0; i < 4; i++)
+        for (int i = 0; i < NLABELS; i++)
                 if (k->label[i] < 0)
                         return -ENOMEM;
         return 0;
@@ -740,7 +820,7 @@ static void assemble_header(struct conv *c, struct assembly *a, const struct key
         p->n_sample_type = 2;
         p->sample_type = a->vtp;
         p->period_type = &a->vt[2];
-        p->period = (int64_t)(NS_PER_SEC / hz ? NS_PER_SEC / hz : 1);
+        p->period = c->offcpu ? 1 : (int64_t)(NS_PER_SEC / hz ? NS_PER_SEC / hz : 1);
         p->default_sample_type = s_cpu;
         p->time_nanos = c->time_nanos > INT64_MAX ? INT64_MAX : (int64_t)c->time_nanos;
         p->duration_nanos = c->end_mono > c->first_mono ? (int64_t)(c->end_mono - c->first_mono) : 0;
@@ -758,7 +838,7 @@ static int assemble_samples(struct conv *c, struct assembly *a, const struct key
         /* Samples */
         for (size_t i = 0; i < c->samples.n; i++) {
                 const uint64_t *labels = c->keys.v + c->samples.v[i].key_start + c->samples.v[i].nlocs;
-                for (int k = 0; k < 4; k++)
+                for (int k = 0; k < NLABELS; k++)
                         nlabels += labels[k] != 0;
         }
         a->samples = xcalloc(c->samples.n, sizeof *a->samples, &failed);
@@ -781,7 +861,7 @@ static int assemble_samples(struct conv *c, struct assembly *a, const struct key
                 s->value[0] = ps->count;
                 s->value[1] = ps->cpu;
                 s->label = &a->labelp[nlabels];
-                for (int k = 0; k < 4; k++) {
+                for (int k = 0; k < NLABELS; k++) {
                         if (!labels[k])
                                 continue;
                         Perftools__Profiles__Label *l = &a->labels[nlabels];
@@ -927,6 +1007,8 @@ static void conv_free(struct conv *c) {
         free(c->keys.v);
         free(c->gmaps.v);
         free(c->keybuf);
+        fr_keymap_free(&c->tasks.index);
+        free(c->tasks.v.v);
         fr_arena_free(&c->arena);
 }
 
@@ -935,6 +1017,7 @@ int fr_pprof_from_trace(const uint8_t *trace, size_t len, const struct fr_pprof_
                         char *err, size_t errlen) {
         static const struct fr_pprof_options defaults = {0};
         struct conv c = {.opts = opts ? opts : &defaults, .err = err, .errlen = errlen};
+        c.offcpu = c.opts->flags & FR_PPROF_OFFCPU;
         /* A profile needs the samples and the threads' names, not the other
          * events: the reader skips them (most of a busy trace). */
         unsigned rflags = FR_READ_THREAD_EVENTS_ONLY |

@@ -22,9 +22,18 @@
  *    has_inline_frames, which a mapping only claims when every one of its
  *    locations was resolved so.
  *  - string labels on each sample: thread_id (decimal), thread_name (when
- *    the thread has one), task (decimal, when the sample has one) and region
+ *    the thread has one), task (the task's name, when the sample has a task
+ *    and the trace names it) and task_id (its number, decimal), region
  *    (when set). Samples with the same stack and labels are merged, across
  *    generations too.
+ *  - with FR_PPROF_OFFCPU, the off-CPU profile instead: sample types
+ *    waits/count and blocked/nanoseconds (last), from the waits of the
+ *    trace: every BLOCK event (a wait that ended), and the threads still
+ *    blocked at the end of the last generation (its BLOCKED batch), each
+ *    counted once for the part of it inside the trace's window; its stack
+ *    starts at the wrapped call; an extra label wait names the call
+ *    (pthread_mutex_lock, read, ...). Same mappings, locations and
+ *    symbolization as the CPU profile.
  *  - comments: the process and the snapshot reason, and each object that
  *    could not be symbolized with the reason.
  */
@@ -39,6 +48,7 @@ struct fr_symbolizer;
 /* Flags of struct fr_pprof_options. */
 #define FR_PPROF_NO_SYMBOLIZE 1u /* leave every frame unresolved (no file is read) */
 #define FR_PPROF_ALLOW_PARTIAL_TAIL 2u /* accept an incomplete last generation (post-mortem) */
+#define FR_PPROF_OFFCPU 4u /* the off-CPU profile (blocked time) instead of the CPU profile */
 
 struct fr_pprof_options {
         unsigned flags;
@@ -54,7 +64,7 @@ struct fr_pprof_options {
 /* Counts of what was converted, for messages and tests. */
 struct fr_pprof_stats {
         size_t ngens;        /* generations read */
-        uint64_t nsamples;   /* trace samples */
+        uint64_t nsamples;   /* trace samples (off-CPU: waits) */
         size_t nprofile_samples; /* distinct (stack, labels) in the profile */
         size_t nmappings, nlocations, nfunctions;
         size_t nunresolved;  /* locations left without symbols */

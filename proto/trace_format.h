@@ -20,7 +20,8 @@ enum fr_batch_kind {
         FR_BATCH_MAPS = 7,    /* loaded objects */
         FR_BATCH_END = 8,     /* generation end: end time, batch count[, flags] */
         FR_BATCH_CRASH = 9,   /* the fatal signal: only in a partial (last) generation */
-        FR_BATCH_KIND_MAX = 9,
+        FR_BATCH_BLOCKED = 10, /* threads blocked in a wrapped call at the generation's end */
+        FR_BATCH_KIND_MAX = 10,
 };
 
 /* Event types inside an FR_BATCH_EVENTS batch: one byte, then the time delta. */
@@ -34,7 +35,53 @@ enum fr_event_type {
         FR_EV_THREAD_START = 7, /* (none): a new thread under this id */
         FR_EV_THREAD_EXIT = 8,  /* (none) */
         FR_EV_LOST = 9,         /* what (enum fr_lost_kind), count */
-        FR_EV_TYPE_MAX = 9,
+        FR_EV_BLOCK = 10,       /* a wait that ended: call, object, ns, task, region, frames */
+        FR_EV_TYPE_MAX = 10,
+};
+
+/* The blocking call of a BLOCK event or a BLOCKED entry (docs/trace-format.md
+ * lists the object each one names). Names: fr_wait_call_name (trace_reader.h). */
+enum fr_wait_call {
+        FR_WAIT_MUTEX_LOCK = 1, /* object: the mutex address */
+        FR_WAIT_MUTEX_TIMEDLOCK,
+        FR_WAIT_COND_WAIT,      /* object: the condition variable address */
+        FR_WAIT_COND_TIMEDWAIT,
+        FR_WAIT_RWLOCK_RDLOCK,  /* object: the rwlock address */
+        FR_WAIT_RWLOCK_WRLOCK,
+        FR_WAIT_RWLOCK_TIMEDRDLOCK,
+        FR_WAIT_RWLOCK_TIMEDWRLOCK,
+        FR_WAIT_JOIN,           /* object: the pthread_t joined */
+        FR_WAIT_SEM_WAIT,       /* object: the semaphore address */
+        FR_WAIT_SEM_TIMEDWAIT,
+        FR_WAIT_POLL,           /* object: the first fd */
+        FR_WAIT_PPOLL,
+        FR_WAIT_SELECT,         /* object: nfds */
+        FR_WAIT_PSELECT,
+        FR_WAIT_EPOLL_WAIT,     /* object: the epoll fd */
+        FR_WAIT_EPOLL_PWAIT,
+        FR_WAIT_NANOSLEEP,      /* object: the time asked for, ns (0: absolute) */
+        FR_WAIT_CLOCK_NANOSLEEP,
+        FR_WAIT_USLEEP,
+        FR_WAIT_SLEEP,
+        FR_WAIT_READ,           /* object: the fd */
+        FR_WAIT_READV,
+        FR_WAIT_RECV,
+        FR_WAIT_RECVFROM,
+        FR_WAIT_RECVMSG,
+        FR_WAIT_ACCEPT,
+        FR_WAIT_ACCEPT4,
+        FR_WAIT_CONNECT,
+        FR_WAIT_WRITE,
+        FR_WAIT_WRITEV,
+        FR_WAIT_SEND,
+        FR_WAIT_SENDTO,
+        FR_WAIT_SENDMSG,
+        FR_WAIT_WAITPID,        /* object: the pid argument (as a two's complement) */
+        FR_WAIT_WAIT4,
+        FR_WAIT_FLOCK,          /* object: the fd */
+        FR_WAIT_FCNTL_SETLKW,   /* object: the fd */
+        FR_WAIT_FUTEX,          /* object: the futex address */
+        FR_WAIT_CALL_MAX = FR_WAIT_FUTEX,
 };
 
 enum fr_lost_kind {

@@ -151,7 +151,7 @@ struct gen {
         size_t off; /* of its first batch */
         FR_VEC(struct batch) batches; /* all but END */
         struct batch end;
-        const struct batch *clock, *status;
+        const struct batch *clock, *status, *blocked;
         struct fr_arena arena;
         FR_VEC(struct str) strings;
         struct fr_u64map string_index;
@@ -168,6 +168,7 @@ struct gen {
         struct fr_sample *samples;
         const struct batch *crash_batch;
         struct fr_crash crash;
+        FR_VEC(struct fr_blocked) blocked_list;
         struct fr_generation pub;
 };
 
@@ -253,6 +254,7 @@ static const char *batch_name(uint8_t kind) {
                 [FR_BATCH_STACKS] = "STACKS",   [FR_BATCH_STRINGS] = "STRINGS",
                 [FR_BATCH_MAPS] = "MAPS",       [FR_BATCH_END] = "END",
                 [FR_BATCH_CRASH] = "CRASH",
+                [FR_BATCH_BLOCKED] = "BLOCKED",
         };
         return kind <= FR_BATCH_KIND_MAX && names[kind] ? names[kind] : "unknown";
 }
@@ -263,7 +265,7 @@ static const char *event_name(uint8_t type) {
                 [FR_EV_REGION_BEGIN] = "REGION_BEGIN", [FR_EV_REGION_END] = "REGION_END",
                 [FR_EV_LOG] = "LOG",                   [FR_EV_THREAD_NAME] = "THREAD_NAME",
                 [FR_EV_THREAD_START] = "THREAD_START", [FR_EV_THREAD_EXIT] = "THREAD_EXIT",
-                [FR_EV_LOST] = "LOST",
+                [FR_EV_LOST] = "LOST",                 [FR_EV_BLOCK] = "BLOCK",
         };
         return type <= FR_EV_TYPE_MAX && names[type] ? names[type] : "unknown";
 }
@@ -446,7 +448,9 @@ static int read_batch(struct reader *r, struct cursor *c, struct batch *ret, uin
         *ret = (struct batch){.off = off};
         if (cur_u8(c, &ret->kind) < 0)
                 goto truncated;
-        if (ret->kind == 0 || ret->kind > FR_BATCH_KIND_MAX)
+        /* Kinds without a name (0, beyond the last, a number reserved for a
+         * kind this reader does not know yet) are refused. */
+        if (strcmp(batch_name(ret->kind), "unknown") == 0)
                 return fail(r, off, "unknown batch kind %u", ret->kind);
         if ((e = cur_uvarint(c, ret_gen)) < 0 || (e = cur_uvarint(c, &ret->tid)) < 0 ||
             (e = cur_uvarint(c, &ret->base)) < 0 || (e = cur_uvarint(c, &size)) < 0) {
@@ -560,10 +564,11 @@ static int check_batches(struct reader *r, struct gen *g) {
                 const struct batch *b = &g->batches.v[i];
                 bool per_thread = b->kind == FR_BATCH_EVENTS || b->kind == FR_BATCH_SAMPLES ||
                                   b->kind == FR_BATCH_CRASH;
-                const struct batch **slot = b->kind == FR_BATCH_CLOCK    ? &g->clock
-                                            : b->kind == FR_BATCH_STATUS ? &g->status
-                                            : b->kind == FR_BATCH_CRASH  ? &g->crash_batch
-                                                                         : NULL;
+                const struct batch **slot = b->kind == FR_BATCH_CLOCK     ? &g->clock
+                                            : b->kind == FR_BATCH_STATUS  ? &g->status
+                                            : b->kind == FR_BATCH_CRASH   ? &g->crash_batch
+                                            : b->kind == FR_BATCH_BLOCKED ? &g->blocked
+                                                                          : NULL;
                 if (b->kind == FR_BATCH_CRASH && !g->pub.partial)
                         return fail(r, b->off, "CRASH batch in a generation that is not partial");
                 if (per_thread && b->tid == 0)
@@ -922,6 +927,27 @@ static int compare_status(struct reader *r, const struct gen *g, struct state *p
 /* ------------------------------------------------------------------------ */
 /* Events                                                                    */
 
+/* get_frames - a frame count (0..FR_MAX_STACK_FRAMES) and the frames (the
+ * first absolute, then zigzag deltas), copied into the generation's arena. */
+static int get_frames(struct reader *r, struct gen *g, struct cursor *c, const char *what,
+                      const uint64_t **ret, uint64_t *ret_n) {
+        uint64_t n, v;
+        int e;
+        if ((e = get_count(r, c, what, FR_MAX_STACK_FRAMES, &n)) < 0)
+                return e;
+        uint64_t *frames = n ? fr_arena_alloc(&g->arena, n * sizeof *frames) : NULL;
+        if (n && !frames)
+                return nomem(r);
+        for (uint64_t i = 0; i < n; i++) {
+                if ((e = get_uv(r, c, what, &v)) < 0)
+                        return e;
+                frames[i] = i ? frames[i - 1] + (uint64_t)fr_unzigzag(v) : v;
+        }
+        *ret = frames;
+        *ret_n = n;
+        return 0;
+}
+
 static int decode_args(struct reader *r, struct gen *g, struct cursor *c, struct xevent *x) {
         struct fr_event *ev = &x->ev;
         struct str s;
@@ -968,11 +994,37 @@ static int decode_args(struct reader *r, struct gen *g, struct cursor *c, struct
                 e = get_uv(r, c, "LOST count", &ev->count);
                 break;
         }
+        case FR_EV_BLOCK: {
+                uint64_t call, n = 0;
+                struct str region;
+                size_t off = c->pos;
+                if ((e = get_uv(r, c, "BLOCK call", &call)) < 0)
+                        return e;
+                if (call == 0 || call > FR_WAIT_CALL_MAX)
+                        return fail(r, off, "unknown BLOCK call %" PRIu64, call);
+                if ((e = get_uv(r, c, "BLOCK object", &ev->wait_object)) < 0 ||
+                    (e = get_uv(r, c, "BLOCK duration", &ev->wait_ns)) < 0 ||
+                    (e = get_uv(r, c, "BLOCK task", &ev->task)) < 0 ||
+                    (e = get_string_ref(r, g, c, "BLOCK region", &region)) < 0 ||
+                    (e = get_frames(r, g, c, "BLOCK", &ev->frames, &n)) < 0)
+                        return e;
+                ev->wait_call = (unsigned)call;
+                ev->region = region.c;
+                ev->nframes = (uint32_t)n;
+                break;
+        }
         default: /* THREAD_START, THREAD_EXIT: no arguments */
                 break;
         }
         ev->name = x->name.c;
         return e;
+}
+
+/* delivered - whether an event of this type reaches the callback. */
+static bool delivered(const struct reader *r, uint8_t type) {
+        return !(r->flags & FR_READ_THREAD_EVENTS_ONLY) || type == FR_EV_THREAD_START ||
+               type == FR_EV_THREAD_NAME || type == FR_EV_THREAD_EXIT ||
+               type == FR_EV_TASK_BEGIN || type == FR_EV_BLOCK;
 }
 
 /* check_event_time - strictly after the thread's previous event in this
@@ -1021,8 +1073,7 @@ static int decode_event_batch(struct reader *r, struct gen *g, const struct batc
                 if ((e = check_event_time(r, g, &r->state.threads.v[ti], &x)) < 0 ||
                     (e = decode_args(r, g, &c, &x)) < 0)
                         return e;
-                if ((r->flags & FR_READ_THREAD_EVENTS_ONLY) && type != FR_EV_THREAD_START &&
-                    type != FR_EV_THREAD_NAME && type != FR_EV_THREAD_EXIT)
+                if (!delivered(r, type))
                         continue;
                 size_t n = g->xevents.n;
                 if (FR_VEC_RESERVE(g->xevents, n + 1) < 0 ||
@@ -1274,6 +1325,120 @@ static int decode_samples(struct reader *r, struct gen *g) {
 }
 
 /* ------------------------------------------------------------------------ */
+/* BLOCKED                                                                   */
+
+static int decode_blocked(struct reader *r, struct gen *g) {
+        const struct batch *b = g->blocked;
+        if (!b)
+                return 0;
+        if (b->base < g->pub.start || b->base > g->pub.end)
+                return fail(r, b->off,
+                            "BLOCKED time %" PRIu64 " is outside the generation's span [%" PRIu64
+                            ", %" PRIu64 "]",
+                            b->base, g->pub.start, g->pub.end);
+        struct cursor c = b->payload;
+        struct fr_u64map seen = {0};
+        int e = 0;
+        while (e == 0 && cur_left(&c)) {
+                struct fr_blocked x = {0};
+                uint64_t call, stack_id;
+                struct str region;
+                size_t off = c.pos, i;
+                if ((e = get_uv(r, &c, "BLOCKED thread id", &x.tid)) < 0 ||
+                    (e = get_uv(r, &c, "BLOCKED call", &call)) < 0)
+                        break;
+                if (!state_thread(&r->state, x.tid)) {
+                        e = fail(r, off,
+                                 "BLOCKED thread %" PRIu64 ", which is neither in STATUS nor has "
+                                 "an EVENTS batch in this generation",
+                                 x.tid);
+                        break;
+                }
+                if (fr_u64map_get(&seen, x.tid, &i)) {
+                        e = fail(r, off, "thread %" PRIu64 " listed twice in BLOCKED", x.tid);
+                        break;
+                }
+                if (call == 0 || call > FR_WAIT_CALL_MAX) {
+                        e = fail(r, off, "unknown BLOCKED call %" PRIu64, call);
+                        break;
+                }
+                if ((e = get_uv(r, &c, "BLOCKED object", &x.object)) < 0 ||
+                    (e = get_uv(r, &c, "BLOCKED holder", &x.holder)) < 0 ||
+                    (e = get_uv(r, &c, "BLOCKED waited", &x.waited_ns)) < 0 ||
+                    (e = get_uv(r, &c, "BLOCKED task", &x.task)) < 0 ||
+                    (e = get_string_ref(r, g, &c, "BLOCKED region", &region)) < 0)
+                        break;
+                off = c.pos;
+                if ((e = get_uv(r, &c, "BLOCKED stack id", &stack_id)) < 0)
+                        break;
+                if (stack_id && !fr_u64map_get(&g->stack_index, stack_id, &i)) {
+                        e = fail(r, off, "BLOCKED: undefined stack id %" PRIu64, stack_id);
+                        break;
+                }
+                if (stack_id) {
+                        x.frames = g->stacks.v[i].frames;
+                        x.nframes = g->stacks.v[i].nframes;
+                }
+                x.call = (unsigned)call;
+                x.region = region.c;
+                if (fr_u64map_put(&seen, x.tid, 0) < 0 ||
+                    FR_VEC_RESERVE(g->blocked_list, g->blocked_list.n + 1) < 0) {
+                        e = nomem(r);
+                        break;
+                }
+                g->blocked_list.v[g->blocked_list.n++] = x;
+        }
+        fr_u64map_free(&seen);
+        g->pub.blocked_time = b->base;
+        return e;
+}
+
+const char *fr_wait_call_name(unsigned call) {
+        static const char *const names[FR_WAIT_CALL_MAX + 1] = {
+                [FR_WAIT_MUTEX_LOCK] = "pthread_mutex_lock",
+                [FR_WAIT_MUTEX_TIMEDLOCK] = "pthread_mutex_timedlock",
+                [FR_WAIT_COND_WAIT] = "pthread_cond_wait",
+                [FR_WAIT_COND_TIMEDWAIT] = "pthread_cond_timedwait",
+                [FR_WAIT_RWLOCK_RDLOCK] = "pthread_rwlock_rdlock",
+                [FR_WAIT_RWLOCK_WRLOCK] = "pthread_rwlock_wrlock",
+                [FR_WAIT_RWLOCK_TIMEDRDLOCK] = "pthread_rwlock_timedrdlock",
+                [FR_WAIT_RWLOCK_TIMEDWRLOCK] = "pthread_rwlock_timedwrlock",
+                [FR_WAIT_JOIN] = "pthread_join",
+                [FR_WAIT_SEM_WAIT] = "sem_wait",
+                [FR_WAIT_SEM_TIMEDWAIT] = "sem_timedwait",
+                [FR_WAIT_POLL] = "poll",
+                [FR_WAIT_PPOLL] = "ppoll",
+                [FR_WAIT_SELECT] = "select",
+                [FR_WAIT_PSELECT] = "pselect",
+                [FR_WAIT_EPOLL_WAIT] = "epoll_wait",
+                [FR_WAIT_EPOLL_PWAIT] = "epoll_pwait",
+                [FR_WAIT_NANOSLEEP] = "nanosleep",
+                [FR_WAIT_CLOCK_NANOSLEEP] = "clock_nanosleep",
+                [FR_WAIT_USLEEP] = "usleep",
+                [FR_WAIT_SLEEP] = "sleep",
+                [FR_WAIT_READ] = "read",
+                [FR_WAIT_READV] = "readv",
+                [FR_WAIT_RECV] = "recv",
+                [FR_WAIT_RECVFROM] = "recvfrom",
+                [FR_WAIT_RECVMSG] = "recvmsg",
+                [FR_WAIT_ACCEPT] = "accept",
+                [FR_WAIT_ACCEPT4] = "accept4",
+                [FR_WAIT_CONNECT] = "connect",
+                [FR_WAIT_WRITE] = "write",
+                [FR_WAIT_WRITEV] = "writev",
+                [FR_WAIT_SEND] = "send",
+                [FR_WAIT_SENDTO] = "sendto",
+                [FR_WAIT_SENDMSG] = "sendmsg",
+                [FR_WAIT_WAITPID] = "waitpid",
+                [FR_WAIT_WAIT4] = "wait4",
+                [FR_WAIT_FLOCK] = "flock",
+                [FR_WAIT_FCNTL_SETLKW] = "fcntl(F_SETLKW)",
+                [FR_WAIT_FUTEX] = "futex",
+        };
+        return call <= FR_WAIT_CALL_MAX && names[call] ? names[call] : "unknown";
+}
+
+/* ------------------------------------------------------------------------ */
 /* Generations                                                               */
 
 static void gen_free(struct gen *g) {
@@ -1285,6 +1450,7 @@ static void gen_free(struct gen *g) {
         free(g->xevents.v);
         free(g->xsamples.v);
         free(g->samples);
+        free(g->blocked_list.v);
         fr_u64map_free(&g->string_index);
         fr_u64map_free(&g->stack_index);
 }
@@ -1359,7 +1525,8 @@ static int decode_generation(struct reader *r, struct gen *g) {
         /* From here on the state is this generation's, replayed by its events. */
         state_free(&r->state);
         r->state = cur;
-        if ((e = decode_events(r, g)) < 0 || (e = decode_samples(r, g)) < 0)
+        if ((e = decode_events(r, g)) < 0 || (e = decode_samples(r, g)) < 0 ||
+            (e = decode_blocked(r, g)) < 0)
                 return e;
         p->nthreads = g->nstatus_threads;
         p->threads = g->status_threads;
@@ -1371,6 +1538,8 @@ static int decode_generation(struct reader *r, struct gen *g) {
         p->samples = g->samples;
         p->nmaps = g->maps.n;
         p->maps = g->maps.v;
+        p->nblocked = g->blocked_list.n;
+        p->blocked = g->blocked_list.v;
         return 0;
 }
 

@@ -36,6 +36,27 @@ struct fr_event {
         size_t message_len;
         uint64_t lost_kind; /* LOST */
         uint64_t count;     /* LOST */
+        /* BLOCK: a wait that ended at `time`; task is the thread's innermost
+         * task at the call (0 = none), region its innermost region. */
+        unsigned wait_call;   /* enum fr_wait_call */
+        uint64_t wait_object; /* what it waited on (see enum fr_wait_call) */
+        uint64_t wait_ns;     /* how long */
+        const char *region;   /* NULL: none */
+        const uint64_t *frames; /* frames[0] is the wrapped call, then return addresses */
+        uint32_t nframes;
+};
+
+/* A thread inside a blocking call at the end of a generation (BLOCKED). */
+struct fr_blocked {
+        uint64_t tid;
+        unsigned call;        /* enum fr_wait_call */
+        uint64_t object;
+        uint64_t holder;      /* tid owning the mutex / writing the rwlock; 0: unknown */
+        uint64_t waited_ns;   /* since the call, at the observation */
+        uint64_t task;        /* innermost task at the call, 0: none */
+        const char *region;   /* NULL: none */
+        const uint64_t *frames; /* NULL when the stack could not be taken */
+        uint32_t nframes;
 };
 
 struct fr_sample {
@@ -114,6 +135,11 @@ struct fr_generation {
          * last generation of a trace. */
         int partial;
         const struct fr_crash *crash; /* NULL: none */
+        /* Threads blocked at the generation's end (its BLOCKED batch), seen
+         * at tick blocked_time. */
+        size_t nblocked;
+        const struct fr_blocked *blocked;
+        uint64_t blocked_time;
 };
 
 /* Called once per generation, in order. Return 0 to go on, non-zero to stop
@@ -122,8 +148,8 @@ typedef int (*fr_generation_cb)(const struct fr_trace_header *hdr, const struct 
                                 void *userdata);
 
 #define FR_READ_ALLOW_PARTIAL_TAIL 1u /* stop quietly at an incomplete last generation */
-/* Deliver only THREAD_START, THREAD_NAME and THREAD_EXIT events (what a
- * profile's thread labels need). Every event is still parsed and its time
+/* Deliver only THREAD_START, THREAD_NAME, THREAD_EXIT, TASK_BEGIN and
+ * BLOCK events (what a profile's labels and off-CPU samples need). Every event is still parsed and its time
  * checked, but the others are neither kept nor sorted, and the region and task
  * state they imply is not replayed, so STATUS is not compared with the
  * previous generation's end. Several times faster on event-heavy traces. */
@@ -144,6 +170,10 @@ int fr_trace_read(const uint8_t *data, size_t len, unsigned flags, fr_generation
  * message in err. */
 int fr_trace_load_file(const char *path, size_t max_bytes, uint8_t **ret_data, size_t *ret_len,
                        char *err, size_t errlen);
+
+/* fr_wait_call_name - the function name of an enum fr_wait_call value
+ * ("pthread_mutex_lock"), "unknown" when out of range. */
+const char *fr_wait_call_name(unsigned call);
 
 /* fr_ticks_to_ns - ticks since the generation start, in nanoseconds. */
 uint64_t fr_ticks_to_ns(const struct fr_generation *g, uint64_t ticks);

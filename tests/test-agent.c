@@ -5,6 +5,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <setjmp.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +22,7 @@
 
 #include "agent_helpers.h"
 #include "trace_format.h"
+#include "trace_reader.h"
 
 static struct ah_trace tr;
 
@@ -298,7 +301,8 @@ static void test_bad_environment(void **state) {
                 {"FLIGHTREC_HZ", "abc"},         {"FLIGHTREC_HZ", "-5"},
                 {"FLIGHTREC_PERIOD_MS", "0"},    {"FLIGHTREC_GENERATIONS", "99999999999"},
                 {"FLIGHTREC_MAX_BYTES", "12Q"},  {"FLIGHTREC_DIR", ""},
-                {"FLIGHTREC_FORK", "sometimes"},
+                {"FLIGHTREC_FORK", "sometimes"}, {"FLIGHTREC_BLOCK_MS", "-1"},
+                {"FLIGHTREC_BLOCK_MS", "3600001"},
         };
         for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
                 setenv(bad[i][0], bad[i][1], 1);
@@ -309,6 +313,88 @@ static void test_bad_environment(void **state) {
         assert_int_equal(fr_start(NULL), 0);
         assert_int_equal(fr_start(NULL), -EALREADY);
         unsetenv("FLIGHTREC_MAX_BYTES");
+}
+
+/* Waits (issue 11): a thread in pthread_cond_wait is BLOCKED, with its
+ * region and a stack, at the end of every generation while it waits, and
+ * one BLOCK event records the wait when it ends. */
+static pthread_mutex_t wm = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wc = PTHREAD_COND_INITIALIZER;
+static int wgo;
+static _Atomic pid_t waiter_tid;
+
+static void *cond_waiter(void *arg) {
+        (void)arg;
+        waiter_tid = gettid();
+        uint64_t task = fr_task_begin(0, "job");
+        fr_region_begin(task, "waiting");
+        pthread_mutex_lock(&wm);
+        while (!wgo)
+                pthread_cond_wait(&wc, &wm);
+        pthread_mutex_unlock(&wm);
+        fr_region_end(task, "waiting");
+        fr_task_end(task);
+        return NULL;
+}
+
+struct waits {
+        uint64_t tid;
+        size_t gens_blocked, blocks, max_frames;
+        uint64_t max_waited, block_ns;
+        bool region_ok;
+};
+
+static int waits_cb(const struct fr_trace_header *h, const struct fr_generation *g, void *ud) {
+        (void)h;
+        struct waits *w = ud;
+        for (size_t i = 0; i < g->nblocked; i++) {
+                const struct fr_blocked *b = &g->blocked[i];
+                if (b->tid != w->tid || b->call != FR_WAIT_COND_WAIT)
+                        continue;
+                w->gens_blocked++;
+                w->region_ok = b->region && strcmp(b->region, "waiting") == 0 && b->task;
+                if (b->nframes > w->max_frames)
+                        w->max_frames = b->nframes;
+                if (b->waited_ns > w->max_waited)
+                        w->max_waited = b->waited_ns;
+        }
+        for (size_t i = 0; i < g->nevents; i++)
+                if (g->events[i].type == FR_EV_BLOCK && g->events[i].tid == w->tid &&
+                    g->events[i].wait_call == FR_WAIT_COND_WAIT) {
+                        w->blocks++;
+                        w->block_ns = g->events[i].wait_ns;
+                }
+        return 0;
+}
+
+static void test_blocked_waits(void **state) {
+        (void)state;
+        start_or_fail(50, 100, 0);
+        pthread_t th;
+        wgo = 0;
+        waiter_tid = 0;
+        pthread_create(&th, NULL, cond_waiter, NULL);
+        usleep(400000);
+        assert_int_equal(ah_snapshot(&tr), 0);
+        assert_int_equal(tr.err, 0);
+        struct waits w = {.tid = (uint64_t)waiter_tid};
+        assert_int_equal(fr_trace_read(tr.raw, tr.rawlen, 0, waits_cb, &w, NULL, NULL, 0), 0);
+        assert_true(w.gens_blocked >= 4); /* ~8 generations of 50 ms; generous */
+        assert_true(w.region_ok);
+        assert_true(w.max_frames >= 3);   /* the call, cond_waiter, start_thread */
+        assert_true(w.max_waited >= 250000000u);
+        assert_int_equal(w.blocks, 0);
+        ah_free(&tr);
+        pthread_mutex_lock(&wm);
+        wgo = 1;
+        pthread_cond_broadcast(&wc);
+        pthread_mutex_unlock(&wm);
+        pthread_join(th, NULL);
+        assert_int_equal(ah_snapshot(&tr), 0);
+        w = (struct waits){.tid = w.tid};
+        assert_int_equal(fr_trace_read(tr.raw, tr.rawlen, 0, waits_cb, &w, NULL, NULL, 0), 0);
+        assert_int_equal(w.blocks, 1);
+        assert_true(w.block_ns >= 350000000u);
 }
 
 static void test_local_snapshot(void **state) {
@@ -358,6 +444,7 @@ int main(void) {
                 cmocka_unit_test_teardown(test_fork_child_starts_clean, teardown),
                 cmocka_unit_test_teardown(test_bad_environment, teardown),
                 cmocka_unit_test_teardown(test_local_snapshot, teardown),
+                cmocka_unit_test_teardown(test_blocked_waits, teardown),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -302,7 +302,7 @@ static void result_free(struct result *r) { perftools__profiles__profile__free_u
 static const Sample *find_sample(const Profile *p, const char *leaf, const char *tid,
                                  const char *tname, const char *task, const char *region) {
         const char *want[4] = {tid, tname, task, region};
-        static const char *const keys[4] = {"thread_id", "thread_name", "task", "region"};
+        static const char *const keys[4] = {"thread_id", "thread_name", "task_id", "region"};
         for (size_t i = 0; i < p->n_sample; i++) {
                 const Sample *s = p->sample[i];
                 if (strcmp(line_func(p, loc_by_id(p, s->location_id[0]), 0), leaf) != 0)
@@ -565,6 +565,9 @@ static void test_labels_and_merging(void **state) {
         assert_int_equal(p->n_sample, 4);
         const Sample *s = find_sample(p, "pp_leaf", "100", "main", "7", "parse");
         assert_non_null(s);
+        /* task carries the task's name (TASK_BEGIN), task_id its number. */
+        assert_non_null(label(p, s, "task"));
+        assert_string_equal(label(p, s, "task"), "request");
         assert_int_equal(s->value[0], 1 + 5 + 3);
         assert_int_equal(s->value[1], 9 * 1000000);
         s = find_sample(p, "pp_leaf", "100", "main", "7", NULL);

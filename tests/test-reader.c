@@ -264,7 +264,8 @@ static void test_roundtrip(void **state) {
 }
 
 /* FR_READ_THREAD_EVENTS_ONLY (the pprof converter's mode): the same
- * generations and samples, only the thread events. */
+ * generations and samples, only the thread events (and TASK_BEGIN and
+ * BLOCK, which profiles label and count). */
 struct counts {
         size_t gens, samples, thread_events, other_events;
 };
@@ -276,7 +277,8 @@ static int count_cb(const struct fr_trace_header *h, const struct fr_generation 
         c->samples += g->nsamples;
         for (size_t i = 0; i < g->nevents; i++) {
                 uint8_t t = g->events[i].type;
-                if (t == FR_EV_THREAD_START || t == FR_EV_THREAD_NAME || t == FR_EV_THREAD_EXIT)
+                if (t == FR_EV_THREAD_START || t == FR_EV_THREAD_NAME || t == FR_EV_THREAD_EXIT ||
+                    t == FR_EV_TASK_BEGIN || t == FR_EV_BLOCK)
                         c->thread_events++;
                 else
                         c->other_events++;
@@ -284,6 +286,117 @@ static int count_cb(const struct fr_trace_header *h, const struct fr_generation 
                         assert_true(g->events[i - 1].time <= g->events[i].time);
         }
         return 0;
+}
+
+/* BLOCK events and the BLOCKED batch (issue 11): decoded, and refused when
+ * they name an unknown call, thread or stack. */
+struct blocks {
+        size_t nblock, nblocked;
+        struct fr_event block;
+        struct fr_blocked blocked;
+        uint64_t block_frames[4], blocked_frames[4];
+        char region[16];
+};
+
+static int blocks_cb(const struct fr_trace_header *h, const struct fr_generation *g, void *ud) {
+        (void)h;
+        struct blocks *b = ud;
+        for (size_t i = 0; i < g->nevents; i++) {
+                if (g->events[i].type != FR_EV_BLOCK)
+                        continue;
+                b->block = g->events[i];
+                assert_true(b->block.nframes <= 4);
+                if (b->block.nframes)
+                        memcpy(b->block_frames, b->block.frames, b->block.nframes * sizeof(uint64_t));
+                snprintf(b->region, sizeof b->region, "%s", s_(b->block.region));
+                b->nblock++;
+        }
+        b->nblocked += g->nblocked;
+        if (g->nblocked) {
+                b->blocked = g->blocked[0];
+                assert_true(b->blocked.nframes <= 4);
+                if (b->blocked.nframes)
+                        memcpy(b->blocked_frames, b->blocked.frames,
+                               b->blocked.nframes * sizeof(uint64_t));
+                assert_int_equal(g->blocked_time, 40);
+        }
+        return 0;
+}
+
+/* blocks_trace - thread 1 with one BLOCK event (call `call`) and a BLOCKED
+ * entry for thread `btid` with stack `stack` (1: a defined one). */
+static struct tg_trace *blocks_trace(uint64_t call, uint64_t btid, uint64_t stack, bool twice) {
+        struct tg_trace *t = tg_trace_new();
+        struct tg_gen *g = tg_gen_new(t, 0, 50);
+        tg_status_thread(g, 1, "waiter");
+        struct tg_batch *e = tg_events(g, 1, 0);
+        tg_event_head(e, FR_EV_BLOCK, 30);
+        tg_put_uvarint(e, call);
+        tg_put_uvarint(e, 0x1000);     /* object */
+        tg_put_uvarint(e, 25000000);   /* 25 ms */
+        tg_put_uvarint(e, 0);          /* task */
+        tg_put_uvarint(e, tg_string_id(g, "db"));
+        tg_put_uvarint(e, 2);
+        tg_put_uvarint(e, 0x400100);
+        tg_put_uvarint(e, fr_zigzag(0x10));
+        uint64_t sid = tg_stack_id(g, pcs, 3);
+        struct tg_batch *b = tg_raw(g, FR_BATCH_BLOCKED, 0, 40);
+        for (int k = 0; k < (twice ? 2 : 1); k++) {
+                tg_put_uvarint(b, btid);
+                tg_put_uvarint(b, FR_WAIT_MUTEX_LOCK);
+                tg_put_uvarint(b, 0x2000);
+                tg_put_uvarint(b, 7);          /* holder */
+                tg_put_uvarint(b, 3000000000); /* waited 3 s */
+                tg_put_uvarint(b, 0);
+                tg_put_uvarint(b, 0);
+                tg_put_uvarint(b, stack == 1 ? sid : stack);
+        }
+        return t;
+}
+
+static void test_blocks(void **state) {
+        (void)state;
+        uint8_t *data;
+        size_t len;
+        struct tg_trace *t = blocks_trace(FR_WAIT_READ, 1, 1, false);
+        tg_trace_encode(t, &data, &len);
+        tg_trace_free(t);
+        for (int pass = 0; pass < 2; pass++) { /* the profile mode delivers them too */
+                struct blocks b = {0};
+                assert_int_equal(fr_trace_read(data, len, pass ? FR_READ_THREAD_EVENTS_ONLY : 0,
+                                               blocks_cb, &b, NULL, NULL, 0),
+                                 0);
+                assert_int_equal(b.nblock, 1);
+                assert_int_equal(b.block.wait_call, FR_WAIT_READ);
+                assert_int_equal(b.block.wait_object, 0x1000);
+                assert_int_equal(b.block.wait_ns, 25000000);
+                assert_string_equal(b.region, "db");
+                assert_int_equal(b.block.nframes, 2);
+                assert_int_equal(b.block_frames[1], 0x400110);
+                assert_int_equal(b.nblocked, 1);
+                assert_int_equal(b.blocked.tid, 1);
+                assert_int_equal(b.blocked.call, FR_WAIT_MUTEX_LOCK);
+                assert_int_equal(b.blocked.holder, 7);
+                assert_int_equal(b.blocked.waited_ns, 3000000000u);
+                assert_int_equal(b.blocked.nframes, 3);
+                assert_int_equal(b.blocked_frames[2], pcs[2]);
+        }
+        free(data);
+        assert_string_equal(fr_wait_call_name(FR_WAIT_EPOLL_WAIT), "epoll_wait");
+        assert_string_equal(fr_wait_call_name(FR_WAIT_CALL_MAX + 1), "unknown");
+        trace_error(blocks_trace(0, 1, 1, false), "unknown BLOCK call 0");
+        trace_error(blocks_trace(FR_WAIT_CALL_MAX + 1, 1, 1, false), "unknown BLOCK call");
+        trace_error(blocks_trace(FR_WAIT_READ, 9, 1, false), "BLOCKED thread 9, which is neither");
+        trace_error(blocks_trace(FR_WAIT_READ, 1, 77, false), "BLOCKED: undefined stack id 77");
+        trace_error(blocks_trace(FR_WAIT_READ, 1, 1, true), "thread 1 listed twice in BLOCKED");
+        /* A stack id of 0: listed without a stack. */
+        t = blocks_trace(FR_WAIT_READ, 1, 0, false);
+        tg_trace_encode(t, &data, &len);
+        tg_trace_free(t);
+        struct blocks b = {0};
+        assert_int_equal(fr_trace_read(data, len, 0, blocks_cb, &b, NULL, NULL, 0), 0);
+        assert_int_equal(b.blocked.nframes, 0);
+        free(data);
 }
 
 static void test_thread_events_only(void **state) {
@@ -590,7 +703,7 @@ static void test_bad_batch_header(void **state) {
         b.len = len;
         /* An unknown kind. */
         fr_buf_put_u8(&b, FR_BATCH_KIND_MAX + 1);
-        expect_error(b.data, b.len, FR_READ_ALLOW_PARTIAL_TAIL, "unknown batch kind 10");
+        expect_error(b.data, b.len, FR_READ_ALLOW_PARTIAL_TAIL, "unknown batch kind 11");
         b.len = len;
         /* An 11-byte varint in the header. */
         fr_buf_put_u8(&b, FR_BATCH_CLOCK);
@@ -936,8 +1049,8 @@ static void test_event_encoding(void **state) {
         t = tg_trace_new();
         g = tg_gen_new(t, 0, 10);
         tg_status_thread(g, 1, NULL);
-        tg_event_head(tg_events(g, 1, 0), 10, 1);
-        trace_error(t, "unknown event type 10");
+        tg_event_head(tg_events(g, 1, 0), FR_EV_TYPE_MAX + 1, 1);
+        trace_error(t, "unknown event type 11");
         t = tg_trace_new();
         g = tg_gen_new(t, 0, 10);
         tg_status_thread(g, 1, NULL);
@@ -1643,6 +1756,7 @@ int main(void) {
                 cmocka_unit_test(test_thread_exit_at_advance),
                 cmocka_unit_test(test_tid_reuse),
                 cmocka_unit_test(test_status_mismatch),
+                cmocka_unit_test(test_blocks),
                 cmocka_unit_test(test_thread_events_only),
                 cmocka_unit_test(test_load_file),
                 cmocka_unit_test(test_partial_generation),

@@ -105,6 +105,9 @@ struct fr_stats {
         uint64_t handler_p99_ns;
         uint64_t unwind_p50_ns;        /* of that: the stack walk */
         uint64_t unwind_p99_ns;
+        /* Blocking calls (issue 11). */
+        uint64_t blocked_walked;   /* blocked threads the advancer listed or tried to, in all */
+        uint64_t blocked_walk_ns;  /* time it spent on them (CLOCK_MONOTONIC ns), in all */
 };
 
 /* fr_get_stats - the counters above. samples_taken counts at signal time; the
