@@ -29,6 +29,10 @@ struct fr_config {
         size_t max_bytes;         /* FLIGHTREC_MAX_BYTES: bytes kept in the ring, 64 MiB */
         const char *dir;          /* FLIGHTREC_DIR: local snapshots, "/var/tmp/flightrec" */
         int sampling_off;         /* 1: no CPU sampling whatever hz says (for tests) */
+        /* Appended (issue 15). */
+        unsigned min_age_ms;      /* FLIGHTREC_MIN_AGE_MS: history kept at least, in whole
+                                   * generations even beyond `generations`; max_bytes wins
+                                   * (counted in fr_stats.min_age_cuts). 0 = none */
 };
 
 /* fr_start - start recording in this process.
@@ -105,6 +109,10 @@ struct fr_stats {
         uint64_t handler_p99_ns;
         uint64_t unwind_p50_ns;        /* of that: the stack walk */
         uint64_t unwind_p99_ns;
+        /* Appended (issue 15): retention by age. */
+        uint64_t min_age_cuts;         /* generation pushes where max_bytes kept less than
+                                        * min_age_ms (each noted in the trace, category
+                                        * "flightrec") */
 };
 
 /* fr_get_stats - the counters above. samples_taken counts at signal time; the
