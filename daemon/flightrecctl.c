@@ -23,8 +23,8 @@ static const struct command commands[] = {
          "convert a trace's CPU samples to a gzip'd pprof profile"},
         {"status", ctl_status, "[--pid PID] [--comm GLOB] [--summary]",
          "the agents connected to the daemon: counts, a summary by comm, one line each"},
-        {"trigger", ctl_trigger, "[--pid PID] [--reason TEXT]",
-         "snapshot every agent (or one), print the files written"},
+        {"trigger", ctl_trigger, "[--name NAME] [--after DURATION] [--pid PID] [--reason TEXT]",
+         "snapshot every agent (or one, or a named trigger's), print the files written"},
 };
 
 static void usage(FILE *f) {

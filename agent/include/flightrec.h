@@ -73,6 +73,18 @@ void fr_thread_name(const char *name);
  * Returns 0 or a negative errno. */
 int fr_snapshot(const char *reason);
 
+/* fr_trigger - fire the named trigger `name` of the daemon's flightrecd.conf
+ * ([trigger NAME]; "default" is the built-in one fr_snapshot uses), for this
+ * process: a program says "latency SLO breached" and the snapshot, taken
+ * that trigger's `after` later, holds the seconds after the moment too. The
+ * trigger's max_per_hour, cooldown and scope apply; a refusal is in the
+ * daemon's log and `flightrecctl status`. Returns at once, without waiting
+ * for the snapshot: 0 (queued for the daemon), -ENOTCONN (no daemon; no local
+ * snapshot is written), -EAGAIN (16 triggers are queued already), -EINVAL
+ * (not recording; name NULL, empty or longer than 63 bytes).
+ * reason: free text kept in the trace header (NULL: "fr_trigger"). */
+int fr_trigger(const char *name, const char *reason);
+
 /* fr_write_snapshot - force a generation advance and write the header and
  * every retained complete generation to fd (uncompressed trace format).
  * Returns 0, -EINVAL when not recording, or the negative errno of the write. */
