@@ -184,9 +184,17 @@ void frd_hook_run(const struct frd_job *j, const char *reason, const char *trigg
         char **envp = calloc(nenv + 8, sizeof *envp);
         size_t ne = 0, mine = 0;
         int r = envp ? 0 : -ENOMEM;
-        for (size_t i = 0; r == 0 && i < nenv; i++)
-                if (strncmp(environ[i], "FLIGHTREC_SNAPSHOT_", 19) != 0)
+        static const char *const ours[] = {"FLIGHTREC_SNAPSHOT_TRACE=", "FLIGHTREC_SNAPSHOT_PPROF=",
+                                           "FLIGHTREC_SNAPSHOT_PID=", "FLIGHTREC_SNAPSHOT_COMM=",
+                                           "FLIGHTREC_SNAPSHOT_REASON=",
+                                           "FLIGHTREC_SNAPSHOT_TRIGGER="};
+        for (size_t i = 0; r == 0 && i < nenv; i++) {
+                bool inherited = true; /* the daemon's own copies are replaced */
+                for (size_t k = 0; k < sizeof ours / sizeof *ours; k++)
+                        inherited &= strncmp(environ[i], ours[k], strlen(ours[k])) != 0;
+                if (inherited)
                         envp[ne++] = environ[i];
+        }
         mine = ne;
         if (r == 0)
                 r = set_env(envp, &ne, "FLIGHTREC_SNAPSHOT_TRACE", j->trace_path);
