@@ -168,4 +168,12 @@ kill -0 "$HPID" 2>/dev/null && fail "hook $HPID still exists" || ok "hook $HPID 
 "$CTL" --socket "$SOCK" status | grep "on_snapshot hooks" | grep -q "[1-9][0-9]* failed" &&
         ok "counted as failed in status" || fail "status does not count the failure"
 
+say "a clean stop (a sanitizer build checks for leaks here)"
+kill -TERM "$DPID"
+wait "$DPID"
+rc=$?
+DPID=""
+[ $rc -eq 0 ] && ok "daemon exited 0 after SIGTERM" || fail "daemon exited with $rc after SIGTERM"
+grep -q "Sanitizer" "$LOG" && fail "sanitizer report in the daemon log" || ok "no sanitizer report"
+
 finish "hook"

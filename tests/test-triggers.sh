@@ -190,4 +190,12 @@ wait_for 10 sh -c "[ \$(ls '$OUT' | grep -c -- '-$BURN_PID-.*\.pb\.gz\$') -gt $b
 "$CTL" --socket "$SOCK" status | grep -q "^trigger default: after 0 ms, max_per_hour 0" && ok "status lists the default" ||
         fail "status without the default trigger"
 
+say "a clean stop (a sanitizer build checks for leaks here)"
+kill -TERM "$DPID"
+wait "$DPID"
+rc=$?
+DPID=""
+[ $rc -eq 0 ] && ok "daemon exited 0 after SIGTERM" || fail "daemon exited with $rc after SIGTERM"
+grep -q "Sanitizer" "$LOG" && fail "sanitizer report in the daemon log" || ok "no sanitizer report"
+
 finish "trigger"
