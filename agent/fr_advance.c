@@ -55,6 +55,8 @@ static struct {
         struct fr_stack_table *stacks; /* reused from generation to generation */
         struct fr_stats published;     /* the counters, copied under lock after each advance */
         bool poked;                    /* rescan threads now (fr__advancer_poke) */
+        uint64_t age_cuts_noted;       /* fr__ring_age_cuts already noted in the trace */
+        char age_note[160];            /* a note for the next generation, "" none */
 } adv = {.lock = PTHREAD_MUTEX_INITIALIZER};
 
 /* The period is measured on CLOCK_MONOTONIC: wall-clock steps do not move it. */
@@ -310,7 +312,7 @@ static int put_synthetic(struct fr_genbytes *g, struct fr_thread *t, uint64_t ge
  * (pool dry, regions too deep or unmatched), as a LOST batch after its last
  * event. A thread that exited in gen wrote its own before the exit. */
 static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, uint64_t last,
-                    size_t *nbatches, uint64_t *max_time) {
+                    const char *extra, size_t *nbatches, uint64_t *max_time) {
         unsigned p = gen & 1;
         uint64_t counts[2] = {t->lost_events[p], t->lost_regions[p]};
         static const uint8_t kinds[2] = {FR_LOST_EVENTS, FR_LOST_REGIONS};
@@ -318,7 +320,7 @@ static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, ui
         /* What became of its sampler (fr_sample.c): LOG events of category
          * "flightrec" on its timeline. */
         uint32_t notes = t->shadow_alive ? atomic_exchange(&t->samples.note, 0) : 0;
-        if ((!counts[0] && !counts[1] && !notes) || !t->shadow_alive) {
+        if ((!counts[0] && !counts[1] && !notes && !extra) || !t->shadow_alive) {
                 adv.lost[FR_LOST_EVENTS] += t->shadow_alive ? 0 : counts[0];
                 adv.lost[FR_LOST_REGIONS] += t->shadow_alive ? 0 : counts[1];
                 return 0;
@@ -336,12 +338,18 @@ static int put_lost(struct fr_genbytes *g, struct fr_thread *t, uint64_t gen, ui
                 fr_buf_put_uvarint(&ev, kinds[k]);
                 fr_buf_put_uvarint(&ev, counts[k]);
         }
-        for (uint32_t bit = 1; notes; bit <<= 1) {
-                if (!(notes & bit))
-                        continue;
-                notes &= ~bit;
+        for (uint32_t bit = 1; notes || extra; bit <<= 1) {
                 char msg[160];
-                int len = fr__sampler_note_text(t, bit, msg, sizeof msg);
+                int len;
+                if (extra && !notes) { /* the ring's note, last (retention by age) */
+                        len = snprintf(msg, sizeof msg, "%s", extra);
+                        extra = NULL;
+                } else {
+                        if (!(notes & bit))
+                                continue;
+                        notes &= ~bit;
+                        len = fr__sampler_note_text(t, bit, msg, sizeof msg);
+                }
                 if (len <= 0 || (size_t)len >= sizeof msg)
                         continue;
                 uint32_t cat = fr__name_intern("flightrec");
@@ -408,6 +416,7 @@ struct packing {
         struct fr_buf batches, meta;
         size_t nb;                         /* batches packed */
         uint64_t max_time;
+        uint64_t tps;                      /* ticks per second, as in its CLOCK */
         int r;                             /* the first error: the generation is dropped */
         struct fr_buf blocked;             /* the BLOCKED batch, taken at the switch */
         size_t nblocked;
@@ -456,7 +465,8 @@ static void pack_head(struct packing *p) {
         p->r = p->g ? 0 : -ENOMEM;
 
         struct fr_buf *meta = &p->meta;
-        fr_buf_put_uvarint(meta, fr__clock_ticks_per_second());
+        p->tps = fr__clock_ticks_per_second();
+        fr_buf_put_uvarint(meta, p->tps);
         fr_buf_put_uvarint(meta, p->start.mono_ns);
         fr_buf_put_uvarint(meta, p->start.real_ns);
         fr_buf_put_uvarint(meta, fr__sampler_kind());
@@ -477,7 +487,7 @@ static void pack_head(struct packing *p) {
 /* Step 3, one thread: its events (between the adopted thread's synthetic
  * start and exit), then its samples. After a failure the steps still run
  * with no generation, so that the thread's buffers are consumed. */
-static void pack_one_thread(struct packing *p, struct fr_thread *t) {
+static void pack_one_thread(struct packing *p, struct fr_thread *t, const char *extra) {
         uint64_t old = p->old;
         int rt = put_synthetic(p->r == 0 ? p->g : NULL, t, old, true, &p->nb, &p->max_time);
         if (p->r == 0)
@@ -486,7 +496,7 @@ static void pack_one_thread(struct packing *p, struct fr_thread *t) {
         rt = pack_thread(p->r == 0 ? p->g : NULL, t, old, &p->nb, &p->max_time, &last);
         if (p->r == 0)
                 p->r = rt;
-        rt = put_lost(p->r == 0 ? p->g : NULL, t, old, last, &p->nb, &p->max_time);
+        rt = put_lost(p->r == 0 ? p->g : NULL, t, old, last, extra, &p->nb, &p->max_time);
         if (p->r == 0)
                 p->r = rt;
         rt = put_synthetic(p->r == 0 ? p->g : NULL, t, old, false, &p->nb, &p->max_time);
@@ -522,7 +532,14 @@ static void pack_threads(struct packing *p) {
                         for (size_t i = 0; i < k; i++)
                                 t = t->next;
                 }
-                pack_one_thread(p, t);
+                /* The ring's note goes on the first live thread's timeline. */
+                char note[sizeof adv.age_note];
+                const char *extra = NULL;
+                if (adv.age_note[0] && t->shadow_alive) {
+                        extra = strcpy(note, adv.age_note);
+                        adv.age_note[0] = '\0';
+                }
+                pack_one_thread(p, t, extra);
         }
         free(order);
 }
@@ -549,6 +566,24 @@ static void pack_tail(struct packing *p) {
         fr_buf_free(&p->meta);
 }
 
+/* note_age_cut - after a push where the byte bound kept less than
+ * FLIGHTREC_MIN_AGE_MS: a LOG note (category "flightrec") for the next
+ * generation, with the count so far. */
+static void note_age_cut(uint64_t tps) {
+        unsigned kept = 0;
+        uint64_t ticks = 0;
+        uint64_t cuts = fr__ring_age_cuts(&kept, &ticks);
+        if (cuts == adv.age_cuts_noted)
+                return;
+        adv.age_cuts_noted = cuts;
+        uint64_t ms = tps ? (uint64_t)((unsigned __int128)ticks * 1000u / tps) : 0;
+        snprintf(adv.age_note, sizeof adv.age_note,
+                 "min age cut by max bytes: %u generations (%llu ms) kept of %u ms wanted "
+                 "(FLIGHTREC_MAX_BYTES=%zu); %llu cuts so far",
+                 kept, (unsigned long long)ms, fr__cfg.min_age_ms, fr__cfg.max_bytes,
+                 (unsigned long long)cuts);
+}
+
 /* Step 5: the generation into the ring (or dropped, counted), and the
  * threads that ended in it freed. */
 static void publish(struct packing *p) {
@@ -556,8 +591,9 @@ static void publish(struct packing *p) {
                 p->g->gen = p->old;
                 p->g->start = p->start.tick;
                 p->g->end = p->max_time;
-                fr__ring_push(p->g);
+                fr__ring_push(p->g, p->tps);
                 adv.generations++;
+                note_age_cut(p->tps);
         } else if (p->g) {
                 adv.lost_generations++;
                 fr__genbytes_free(p->g);
@@ -672,6 +708,8 @@ int fr__advancer_start(void) {
         adv.stop = false;
         adv.requested = adv.served = 0;
         adv.generations = adv.lost_generations = adv.samples = 0;
+        adv.age_cuts_noted = 0;
+        adv.age_note[0] = '\0';
         memset(adv.lost, 0, sizeof adv.lost);
         publish_stats();
         atomic_store(&fr__gen, 1);

@@ -70,7 +70,7 @@ static int env_string(const char *name, const char *dflt, char *dst, size_t len)
 }
 
 static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
-        uint64_t hz, period, gens, bytes, block_ms;
+        uint64_t hz, period, gens, bytes, block_ms, min_age;
         int r = 0;
         r |= env_number("FLIGHTREC_BLOCK_MS", 0, 3600000, 10, &block_ms);
         if (c && c->hz)
@@ -89,6 +89,10 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
                 bytes = c->max_bytes;
         else
                 r |= env_number("FLIGHTREC_MAX_BYTES", 1u << 20, 1ull << 36, 64u << 20, &bytes);
+        if (c && c->min_age_ms)
+                min_age = c->min_age_ms;
+        else
+                r |= env_number("FLIGHTREC_MIN_AGE_MS", 0, 86400000, 0, &min_age);
         if (c && c->socket_path)
                 r |= env_string("", c->socket_path, ret->socket_path, sizeof ret->socket_path);
         else
@@ -102,8 +106,9 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
                 r |= env_string("FLIGHTREC_DIR", "/var/tmp/flightrec", ret->dir, sizeof ret->dir);
         if (r)
                 return -EINVAL;
-        if (c && (hz > 10000 || period < 1 || bytes < (1u << 20))) {
-                fr__log_error("fr_config out of range (hz <= 10000, period_ms >= 1, max_bytes >= 1 MiB)");
+        if (c && (hz > 10000 || period < 1 || bytes < (1u << 20) || min_age > 86400000)) {
+                fr__log_error("fr_config out of range (hz <= 10000, period_ms >= 1, max_bytes >= 1 MiB, "
+                              "min_age_ms <= 1 day)");
                 return -EINVAL;
         }
         const char *fork_mode = fr__getenv("FLIGHTREC_FORK");
@@ -133,6 +138,7 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
         ret->period_ms = (unsigned)period;
         ret->generations = (unsigned)gens;
         ret->max_bytes = (size_t)bytes;
+        ret->min_age_ms = (unsigned)min_age;
         ret->sampling_off = c && c->sampling_off;
         return 0;
 }
@@ -179,7 +185,7 @@ static int start_locked(const struct fr_agent_config *cfg) {
         r = fr__pool_init(cfg->max_bytes);
         if (r < 0)
                 return r;
-        fr__ring_init(cfg->generations, cfg->max_bytes);
+        fr__ring_init(cfg->generations, cfg->max_bytes, cfg->min_age_ms);
         if (cfg->hz && !cfg->sampling_off)
                 fr__unwind_init(cfg->unwind); /* tables before the first sample */
         r = fr__sampler_init(cfg->hz);
@@ -287,7 +293,7 @@ static void atfork_child(void) {
         fr__advancer_forget();
         fr__thread_forget_self();
         fr__pool_destroy();
-        fr__ring_init(fr__cfg.generations, fr__cfg.max_bytes); /* parent's list leaks */
+        fr__ring_init(fr__cfg.generations, fr__cfg.max_bytes, fr__cfg.min_age_ms); /* parent's list leaks */
         if (restart_after_fork) {
                 struct fr_agent_config cfg = fr__cfg;
                 int r = restart_delay_ms ? fr__lazy_start(&cfg, restart_delay_ms)
@@ -304,6 +310,7 @@ int fr_get_stats(struct fr_stats *ret) {
                 fr__advancer_stats(ret);
                 ret->samples_taken = fr__samples_taken();
                 fr__sampler_counts(ret);
+                ret->min_age_cuts = fr__ring_age_cuts(NULL, NULL);
         }
         pthread_mutex_unlock(&start_lock);
         return r;

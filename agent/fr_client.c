@@ -6,7 +6,10 @@
  *    retained generations into the pipe, closes it, answers SNAPSHOT_DONE;
  *  - sends AGENT_STATS (retained generations and bytes) every 2 s;
  *  - carries the application's fr_snapshot() as TRIGGER and wakes the caller
- *    once the daemon's snapshot of it is written.
+ *    once the daemon's snapshot of it is written;
+ *  - carries fr_trigger(name, reason) as a TRIGGER naming a trigger of
+ *    flightrecd.conf; nobody waits for it (the daemon may take the snapshot
+ *    seconds later, or refuse it: its log and status say so).
  * Application threads never touch the socket: they only queue a trigger and
  * wait, bounded, for this thread. */
 #include <errno.h>
@@ -63,6 +66,11 @@ static struct {
         struct trigger *waiters;
         uint64_t next_trigger_id;
         char last_refusal[256];
+        struct named_trigger {   /* fr_trigger()s not sent yet */
+                char name[FR_WIRE_MAX_TRIGGER_NAME + 1];
+                char reason[1024];
+        } named[16];
+        unsigned nnamed;
         uint64_t hold_id;        /* the ring snapshot holding the ring, or 0 */
         uint64_t hold_until_ms;  /* released by itself then */
 } cl = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1, .sock = -1, .wake_rd = {-1},
@@ -214,7 +222,53 @@ static void set_trigger(uint64_t id, int state, int result) {
         pthread_mutex_unlock(&cl.lock);
 }
 
+static void send_named_triggers(void) {
+        for (;;) {
+                struct named_trigger nt;
+                pthread_mutex_lock(&cl.lock);
+                bool any = cl.nnamed > 0;
+                if (any) {
+                        nt = cl.named[0];
+                        memmove(&cl.named[0], &cl.named[1], --cl.nnamed * sizeof cl.named[0]);
+                }
+                uint64_t id = any ? ++cl.next_trigger_id : 0;
+                pthread_mutex_unlock(&cl.lock);
+                if (!any)
+                        return;
+                Flightrec__Wire__Trigger tr = FLIGHTREC__WIRE__TRIGGER__INIT;
+                tr.id = id;
+                tr.name = nt.name;
+                tr.reason = nt.reason;
+                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_TRIGGER;
+                f.trigger = &tr;
+                if (send_frame(&f, -1) < 0)
+                        return; /* the connection is gone: dropped, like the connection */
+        }
+}
+
+int fr__client_trigger(const char *name, const char *reason) {
+        size_t n = strlen(name);
+        if (n == 0 || n > FR_WIRE_MAX_TRIGGER_NAME)
+                return -EINVAL;
+        pthread_mutex_lock(&cl.lock);
+        int r = 0;
+        if (!cl.started || cl.stop || !atomic_load(&cl.welcomed))
+                r = -ENOTCONN;
+        else if (cl.nnamed >= sizeof cl.named / sizeof cl.named[0])
+                r = -EAGAIN;
+        if (r == 0) {
+                struct named_trigger *t = &cl.named[cl.nnamed++];
+                sanitize(t->name, sizeof t->name, name);
+                sanitize(t->reason, sizeof t->reason, reason);
+                wake();
+        }
+        pthread_mutex_unlock(&cl.lock);
+        return r;
+}
+
 static void send_queued_triggers(void) {
+        send_named_triggers();
         for (;;) {
                 uint64_t id = 0;
                 char reason[FR_WIRE_MAX_REASON + 1];

@@ -20,6 +20,10 @@ void fr__client_forget(void);
  * daemon; -ETIMEDOUT: no answer in time; the daemon's refusal) so that the
  * caller writes a local snapshot instead. */
 int fr__client_snapshot(const char *reason);
+/* fr__client_trigger - queue a named trigger for the client thread to send;
+ * returns at once: 0, -ENOTCONN (no daemon), -EAGAIN (16 queued already) or
+ * -EINVAL (name empty or longer than 63 bytes). */
+int fr__client_trigger(const char *name, const char *reason);
 
 /* fr__write_snapshot_reason - fr_write_snapshot(fd) with the reason recorded
  * in the trace header (fr_snapshot.c). */

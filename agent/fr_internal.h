@@ -418,10 +418,16 @@ void fr__advancer_poke(void);
  * Returns 0 or a negative errno. */
 int fr__advance_now(void);
 
-void fr__ring_init(unsigned generations, size_t max_bytes);
+/* fr__ring_init - bounds: generations (a count), max_bytes, and min_age_ms
+ * (0: none), the history kept in whole generations even over the count; the
+ * byte bound wins over it (docs/agent-design.md, "Retention"). */
+void fr__ring_init(unsigned generations, size_t max_bytes, unsigned min_age_ms);
 /* fr__ring_push - add a complete generation, evicting the oldest beyond the
- * bounds. */
-void fr__ring_push(struct fr_genbytes *g);
+ * bounds; ticks_per_second converts min_age to g's clock. */
+void fr__ring_push(struct fr_genbytes *g, uint64_t ticks_per_second);
+/* fr__ring_age_cuts - pushes so far where the byte bound left less than
+ * min_age; the generations and ticks the last one kept (either may be NULL). */
+uint64_t fr__ring_age_cuts(unsigned *ret_kept, uint64_t *ret_kept_ticks);
 /* fr__ring_pin - the retained generations, oldest first, each pinned; release
  * with fr__ring_unpin. Returns the count (at most max). */
 size_t fr__ring_pin(struct fr_genbytes **ret, size_t max);
@@ -548,6 +554,7 @@ struct fr_agent_config {
         char socket_path[108];
         unsigned hz, period_ms, generations;
         size_t max_bytes;
+        unsigned min_age_ms; /* FLIGHTREC_MIN_AGE_MS: 0 none */
         char dir[4096];
         bool sampling_off;
         bool force_timer; /* FLIGHTREC_SAMPLER=timer: skip the perf event */

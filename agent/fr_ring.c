@@ -1,5 +1,6 @@
 /* The ring of complete generations, bounded by count and by the pool memory
- * they hold (FLIGHTREC_MAX_BYTES): the oldest is
+ * they hold (FLIGHTREC_MAX_BYTES), and kept to at least FLIGHTREC_MIN_AGE_MS
+ * of history unless the byte bound says otherwise: the oldest is
  * dropped whole, after the post-mortem index stopped naming it
  * (fr_pmring.c). A snapshot pins the generations it writes; an evicted
  * generation that is pinned is freed by the last unpin. A ring snapshot
@@ -16,6 +17,10 @@ static struct {
         size_t count, bytes;
         unsigned max_count;
         size_t max_bytes;
+        uint64_t min_age_ms;             /* 0: none */
+        uint64_t age_cuts;               /* pushes where the byte bound cut under min_age */
+        uint64_t age_cut_kept_ticks;     /* the span the last cut left */
+        unsigned age_cut_kept;           /* and its generations */
         bool held;                       /* a ring snapshot: no publish */
         bool held_dirty;                 /* a push happened during the hold */
         struct fr_genbytes **held_gens;  /* pinned by the hold */
@@ -33,12 +38,15 @@ void fr__genbytes_free(struct fr_genbytes *g) {
         free(g);
 }
 
-void fr__ring_init(unsigned generations, size_t max_bytes) {
+void fr__ring_init(unsigned generations, size_t max_bytes, unsigned min_age_ms) {
         pthread_mutex_init(&ring.lock, NULL); /* fresh, also in a forked child */
         ring.head = ring.tail = NULL;
         ring.count = ring.bytes = 0;
         ring.max_count = generations;
         ring.max_bytes = max_bytes;
+        ring.min_age_ms = min_age_ms;
+        ring.age_cuts = ring.age_cut_kept_ticks = 0;
+        ring.age_cut_kept = 0;
         ring.held = ring.held_dirty = false; /* a forked child holds nothing for a daemon */
         ring.held_gens = NULL;
         ring.nheld = 0;
@@ -89,7 +97,16 @@ static void release_locked(struct fr_genbytes *g) {
         }
 }
 
-void fr__ring_push(struct fr_genbytes *g) {
+/* young_locked - dropping the oldest would leave less than min_age of
+ * history (from the second oldest's start to the newest's end). */
+static bool young_locked(uint64_t min_age_ticks) {
+        return min_age_ticks && ring.head->next &&
+               ring.tail->end - ring.head->next->start < min_age_ticks;
+}
+
+void fr__ring_push(struct fr_genbytes *g, uint64_t ticks_per_second) {
+        uint64_t min_age_ticks =
+                (uint64_t)((unsigned __int128)ring.min_age_ms * ticks_per_second / 1000u);
         pthread_mutex_lock(&ring.lock);
         g->next = NULL;
         if (ring.tail)
@@ -99,12 +116,24 @@ void fr__ring_push(struct fr_genbytes *g) {
         ring.tail = g;
         ring.count++;
         ring.bytes += g->mem;
-        /* The newest generation stays even when it alone is over the byte bound. */
+        /* The newest generation stays even when it alone is over the byte
+         * bound. Over the count, the oldest goes only if what is left still
+         * spans min_age; over the bytes, it goes anyway (counted). */
         struct fr_genbytes *evicted = NULL, **tail = &evicted;
-        while (ring.head != ring.tail &&
-               (ring.count > ring.max_count || ring.bytes > ring.max_bytes)) {
+        bool cut = false;
+        while (ring.head != ring.tail) {
+                bool young = young_locked(min_age_ticks);
+                if (ring.bytes > ring.max_bytes)
+                        cut |= young;
+                else if (ring.count <= ring.max_count || young)
+                        break;
                 *tail = unlink_oldest_locked();
                 tail = &(*tail)->next;
+        }
+        if (cut) {
+                ring.age_cuts++;
+                ring.age_cut_kept = (unsigned)ring.count;
+                ring.age_cut_kept_ticks = ring.tail->end - ring.head->start;
         }
         if (ring.held) {
                 ring.held_dirty = true; /* published at the release */
@@ -199,6 +228,17 @@ void fr__ring_release(void) {
         ring.held_gens = NULL;
         ring.nheld = 0;
         pthread_mutex_unlock(&ring.lock);
+}
+
+uint64_t fr__ring_age_cuts(unsigned *ret_kept, uint64_t *ret_kept_ticks) {
+        pthread_mutex_lock(&ring.lock);
+        uint64_t n = ring.age_cuts;
+        if (ret_kept)
+                *ret_kept = ring.age_cut_kept;
+        if (ret_kept_ticks)
+                *ret_kept_ticks = ring.age_cut_kept_ticks;
+        pthread_mutex_unlock(&ring.lock);
+        return n;
 }
 
 size_t fr__ring_bytes(void) {

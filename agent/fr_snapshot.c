@@ -104,6 +104,12 @@ int fr__snapshot_local(const char *dir, const char *reason, char *ret_path, size
         return fr_file_commit(fd, tmp, ret_path, 0, NULL);
 }
 
+int fr_trigger(const char *name, const char *reason) {
+        if (!atomic_load(&fr__running) || !name)
+                return -EINVAL;
+        return fr__client_trigger(name, reason ? reason : "fr_trigger");
+}
+
 int fr_snapshot(const char *reason) {
         if (!atomic_load(&fr__running))
                 return -EINVAL;

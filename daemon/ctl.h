@@ -29,4 +29,15 @@ int ctl_threads(const struct ctl_options *opts, int argc, char **argv);
 int ctl_status(const struct ctl_options *opts, int argc, char **argv);  /* ctl_daemon.c */
 int ctl_trigger(const struct ctl_options *opts, int argc, char **argv); /* ctl_daemon.c */
 
+/* Named triggers (ctl_trigger.c). */
+#include <stdbool.h>
+#include <stdint.h>
+#include "wire.h"
+/* ctl_parse_duration_ms - "2", "2s", "500ms", "1.5s", "1m", "1h" (<= 1 h). */
+int ctl_parse_duration_ms(const char *s, unsigned *ret);
+void ctl_named_trigger_frame(fr_frame *f, Flightrec__Wire__CtlNamedTrigger *m, const char *name,
+                             bool has_after, unsigned after_ms, uint32_t pid, char *reason);
+/* ctl_print_triggers - status: hooks and trigger lines. */
+void ctl_print_triggers(const Flightrec__Wire__StatusReply *s);
+
 #endif

@@ -191,6 +191,8 @@ int ctl_status(const struct ctl_options *opts, int argc, char **argv) {
                s->output_dir);
         if (s->n_agents)
                 print_summary(s);
+        if (!summary_only)
+                ctl_print_triggers(s);
         size_t shown = 0;
         for (size_t i = 0; i < s->n_agents && !summary_only; i++) {
                 const Flightrec__Wire__AgentInfo *a = s->agents[i];
@@ -240,15 +242,35 @@ int ctl_trigger(const struct ctl_options *opts, int argc, char **argv) {
                 {"pid", required_argument, NULL, 'p'},
                 {"reason", required_argument, NULL, 'r'},
                 {"timeout", required_argument, NULL, 't'},
+                {"name", required_argument, NULL, 'n'},
+                {"after", required_argument, NULL, 'a'},
                 {"help", no_argument, NULL, 'h'},
                 {0},
         };
         unsigned long pid = 0;
-        const char *reason = "flightrecctl trigger";
+        const char *reason = "flightrecctl trigger", *name = NULL;
+        bool has_after = false;
+        unsigned after_ms = 0;
         int timeout = 120, c;
         char *end;
-        while ((c = getopt_long(argc, argv, "p:r:t:h", longopts, NULL)) != -1) {
+        while ((c = getopt_long(argc, argv, "p:r:t:n:a:h", longopts, NULL)) != -1) {
                 switch (c) {
+                case 'n':
+                        name = optarg;
+                        if (!*name || strlen(name) > FR_WIRE_MAX_TRIGGER_NAME) {
+                                fprintf(stderr, "flightrecctl trigger: --name must be 1..%u bytes\n",
+                                        FR_WIRE_MAX_TRIGGER_NAME);
+                                return CTL_EXIT_USAGE;
+                        }
+                        break;
+                case 'a':
+                        if (ctl_parse_duration_ms(optarg, &after_ms) < 0) {
+                                fprintf(stderr, "flightrecctl trigger: --after %s: not a duration "
+                                                "(500ms, 2s, 1m; at most 1h)\n", optarg);
+                                return CTL_EXIT_USAGE;
+                        }
+                        has_after = true;
+                        break;
                 case 'p':
                         pid = strtoul(optarg, &end, 10);
                         if (*end || !*optarg || pid == 0 || pid > 0x7fffffff) {
@@ -273,12 +295,17 @@ int ctl_trigger(const struct ctl_options *opts, int argc, char **argv) {
                         }
                         break;
                 case 'h':
-                        printf("usage: flightrecctl [--socket PATH] trigger [--pid PID] [--reason TEXT] [--timeout S]\n"
+                        printf("usage: flightrecctl [--socket PATH] trigger [--name NAME] [--after DURATION]\n"
+                               "                                    [--pid PID] [--reason TEXT] [--timeout S]\n"
                                "Asks flightrecd for a snapshot of every connected agent (or of PID), waits\n"
-                               "until the files are written and prints their paths, two per process.\n");
+                               "until the files are written and prints their paths, two per process.\n"
+                               "--name fires the [trigger NAME] of flightrecd.conf instead (its after,\n"
+                               "max_per_hour, cooldown and scope; \"default\" is the built-in one); --after\n"
+                               "overrides its delay: the snapshot is taken that long after now. A refused\n"
+                               "trigger (cooldown, max_per_hour) prints why and exits 1.\n");
                         return 0;
                 default:
-                        fprintf(stderr, "usage: flightrecctl [--socket PATH] trigger [--pid PID] [--reason TEXT] [--timeout S]\n");
+                        fprintf(stderr, "usage: flightrecctl [--socket PATH] trigger [--name NAME] [--after DURATION] [--pid PID] [--reason TEXT] [--timeout S]\n");
                         return CTL_EXIT_USAGE;
                 }
         }
@@ -297,6 +324,11 @@ int ctl_trigger(const struct ctl_options *opts, int argc, char **argv) {
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_CTL_TRIGGER;
         f.ctl_trigger = &m;
+        Flightrec__Wire__CtlNamedTrigger nm;
+        if (name || has_after) {
+                ctl_named_trigger_frame(&f, &nm, name, has_after, after_ms, (uint32_t)pid, rs);
+                timeout += (int)(after_ms / 1000u);
+        }
         fr_frame *ans = request(opts->socket, &f, timeout);
         if (!ans)
                 return CTL_EXIT_FAILURE;

@@ -27,8 +27,8 @@ static const struct command commands[] = {
          "the agents connected to the daemon: counts, a summary by comm, one line each"},
         {"threads", ctl_threads, "[--no-symbolize] [--root DIR] SNAPSHOT",
          "thread dump at the end of a snapshot: blocked in what, stacks, deadlocks"},
-        {"trigger", ctl_trigger, "[--pid PID] [--reason TEXT]",
-         "snapshot every agent (or one), print the files written"},
+        {"trigger", ctl_trigger, "[--name NAME] [--after DURATION] [--pid PID] [--reason TEXT]",
+         "snapshot every agent (or one, or a named trigger's), print the files written"},
 };
 
 static void usage(FILE *f) {

@@ -18,7 +18,22 @@
 #define FRD_DEFAULT_OUTPUT "/var/lib/flightrec"
 #define FRD_MAX_IDS 64
 
-/* ---- configuration (frd_config.c) ---------------------------------------- */
+/* ---- configuration (frd_config.c; [trigger NAME] and on_snapshot keys in
+ * frd_config_ext.c) ------------------------------------------------------- */
+#define FRD_MAX_TRIGGERS 32
+#define FRD_TRIGGER_NAME 63
+#define FRD_MAX_PER_HOUR 3600
+enum frd_scope { FRD_SCOPE_REQUEST, FRD_SCOPE_CALLER, FRD_SCOPE_ALL, FRD_SCOPE_COMM };
+/* A [trigger NAME] section (docs/daemon.md, "Named triggers"). */
+struct frd_trigger_def {
+        char name[FRD_TRIGGER_NAME + 1];
+        unsigned after_ms;     /* the snapshot is taken this long after the trigger */
+        unsigned max_per_hour; /* 0: no limit */
+        unsigned cooldown_ms;  /* 0: none */
+        enum frd_scope scope;  /* REQUEST (unset): the request's pid, else all agents */
+        char pattern[256];     /* scope = comm:PATTERN (fnmatch) */
+};
+
 struct frd_idlist {
         bool any;           /* "*" */
         unsigned n;
@@ -49,6 +64,13 @@ struct frd_config {
         uint64_t max_total_bytes;   /* 0: no limit */
         unsigned max_files;         /* 0: no limit */
         uint64_t max_age_s;         /* 0: no limit */
+        /* [trigger NAME] sections */
+        struct frd_trigger_def triggers[FRD_MAX_TRIGGERS];
+        unsigned ntriggers;
+        /* [daemon] on_snapshot hook (frd_hook.c) */
+        char on_snapshot[4096];     /* "": none */
+        bool on_snapshot_shell;     /* run it with /bin/sh -c */
+        unsigned on_snapshot_timeout_ms;
 };
 
 void frd_config_defaults(struct frd_config *c);
@@ -63,6 +85,16 @@ int frd_config_parse_string(const char *text, struct frd_config *c, char *err, s
  * primary group and supplementary groups are looked up)? */
 bool frd_config_allows(const struct frd_idlist *users, const struct frd_idlist *groups, uid_t uid,
                       gid_t gid);
+/* frd_parse_num - a number (kind 0), size (1), duration in ms (2) or in s (3)
+ * within min..max: 0, -EINVAL or -ERANGE. */
+int frd_parse_num(const char *s, int kind, uint64_t min, uint64_t max, uint64_t *ret);
+/* frd_config_ext_key - the keys frd_config.c leaves to frd_config_ext.c:
+ * [trigger NAME] sections and [daemon] on_snapshot*. -ENOENT: not one of
+ * them; else 0 or -EINVAL with why. */
+int frd_config_ext_key(struct frd_config *c, const char *section, const char *name,
+                       const char *value, char *why, size_t whylen);
+/* frd_config_trigger - the section named name, or NULL. */
+const struct frd_trigger_def *frd_config_trigger(const struct frd_config *c, const char *name);
 
 /* ---- logging (frd_log.c) --------------------------------------------------- */
 enum { FRD_ERR = 3, FRD_WARN = 4, FRD_NOTICE = 5, FRD_INFO = 6, FRD_DEBUG = 7 };
@@ -223,6 +255,7 @@ struct frd_snap {
         char reason[FR_WIRE_MAX_REASON + 1];
         double answer_ms;         /* ring: request to SnapshotDone */
         uint64_t agent_cpu_ns, advance_ns; /* as the agent reported them */
+        char trigger[FRD_TRIGGER_NAME + 1]; /* the named trigger that took it ("" default) */
 };
 
 /* A flightrecctl trigger waiting for its snapshots (frd_control.c). */
@@ -355,5 +388,55 @@ void frd_ctl_trigger(struct frd_conn *c, const Flightrec__Wire__CtlTrigger *t);
 /* frd_ctl_add_result - one snapshot of q finished (q answers after the last). */
 void frd_ctl_add_result(struct frd_ctl_req *q, uint32_t pid, const char *comm, const char *trace,
                         const char *pprof, const char *error);
+/* frd_ctl_req_new - c waits for snapshots: a request held once (pending 1);
+ * NULL when out of memory or c waits already (c refused). */
+struct frd_ctl_req *frd_ctl_req_new(struct frd_conn *c);
+/* frd_ctl_req_release - drop the hold; answers q once nothing is pending,
+ * with error (may be "") when no snapshot was started. */
+void frd_ctl_req_release(struct frd_ctl_req *q, const char *error);
+/* frd_ctl_reply_error - answer a trigger request at once with error. */
+void frd_ctl_reply_error(struct frd_conn *c, const char *error);
+/* frd_ctl_named_trigger - flightrecctl trigger --name (frd_trigger.c). */
+void frd_ctl_named_trigger(struct frd_conn *c, const Flightrec__Wire__CtlNamedTrigger *t);
+
+/* ---- named triggers (frd_trigger.c) --------------------------------------- */
+struct frd_trigger_req {
+        const char *name;      /* NULL or "": "default" */
+        const char *reason;    /* "" : the source */
+        const char *source;    /* for the log: "SIGUSR1", "flightrecctl (pid 1 uid 0)" ... */
+        uint32_t pid;          /* the caller, or --pid; 0: none */
+        bool has_after;        /* after_ms overrides the section's after */
+        unsigned after_ms;
+        struct frd_conn *ctl;  /* flightrecctl waiting for the results, or NULL */
+        struct frd_conn *agent; /* fr_snapshot (agent_trigger_id) of this agent */
+        uint64_t agent_trigger_id; /* fr_snapshot: taken now, answered to the agent */
+};
+/* frd_trigger_request - one trigger: refused (rate, cooldown, unknown name:
+ * -EBUSY / -ENOENT, why logged and in ret_why; a ctl requester is answered),
+ * joined to the trigger's pending snapshot, started after its delay (a
+ * libevent timer), or now. Returns 0 when taken. */
+int frd_trigger_request(const struct frd_trigger_req *r, char *ret_why, size_t whylen);
+/* frd_trigger_status_lines - pending and recent triggers, one line each
+ * (malloc'd array of malloc'd strings, freed by frd_trigger_status_free). */
+char **frd_trigger_status_lines(size_t *ret_n);
+void frd_trigger_status_free(char **v, size_t n);
+/* frd_trigger_reload - the configuration changed: log what is in force. */
+void frd_trigger_reload(void);
+/* frd_trigger_stop - at exit: pending triggers are dropped (answered). */
+void frd_trigger_stop(void);
+/* frd_trigger_pending - triggers waiting for their delay. */
+unsigned frd_trigger_pending(void);
+/* frd_agent_trigger_now - the agent path of fr_snapshot() (frd_agent.c),
+ * once the default trigger took it. */
+void frd_agent_trigger_now(struct frd_conn *c, uint64_t id, const char *reason);
+
+/* ---- the on_snapshot hook (frd_hook.c) ------------------------------------ */
+/* frd_hook_run - a snapshot's files are in place: start on_snapshot (if set)
+ * in a child, watched by the loop, killed at on_snapshot_timeout. Never waits. */
+void frd_hook_run(const struct frd_job *j, const char *reason, const char *trigger);
+/* frd_hook_counts - hooks started, failed (exit != 0, signal, timeout, exec). */
+void frd_hook_counts(uint64_t *ret_run, uint64_t *ret_failed, unsigned *ret_running);
+/* frd_hook_stop - at exit: kill the hooks still running. */
+void frd_hook_stop(void);
 
 #endif

@@ -77,7 +77,28 @@ void frd_agent_hello(struct frd_conn *c, const Flightrec__Wire__Hello *h) {
         frd_conn_send(c, &f, -1);
 }
 
+/* fr_snapshot() (no name): the default trigger, taken now and answered to
+ * the agent; fr_trigger() (a name): that trigger, nobody waits. */
 void frd_agent_trigger(struct frd_conn *c, const Flightrec__Wire__Trigger *t) {
+        char source[FR_WIRE_MAX_COMM + 64], why[512];
+        snprintf(source, sizeof source, "agent %s[%u]", c->comm, c->pid);
+        struct frd_trigger_req r = {.name = t->name,
+                                    .reason = t->reason,
+                                    .source = source,
+                                    .pid = c->pid,
+                                    .agent = c,
+                                    .agent_trigger_id = t->name[0] ? 0 : t->id};
+        if (frd_trigger_request(&r, why, sizeof why) < 0 && !t->name[0]) {
+                Flightrec__Wire__TriggerReply m = FLIGHTREC__WIRE__TRIGGER_REPLY__INIT;
+                m.error = why;
+                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
+                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_TRIGGER_REPLY;
+                f.trigger_reply = &m;
+                frd_conn_send(c, &f, -1);
+        }
+}
+
+void frd_agent_trigger_now(struct frd_conn *c, uint64_t id, const char *reason) {
         if (D.stopping) {
                 Flightrec__Wire__TriggerReply m = FLIGHTREC__WIRE__TRIGGER_REPLY__INIT;
                 m.error = "the daemon is stopping";
@@ -93,11 +114,11 @@ void frd_agent_trigger(struct frd_conn *c, const Flightrec__Wire__Trigger *t) {
                 return; /* the agent counts its trigger into the snapshot it is writing */
         if (c->reading) {
                 /* Written before the trigger: take another one right after. */
-                c->queued_trigger = t->id;
-                snprintf(c->queued_reason, sizeof c->queued_reason, "%s", t->reason);
+                c->queued_trigger = id;
+                snprintf(c->queued_reason, sizeof c->queued_reason, "%s", reason);
                 return;
         }
-        frd_snapshot_agent(c, t->reason, NULL, t->id);
+        frd_snapshot_agent(c, reason, NULL, id);
 }
 
 void frd_agent_stats(struct frd_conn *c, const Flightrec__Wire__AgentStats *s) {

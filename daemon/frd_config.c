@@ -34,6 +34,7 @@ void frd_config_defaults(struct frd_config *c) {
         c->max_total_bytes = 1ull << 30;
         c->max_files = 1000;
         c->max_age_s = 7 * 86400;
+        c->on_snapshot_timeout_ms = 30000;
 }
 
 struct parse_state {
@@ -88,6 +89,10 @@ static int parse_num(const char *s, int kind, uint64_t min, uint64_t max, uint64
                 return -ERANGE;
         *ret = v;
         return 0;
+}
+
+int frd_parse_num(const char *s, int kind, uint64_t min, uint64_t max, uint64_t *ret) {
+        return parse_num(s, kind, min, max, ret);
 }
 
 static int parse_bool(const char *s, bool *ret) {
@@ -248,7 +253,7 @@ static int handler(void *user, const char *section, const char *name, const char
         } else if (IS("retention", "max_age")) {
                 if ((r = NUM(3, 0, 100ull * 365 * 86400)) == 0)
                         c->max_age_s = v;
-        } else {
+        } else if ((r = frd_config_ext_key(c, section, name, value, why, sizeof why)) == -ENOENT) {
                 snprintf(why, sizeof why, "unknown key");
         }
 #undef IS

@@ -112,7 +112,8 @@ static void dispatch(struct frd_conn *c, fr_frame *f) {
                         return;
                 }
                 if (m == FLIGHTREC__WIRE__FRAME__MSG_CTL_STATUS ||
-                    m == FLIGHTREC__WIRE__FRAME__MSG_CTL_TRIGGER) {
+                    m == FLIGHTREC__WIRE__FRAME__MSG_CTL_TRIGGER ||
+                    m == FLIGHTREC__WIRE__FRAME__MSG_CTL_NAMED_TRIGGER) {
                         if (c->cred.uid != 0 && c->cred.uid != geteuid() &&
                             !frd_config_allows(&D.cfg.control_users, &D.cfg.control_groups,
                                               c->cred.uid, c->cred.gid)) {
@@ -149,6 +150,10 @@ static void dispatch(struct frd_conn *c, fr_frame *f) {
                 }
                 if (m == FLIGHTREC__WIRE__FRAME__MSG_CTL_TRIGGER) {
                         frd_ctl_trigger(c, f->ctl_trigger);
+                        return;
+                }
+                if (m == FLIGHTREC__WIRE__FRAME__MSG_CTL_NAMED_TRIGGER) {
+                        frd_ctl_named_trigger(c, f->ctl_named_trigger);
                         return;
                 }
                 break;

@@ -58,40 +58,43 @@ void frd_ctl_add_result(struct frd_ctl_req *q, uint32_t pid, const char *comm, c
                 ctl_req_reply(q, "");
 }
 
-void frd_ctl_trigger(struct frd_conn *c, const Flightrec__Wire__CtlTrigger *t) {
+struct frd_ctl_req *frd_ctl_req_new(struct frd_conn *c) {
         if (c->req) {
                 frd_refuse(c, "one trigger at a time per connection");
-                return;
+                return NULL;
         }
-        char reason[FR_WIRE_MAX_REASON + 1];
-        snprintf(reason, sizeof reason, "%s", t->reason[0] ? t->reason : "flightrecctl trigger");
         struct frd_ctl_req *q = calloc(1, sizeof *q);
         if (!q) {
                 frd_refuse(c, "out of memory");
-                return;
+                return NULL;
         }
         q->c = c;
         c->req = q;
         q->pending = 1; /* held while starting */
-        unsigned n = 0;
-        if (!D.stopping)
-                for (struct frd_conn *a = D.conns; a; a = a->next)
-                        if (a->kind == FRD_PEER_AGENT && !a->closing && (!t->pid || a->pid == t->pid)) {
-                                frd_snapshot_agent(a, reason, q, 0);
-                                n++;
-                        }
-        frd_log(FRD_NOTICE, "flightrecctl (pid %u uid %u): snapshot of %u agent%s%s", c->cred.pid,
-               c->cred.uid, n, n == 1 ? "" : "s", t->pid ? " (by pid)" : "");
-        if (--q->pending == 0) {
-                char err[128] = "";
-                if (D.stopping)
-                        snprintf(err, sizeof err, "the daemon is stopping");
-                else if (n == 0 && t->pid)
-                        snprintf(err, sizeof err, "no agent with pid %u is connected", t->pid);
-                else if (n == 0)
-                        snprintf(err, sizeof err, "no agent is connected");
-                ctl_req_reply(q, err);
-        }
+        return q;
+}
+
+void frd_ctl_req_release(struct frd_ctl_req *q, const char *error) {
+        if (--q->pending == 0)
+                ctl_req_reply(q, q->nresults ? "" : error);
+}
+
+void frd_ctl_reply_error(struct frd_conn *c, const char *error) {
+        struct frd_ctl_req *q = frd_ctl_req_new(c);
+        if (q)
+                frd_ctl_req_release(q, error);
+}
+
+/* flightrecctl snapshot [--pid]: the default trigger (frd_trigger.c). */
+void frd_ctl_trigger(struct frd_conn *c, const Flightrec__Wire__CtlTrigger *t) {
+        char source[96], why[512];
+        snprintf(source, sizeof source, "flightrecctl (pid %u uid %u)", c->cred.pid, c->cred.uid);
+        struct frd_trigger_req r = {.name = "default",
+                                    .reason = t->reason[0] ? t->reason : "flightrecctl trigger",
+                                    .source = source,
+                                    .pid = t->pid,
+                                    .ctl = c};
+        frd_trigger_request(&r, why, sizeof why);
 }
 
 void frd_ctl_status(struct frd_conn *c) {
@@ -134,10 +137,18 @@ void frd_ctl_status(struct frd_conn *c) {
         m.snapshots_failed = D.failed;
         m.output_dir = D.cfg.output_dir;
         m.daemon = FRD_DAEMON_NAME;
+        size_t ntrig = 0;
+        char **trig = frd_trigger_status_lines(&ntrig);
+        m.triggers = trig;
+        m.n_triggers = trig ? ntrig : 0;
+        unsigned running = 0;
+        frd_hook_counts(&m.hooks_run, &m.hooks_failed, &running);
+        m.hooks_running = running;
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_STATUS_REPLY;
         f.status_reply = &m;
         frd_conn_send(c, &f, -1);
+        frd_trigger_status_free(trig, ntrig);
         free(infos);
         free(ptrs);
 }

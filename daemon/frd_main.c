@@ -52,7 +52,9 @@ static void on_sigusr1(evutil_socket_t sig, short what, void *arg) {
         (void)arg;
         if (D.stopping)
                 return;
-        frd_snapshot_all("SIGUSR1");
+        char why[512];
+        struct frd_trigger_req r = {.name = "default", .reason = "SIGUSR1", .source = "SIGUSR1"};
+        frd_trigger_request(&r, why, sizeof why); /* every agent, unless [trigger default] says */
 }
 
 static int prepare_output(const struct frd_config *c, char *err, size_t errlen) {
@@ -109,6 +111,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg) {
                 D.out_gid = gid;
                 frd_output_set_inflight(D.cfg.max_inflight_bytes);
                 frd_log(FRD_NOTICE, "configuration reloaded from %s", D.config_path);
+                frd_trigger_reload();
                 frd_retention(D.cfg.output_dir, D.cfg.max_total_bytes, D.cfg.max_files,
                              D.cfg.max_age_s);
         }
@@ -281,6 +284,8 @@ static void stop(void) {
         while (D.conns)
                 frd_conn_close(D.conns);
         frd_reap(-1, 0, NULL);
+        frd_trigger_stop();
+        frd_hook_stop();
         frd_snapshot_abort_all();
         frd_output_stop();
         if (D.we_bound)

@@ -131,6 +131,7 @@ void frd_snapshot_job_done(struct frd_job *j) {
                 char tp[sizeof j->trace_path], pp[sizeof j->pprof_path];
                 snprintf(tp, sizeof tp, "%s", j->trace_path);
                 snprintf(pp, sizeof pp, "%s", j->pprof_path);
+                frd_hook_run(j, j->postmortem ? "post-mortem" : s->reason, s->trigger);
                 snap_complete(s, tp, pp, "");
         }
         frd_retention(D.cfg.output_dir, D.cfg.max_total_bytes, D.cfg.max_files, D.cfg.max_age_s);

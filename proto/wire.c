@@ -14,7 +14,7 @@ const char *fr_wire_name(const fr_frame *f) {
         static const char *const names[] = {
                 "unset", "hello", "welcome", "refused", "snapshot_request", "snapshot_done",
                 "trigger", "agent_stats", "ctl_status", "status_reply", "ctl_trigger",
-                "trigger_reply", "snapshot_release",
+                "trigger_reply", "snapshot_release", "ctl_named_trigger",
         };
         unsigned c = (unsigned)f->msg_case;
         return c < sizeof names / sizeof *names ? names[c] : "unknown";
@@ -115,8 +115,17 @@ int fr_wire_check(const fr_frame *f, char *err, size_t errlen) {
                                    err, errlen);
         case FLIGHTREC__WIRE__FRAME__MSG_TRIGGER:
                 CHECK(check_range("trigger.id", f->trigger->id, 1, UINT64_MAX, err, errlen));
+                CHECK(check_name("trigger.name", f->trigger->name, FR_WIRE_MAX_TRIGGER_NAME, 1, err,
+                                 errlen));
                 return check_name("trigger.reason", f->trigger->reason, FR_WIRE_MAX_REASON, 1, err,
                                   errlen);
+        case FLIGHTREC__WIRE__FRAME__MSG_CTL_NAMED_TRIGGER:
+                CHECK(check_name("ctl_named_trigger.name", f->ctl_named_trigger->name,
+                                 FR_WIRE_MAX_TRIGGER_NAME, 0, err, errlen));
+                CHECK(check_range("ctl_named_trigger.after_ms", f->ctl_named_trigger->after_ms, 0,
+                                  3600000, err, errlen));
+                return check_name("ctl_named_trigger.reason", f->ctl_named_trigger->reason,
+                                  FR_WIRE_MAX_REASON, 1, err, errlen);
         case FLIGHTREC__WIRE__FRAME__MSG_AGENT_STATS:
         case FLIGHTREC__WIRE__FRAME__MSG_CTL_STATUS:
                 return 0;
@@ -130,6 +139,9 @@ int fr_wire_check(const fr_frame *f, char *err, size_t errlen) {
                 }
                 CHECK(check_name("status_reply.output_dir", s->output_dir, FR_WIRE_MAX_PATH, 1,
                                  err, errlen));
+                for (size_t i = 0; i < s->n_triggers; i++)
+                        CHECK(check_name("status_reply.triggers", s->triggers[i],
+                                         FR_WIRE_MAX_REASON, 1, err, errlen));
                 return check_name("status_reply.daemon", s->daemon, 255, 1, err, errlen);
         }
         case FLIGHTREC__WIRE__FRAME__MSG_CTL_TRIGGER:

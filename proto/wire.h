@@ -21,6 +21,7 @@ typedef Flightrec__Wire__Frame fr_frame;
 #define FR_WIRE_MAX_COMM 255u
 #define FR_WIRE_MAX_PATH 4095u
 #define FR_WIRE_MAX_REASON 4095u
+#define FR_WIRE_MAX_TRIGGER_NAME 63u /* [trigger NAME] (issue 15) */
 #define FR_WIRE_MAX_BUILD_ID 64u
 #define FR_WIRE_MAX_FDS 8u                 /* fds a reader keeps queued */
 

@@ -20,6 +20,8 @@ static int on_gen(const struct fr_trace_header *hdr, const struct fr_generation 
         if (t->ngens < 4096) {
                 t->gen_start[t->ngens] = g->start;
                 t->gen_end[t->ngens] = g->end;
+                t->gen_start_ns[t->ngens] = g->mono_ns;
+                t->gen_end_ns[t->ngens] = g->mono_ns + fr_ticks_to_ns(g, g->end - g->start);
         }
         t->ngens++;
         if (g->nthreads > t->status_threads_max)

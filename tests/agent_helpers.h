@@ -22,6 +22,7 @@ struct ah_trace {
         size_t ngens;
         uint64_t first_gen, last_gen;
         uint64_t gen_start[4096], gen_end[4096]; /* per delivered generation */
+        uint64_t gen_start_ns[4096], gen_end_ns[4096]; /* the same on CLOCK_MONOTONIC */
         size_t nevents, cap;
         struct ah_event *events;
         size_t max_status_regions; /* deepest region stack in any STATUS */

@@ -98,6 +98,44 @@ static void test_errors(void **state) {
         expect_error("this is not ini\n", "syntax error");
         /* The first error is reported, with its line. */
         expect_error("[daemon]\nworkers = 2\nworkers = -1\nmax_agents = 0\n", ":3:");
+        /* Named triggers and the hook (issue 15). */
+        expect_error("[trigger slo]\nafter = forever\n", "[trigger slo] after: 'forever' is not a duration");
+        expect_error("[trigger slo]\nafter = 2h\n", "not a duration in 0..3600000 ms");
+        expect_error("[trigger slo]\nmax_per_hour = 3601\n", "0..3600");
+        expect_error("[trigger slo]\nscope = everyone\n", "caller, all or comm:PATTERN");
+        expect_error("[trigger slo]\nscope = comm:\n", "caller, all or comm:PATTERN");
+        expect_error("[trigger sl/o]\nafter = 1s\n", "is not 1..63 of");
+        expect_error("[trigger slo]\nbefore = 1s\n", "unknown key");
+        expect_error("[daemon]\non_snapshot_shell = perhaps\n", "yes or no");
+        expect_error("[daemon]\non_snapshot_timeout = 1ms\n", "100..3600000");
+}
+
+static void test_triggers(void **state) {
+        (void)state;
+        struct frd_config c;
+        char err[512] = "";
+        const char *text = "[trigger slo]\nafter = 2s\nmax_per_hour = 10\nscope = caller\n"
+                           "[trigger web]\ncooldown = 1m\nscope = comm:nginx*\n"
+                           "[trigger slo]\ncooldown = 500ms\n"
+                           "[daemon]\non_snapshot = /bin/push \"a b\"\non_snapshot_shell = yes\n"
+                           "on_snapshot_timeout = 5s\n";
+        assert_int_equal(frd_config_parse_string(text, &c, err, sizeof err), 0);
+        assert_int_equal(c.ntriggers, 2);
+        const struct frd_trigger_def *t = frd_config_trigger(&c, "slo");
+        assert_non_null(t);
+        assert_int_equal(t->after_ms, 2000);
+        assert_int_equal(t->max_per_hour, 10);
+        assert_int_equal(t->cooldown_ms, 500);
+        assert_int_equal(t->scope, FRD_SCOPE_CALLER);
+        t = frd_config_trigger(&c, "web");
+        assert_non_null(t);
+        assert_int_equal(t->cooldown_ms, 60000);
+        assert_int_equal(t->scope, FRD_SCOPE_COMM);
+        assert_string_equal(t->pattern, "nginx*");
+        assert_null(frd_config_trigger(&c, "default"));
+        assert_string_equal(c.on_snapshot, "/bin/push \"a b\"");
+        assert_true(c.on_snapshot_shell);
+        assert_int_equal(c.on_snapshot_timeout_ms, 5000);
 }
 
 static void test_shipped(void **state) {
@@ -138,6 +176,7 @@ int main(int argc, char **argv) {
                 cmocka_unit_test(test_defaults),
                 cmocka_unit_test(test_values),
                 cmocka_unit_test(test_errors),
+                cmocka_unit_test(test_triggers),
                 cmocka_unit_test(test_shipped),
         };
         return cmocka_run_group_tests(tests, NULL, NULL);

@@ -29,6 +29,10 @@ struct fr_config {
         size_t max_bytes;         /* FLIGHTREC_MAX_BYTES: bytes kept in the ring, 64 MiB */
         const char *dir;          /* FLIGHTREC_DIR: local snapshots, "/var/tmp/flightrec" */
         int sampling_off;         /* 1: no CPU sampling whatever hz says (for tests) */
+        /* Appended (issue 15). */
+        unsigned min_age_ms;      /* FLIGHTREC_MIN_AGE_MS: history kept at least, in whole
+                                   * generations even beyond `generations`; max_bytes wins
+                                   * (counted in fr_stats.min_age_cuts). 0 = none */
 };
 
 /* fr_start - start recording in this process.
@@ -69,6 +73,18 @@ void fr_thread_name(const char *name);
  * Returns 0 or a negative errno. */
 int fr_snapshot(const char *reason);
 
+/* fr_trigger - fire the named trigger `name` of the daemon's flightrecd.conf
+ * ([trigger NAME]; "default" is the built-in one fr_snapshot uses), for this
+ * process: a program says "latency SLO breached" and the snapshot, taken
+ * that trigger's `after` later, holds the seconds after the moment too. The
+ * trigger's max_per_hour, cooldown and scope apply; a refusal is in the
+ * daemon's log and `flightrecctl status`. Returns at once, without waiting
+ * for the snapshot: 0 (queued for the daemon), -ENOTCONN (no daemon; no local
+ * snapshot is written), -EAGAIN (16 triggers are queued already), -EINVAL
+ * (not recording; name NULL, empty or longer than 63 bytes).
+ * reason: free text kept in the trace header (NULL: "fr_trigger"). */
+int fr_trigger(const char *name, const char *reason);
+
 /* fr_write_snapshot - force a generation advance and write the header and
  * every retained complete generation to fd (uncompressed trace format).
  * Returns 0, -EINVAL when not recording, or the negative errno of the write. */
@@ -108,6 +124,10 @@ struct fr_stats {
         /* Blocking calls (issue 11). */
         uint64_t blocked_walked;   /* blocked threads the advancer listed or tried to, in all */
         uint64_t blocked_walk_ns;  /* time it spent on them (CLOCK_MONOTONIC ns), in all */
+        /* Appended (issue 15): retention by age. */
+        uint64_t min_age_cuts;         /* generation pushes where max_bytes kept less than
+                                        * min_age_ms (each noted in the trace, category
+                                        * "flightrec") */
 };
 
 /* fr_get_stats - the counters above. samples_taken counts at signal time; the
