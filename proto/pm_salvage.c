@@ -98,6 +98,24 @@ static size_t decode_events(const uint8_t *data, size_t n, uint64_t base, struct
                 if (type == 0 || type > FR_EV_TYPE_MAX || !(p = fr_get_uvarint(p, end, &delta)))
                         break;
                 unsigned i;
+                if (type == FR_EV_BLOCK) {
+                        /* call, object, duration, task, region (string id),
+                         * nframes (<= FR_MAX_STACK_FRAMES), the frames */
+                        uint64_t v[6], f;
+                        for (i = 0; i < 6 && p; i++)
+                                p = fr_get_uvarint(p, end, &v[i]);
+                        if (!p || v[5] > FR_MAX_STACK_FRAMES)
+                                break;
+                        for (uint64_t k = 0; k < v[5] && p; k++)
+                                p = fr_get_uvarint(p, end, &f);
+                        if (!p || delta > UINT64_MAX - time)
+                                break;
+                        time += delta;
+                        ids_add(used, v[4]);
+                        good = p;
+                        *ret_last = time;
+                        continue;
+                }
                 for (i = 0; i < nargs[type] && p; i++)
                         p = fr_get_uvarint(p, end, &a[i]);
                 if (!p)
