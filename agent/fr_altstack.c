@@ -36,11 +36,13 @@
  * install only (into the interrupted context's uc_stack, which sigreturn
  * installs) and drops the sample (the next perf sample's weight covers
  * the period). That first frame on the application's stack is the one gap. */
+#include <dlfcn.h>
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
 
@@ -57,6 +59,12 @@ static __thread struct {
 } alt FR_TLS;
 
 static _Atomic size_t stack_bytes; /* usable size of ours; 0: not computed yet */
+/* Under AddressSanitizer: ASan gives every thread an alternate stack of its
+ * own at its start (use_sigaltstack) and, at its exit, unmaps whatever
+ * alternate stack is installed. Ours would be unmapped twice (the second
+ * time over memory ASan had reused: its allocator crashed, test-stress-app),
+ * so the agent installs none and uses ASan's. */
+static _Atomic bool asan_owns_altstacks;
 /* In a forked child: the forking thread's stack, still in use there, which
  * records copied from the parent may name (the advancer's TLS is not the
  * forking thread's, so alt.mine alone cannot tell). */
@@ -79,9 +87,23 @@ size_t fr__altstack_size(void) {
         if (min < 2048 || min > (1u << 20))
                 min = 8192;
         size_t page = page_bytes();
+        atomic_store(&asan_owns_altstacks, dlsym(RTLD_DEFAULT, "__asan_init") != NULL);
         n = (min + FR_ALTSTACK_MARGIN + page - 1) & ~(page - 1);
         atomic_store_explicit(&stack_bytes, n, memory_order_relaxed);
         return n;
+}
+
+/* The system calls themselves, not libc's functions: install and
+ * fr__altstack_room run in signal handlers, where a sanitizer's interceptors
+ * of mmap and sigaltstack (its allocator's locks, its shadow updates) are not
+ * async-signal-safe: a SIGPROF landing in ASan's allocator at a thread's
+ * start crashed it there (test-stress-app under ASan). */
+static void *sys_map_stack(size_t len) {
+        return (void *)syscall(SYS_mmap, NULL, len, PROT_READ | PROT_WRITE,
+                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+}
+static int sys_sigaltstack(const stack_t *ss, stack_t *old) {
+        return (int)syscall(SYS_sigaltstack, ss, old);
 }
 
 static void fr__altstack_atfork(void) { pthread_atfork(NULL, NULL, atfork_child); }
@@ -97,14 +119,15 @@ static int install(struct fr_thread *t, ucontext_t *uc) {
         size_t n = atomic_load_explicit(&stack_bytes, memory_order_relaxed), page = page_bytes();
         if (n == 0)
                 return -EAGAIN; /* fr__altstack_size not called yet: never in a handler */
+        if (atomic_load_explicit(&asan_owns_altstacks, memory_order_relaxed))
+                return -ENOTSUP;
         if (!alt.mine) {
-                void *m = mmap(NULL, page + n, PROT_READ | PROT_WRITE,
-                               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+                void *m = sys_map_stack(page + n);
                 if (m == MAP_FAILED)
                         return -errno;
-                if (mprotect(m, page, PROT_NONE) < 0) {
+                if (syscall(SYS_mprotect, m, page, PROT_NONE) < 0) {
                         int e = -errno;
-                        munmap(m, page + n);
+                        syscall(SYS_munmap, m, page + n);
                         return e;
                 }
                 alt.mine = m;
@@ -114,7 +137,7 @@ static int install(struct fr_thread *t, ucontext_t *uc) {
                 uc->uc_stack = ss; /* installed by the kernel at sigreturn */
         /* Also now: for a handler called outside the kernel's delivery (TSan
          * defers signals and passes a copy of the context). */
-        if (sigaltstack(&ss, NULL) < 0 && !uc)
+        if (sys_sigaltstack(&ss, NULL) < 0 && !uc)
                 return -errno;
         alt.lo = (uintptr_t)ss.ss_sp;
         alt.hi = alt.lo + n;
@@ -140,7 +163,7 @@ bool fr__altstack_room(struct fr_thread *t, void *uc, size_t need) {
         if (here - alt.lo < alt.hi - alt.lo)
                 return here - alt.lo >= need; /* the stack found last time: no system call */
         stack_t cur;
-        if (sigaltstack(NULL, &cur) < 0)
+        if (sys_sigaltstack(NULL, &cur) < 0)
                 return true; /* cannot tell: as without the agent */
         uintptr_t lo = (uintptr_t)cur.ss_sp;
         if (cur.ss_flags & SS_ONSTACK) {
