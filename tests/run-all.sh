@@ -11,5 +11,12 @@ for variant in normal address thread; do
         echo "=== $variant build ($dir)"
         cmake -S . -B "$dir" -DBUILD_TESTING=ON -DFLIGHTREC_SANITIZE="$san" >/dev/null
         cmake --build "$dir" -j"$jobs" >/dev/null
-        ctest --test-dir "$dir" --output-on-failure
+        # TSan: the documented suppressions (tests/tsan.supp) for every
+        # process a test starts, not only those whose test sets TSAN_OPTIONS.
+        if [ $variant = thread ]; then
+                TSAN_OPTIONS="suppressions=$PWD/tests/tsan.supp ${TSAN_OPTIONS:-}" \
+                        ctest --test-dir "$dir" --output-on-failure
+        else
+                ctest --test-dir "$dir" --output-on-failure
+        fi
 done
