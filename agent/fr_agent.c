@@ -160,6 +160,8 @@ static void atfork_child(void);
 static int start_locked(const struct fr_agent_config *cfg) {
         static bool once;
         if (!once) {
+                fr__wait_resolve();
+                fr__exit_resolve();
                 int r = pthread_atfork(NULL, NULL, atfork_child);
                 if (r)
                         return -r;
@@ -348,6 +350,9 @@ __attribute__((constructor)) static void fr_autostart(void) {
                                       fr__runtime_go_object());
                 return;
         }
+        /* Chosen: from here on our wrappers never look a function up. */
+        fr__wait_resolve();
+        fr__exit_resolve();
         struct fr_agent_config cfg = {0};
         if (load_config(NULL, &cfg) < 0)
                 return; /* reported */

@@ -29,9 +29,12 @@ extern char **environ;
 #define REAL(name, type)                                                                           \
         FR_EVERY_PROCESS static type real_##name(void) {                                                            \
                 FR_EVERY_PROCESS_DATA static type f;                                               \
-                if (!f)                                                                            \
-                        f = (type)dlsym(RTLD_NEXT, #name);                                         \
-                return f;                                                                          \
+                type r = __atomic_load_n(&f, __ATOMIC_RELAXED);                                    \
+                if (!r) {                                                                          \
+                        r = (type)dlsym(RTLD_NEXT, #name);                                         \
+                        __atomic_store_n(&f, r, __ATOMIC_RELAXED);                                 \
+                }                                                                                  \
+                return r;                                                                          \
         }
 
 typedef void (*exit_fn)(int);
@@ -188,9 +191,12 @@ FR_EVERY_PROCESS int posix_spawnp(pid_t *pid, const char *file, const posix_spaw
         return f(pid, file, fa, attr, argv, envp);
 }
 
-/* Resolve the real functions at load, not at the first call: that call may
- * come in the child of a multi-threaded fork, where dlsym is not safe. */
-__attribute__((constructor)) static void fr__exit_resolve(void) {
+/* Resolve the real functions when the process starts recording, not at the
+ * first call: that call may come in the child of a multi-threaded fork, where
+ * another thread may have left the loader's data half-changed. A process that
+ * does not record looks each up at its first call (glibc resets the loader's
+ * lock in a fork child), and pays nothing at its start. */
+void fr__exit_resolve(void) {
         (void)real__exit();
         (void)real__Exit();
         (void)real_execve();

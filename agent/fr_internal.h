@@ -521,6 +521,14 @@ void fr__wait_set(uint64_t ns);
 extern _Atomic uint64_t fr__wait_ns;
 /* fr__wait_after_fork - in a fork child: its thread may register again. */
 void fr__wait_after_fork(void);
+/* fr__wait_resolve, fr__exit_resolve - look up every real function our
+ * wrappers call, once the process records (fr_agent.c): from then on no
+ * wrapper calls dlsym, not even from a signal handler or a fork child. */
+void fr__wait_resolve(void);
+void fr__exit_resolve(void);
+/* fr__wait_close_at_exit - close the wait of thread t (the caller, at its
+ * exit) if it is still open: it was cancelled inside a wrapped call. */
+void fr__wait_close_at_exit(struct fr_thread *t);
 /* fr__wait_stack - the frames of t's current wait: the wrapped function,
  * the caller's return address, then the frame-pointer walk from the saved
  * registers. stack_copy: read t's stack through a copy (another thread's

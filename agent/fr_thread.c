@@ -30,6 +30,7 @@ struct fr_thread *fr__threads_head(void) { return reg.head; }
 
 static void on_thread_exit(void *arg) {
         struct fr_thread *t = arg;
+        fr__wait_close_at_exit(t);
         /* Before the record can be freed; under the lock, as the advancer's
          * descriptor checks may re-arm the same record. */
         fr__threads_lock();

@@ -19,10 +19,12 @@
  * variant (a few ns here, against ~40 ns; 4 ms resolution), so their BLOCK
  * durations are good to one kernel tick.
  *
- * Cancellation: this file is built with -fexceptions and the wait is closed
- * by a cleanup attribute, so a thread cancelled inside read or
- * pthread_cond_wait unwinds through the wrapper (which stays a cancellation
- * point, since the real call is one) and leaves its record consistent.
+ * Cancellation: a wrapper stays a cancellation point, since the real call is
+ * one. A thread cancelled inside read or pthread_cond_wait unwinds through
+ * the wrapper without running its cleanup (this file is not built with
+ * -fexceptions, which would make every host load libgcc_s): its wait stays
+ * open through its cleanup handlers and is closed at its exit
+ * (fr__wait_close_at_exit), before the advancer could report it.
  *
  * Signal handlers: a wrapped call made by a handler while the thread is
  * already in a wrapped call, or inside the wrapper's own bookkeeping (busy),
@@ -59,8 +61,10 @@ void fr__wait_set(uint64_t ns) { atomic_store(&fr__wait_ns, ns); }
 
 /* ---- the real functions ------------------------------------------------------ */
 
-/* Resolved at load (before any constructor of ours starts the recorder and
- * its signal handler), again lazily for calls made before that. */
+/* Resolved by fr__wait_resolve() when this process starts recording (before
+ * its signal handlers exist), else at each function's first call: a process
+ * that does not record passes every call through and pays for no lookup at
+ * its start (the 50 dlsym cost ~0.1 ms here, bench/run-hostwide.sh). */
 #define REAL_FN(name, ret, args) static ret(*real_##name) args;
 #define REAL_LIST(X)                                                                               \
         X(pthread_mutex_lock, int, (pthread_mutex_t *))                                            \
@@ -122,14 +126,22 @@ static void *lookup(const char *name) {
         return f ? f : dlsym(RTLD_NEXT, name);
 }
 
-#define RESOLVE(name, ret, args) real_##name = (ret(*) args)lookup(#name);
-__attribute__((constructor(101))) static void resolve_all(void) { REAL_LIST(RESOLVE) }
+/* Atomic (relaxed, a plain load here): threads may race to the same value. */
+#define RESOLVE(name, ret, args)                                                                   \
+        __atomic_store_n(&real_##name, (ret(*) args)lookup(#name), __ATOMIC_RELAXED);
+void fr__wait_resolve(void) { REAL_LIST(RESOLVE) }
 
-/* REAL(name) - the real function, resolved now if a call came before the
- * constructor. */
+/* REAL(name) - the real function, looked up now if this is its first call
+ * in a process that does not record. */
 #define REAL(name)                                                                                 \
-        (__builtin_expect(real_##name != NULL, 1) ? real_##name                                    \
-                                                  : (resolve_all(), real_##name))
+        ({                                                                                         \
+                __typeof__(real_##name) f_ = __atomic_load_n(&real_##name, __ATOMIC_RELAXED);      \
+                if (__builtin_expect(f_ == NULL, 0)) {                                             \
+                        f_ = (__typeof__(f_))lookup(#name);                                        \
+                        __atomic_store_n(&real_##name, f_, __ATOMIC_RELAXED);                      \
+                }                                                                                  \
+                f_;                                                                                \
+        })
 
 /* ---- the wait ---------------------------------------------------------------- */
 
@@ -199,6 +211,12 @@ static inline struct fr_thread *wait_thread_adopt(void) {
 
 void fr__wait_after_fork(void) { adopt_tried = false; }
 
+void fr__wait_close_at_exit(struct fr_thread *t) {
+        uint32_t s = atomic_load_explicit(&t->wait.seq, memory_order_relaxed);
+        if (s & 1) /* cancelled inside a wrapped call: its cleanup never ran */
+                atomic_store_explicit(&t->wait.seq, s + 1, memory_order_release);
+}
+
 static inline void wait_enter(struct scope *sc, struct fr_thread *t, unsigned call, uint64_t object,
                               bool coarse, uintptr_t pc, uintptr_t sp, uintptr_t fp) {
         struct fr_wait *w = &t->wait;
@@ -244,8 +262,8 @@ static __attribute__((noinline)) void wait_record(struct fr_thread *t, uint64_t 
         errno = saved;
 }
 
-/* wait_leave - the end of the call (a cleanup: also when the thread is
- * cancelled inside it). errno is the real call's. */
+/* wait_leave - the end of the call (a cleanup attribute: every return).
+ * errno is the real call's. */
 static void wait_leave(struct scope *sc) {
         struct fr_thread *t = sc->t;
         if (!t)
@@ -614,48 +632,56 @@ long syscall(long nr, ...) {
 
 /* ---- stacks ------------------------------------------------------------------------ */
 
+/* Our wrappers, each symbolized under the name of the call it wraps, by
+ * hidden aliases: their addresses are fixed at link time, where the exported
+ * names would cost a symbol lookup each at every process's start. */
+#define LEAF_LIST(X)                                              \
+        X(FR_WAIT_MUTEX_LOCK, pthread_mutex_lock)                 \
+        X(FR_WAIT_MUTEX_TIMEDLOCK, pthread_mutex_timedlock)       \
+        X(FR_WAIT_COND_WAIT, pthread_cond_wait)                   \
+        X(FR_WAIT_COND_TIMEDWAIT, pthread_cond_timedwait)         \
+        X(FR_WAIT_RWLOCK_RDLOCK, pthread_rwlock_rdlock)           \
+        X(FR_WAIT_RWLOCK_WRLOCK, pthread_rwlock_wrlock)           \
+        X(FR_WAIT_RWLOCK_TIMEDRDLOCK, pthread_rwlock_timedrdlock) \
+        X(FR_WAIT_RWLOCK_TIMEDWRLOCK, pthread_rwlock_timedwrlock) \
+        X(FR_WAIT_JOIN, pthread_join)                             \
+        X(FR_WAIT_SEM_WAIT, sem_wait)                             \
+        X(FR_WAIT_SEM_TIMEDWAIT, sem_timedwait)                   \
+        X(FR_WAIT_POLL, poll)                                     \
+        X(FR_WAIT_PPOLL, ppoll)                                   \
+        X(FR_WAIT_SELECT, select)                                 \
+        X(FR_WAIT_PSELECT, pselect)                               \
+        X(FR_WAIT_EPOLL_WAIT, epoll_wait)                         \
+        X(FR_WAIT_EPOLL_PWAIT, epoll_pwait)                       \
+        X(FR_WAIT_NANOSLEEP, nanosleep)                           \
+        X(FR_WAIT_CLOCK_NANOSLEEP, clock_nanosleep)               \
+        X(FR_WAIT_USLEEP, usleep)                                 \
+        X(FR_WAIT_SLEEP, sleep)                                   \
+        X(FR_WAIT_READ, read)                                     \
+        X(FR_WAIT_READV, readv)                                   \
+        X(FR_WAIT_RECV, recv)                                     \
+        X(FR_WAIT_RECVFROM, recvfrom)                             \
+        X(FR_WAIT_RECVMSG, recvmsg)                               \
+        X(FR_WAIT_ACCEPT, accept)                                 \
+        X(FR_WAIT_ACCEPT4, accept4)                               \
+        X(FR_WAIT_CONNECT, connect)                               \
+        X(FR_WAIT_WRITE, write)                                   \
+        X(FR_WAIT_WRITEV, writev)                                 \
+        X(FR_WAIT_SEND, send)                                     \
+        X(FR_WAIT_SENDTO, sendto)                                 \
+        X(FR_WAIT_SENDMSG, sendmsg)                               \
+        X(FR_WAIT_WAITPID, waitpid)                               \
+        X(FR_WAIT_WAIT4, wait4)                                   \
+        X(FR_WAIT_FLOCK, flock)                                   \
+        X(FR_WAIT_FCNTL_SETLKW, fcntl)                            \
+        X(FR_WAIT_FUTEX, syscall)
+#define LEAF_ALIAS(call, name)                                                                     \
+        extern __typeof__(name) fr__leaf_##name                                                    \
+                __attribute__((alias(#name), copy(name), visibility("hidden")));
+LEAF_LIST(LEAF_ALIAS)
+
 uintptr_t fr__wait_leaf(unsigned call) {
-        /* Our wrapper: symbolized under the name of the call it wraps. */
-        static const void *const leaf[FR_WAIT_CALL_MAX + 1] = {
-                [FR_WAIT_MUTEX_LOCK] = pthread_mutex_lock,
-                [FR_WAIT_MUTEX_TIMEDLOCK] = pthread_mutex_timedlock,
-                [FR_WAIT_COND_WAIT] = pthread_cond_wait,
-                [FR_WAIT_COND_TIMEDWAIT] = pthread_cond_timedwait,
-                [FR_WAIT_RWLOCK_RDLOCK] = pthread_rwlock_rdlock,
-                [FR_WAIT_RWLOCK_WRLOCK] = pthread_rwlock_wrlock,
-                [FR_WAIT_RWLOCK_TIMEDRDLOCK] = pthread_rwlock_timedrdlock,
-                [FR_WAIT_RWLOCK_TIMEDWRLOCK] = pthread_rwlock_timedwrlock,
-                [FR_WAIT_JOIN] = pthread_join,
-                [FR_WAIT_SEM_WAIT] = sem_wait,
-                [FR_WAIT_SEM_TIMEDWAIT] = sem_timedwait,
-                [FR_WAIT_POLL] = poll,
-                [FR_WAIT_PPOLL] = ppoll,
-                [FR_WAIT_SELECT] = select,
-                [FR_WAIT_PSELECT] = pselect,
-                [FR_WAIT_EPOLL_WAIT] = epoll_wait,
-                [FR_WAIT_EPOLL_PWAIT] = epoll_pwait,
-                [FR_WAIT_NANOSLEEP] = nanosleep,
-                [FR_WAIT_CLOCK_NANOSLEEP] = clock_nanosleep,
-                [FR_WAIT_USLEEP] = usleep,
-                [FR_WAIT_SLEEP] = sleep,
-                [FR_WAIT_READ] = read,
-                [FR_WAIT_READV] = readv,
-                [FR_WAIT_RECV] = recv,
-                [FR_WAIT_RECVFROM] = recvfrom,
-                [FR_WAIT_RECVMSG] = recvmsg,
-                [FR_WAIT_ACCEPT] = accept,
-                [FR_WAIT_ACCEPT4] = accept4,
-                [FR_WAIT_CONNECT] = connect,
-                [FR_WAIT_WRITE] = write,
-                [FR_WAIT_WRITEV] = writev,
-                [FR_WAIT_SEND] = send,
-                [FR_WAIT_SENDTO] = sendto,
-                [FR_WAIT_SENDMSG] = sendmsg,
-                [FR_WAIT_WAITPID] = waitpid,
-                [FR_WAIT_WAIT4] = wait4,
-                [FR_WAIT_FLOCK] = flock,
-                [FR_WAIT_FCNTL_SETLKW] = fcntl,
-                [FR_WAIT_FUTEX] = syscall,
-        };
+#define LEAF_ENTRY(call, name) [call] = fr__leaf_##name,
+        static const void *const leaf[FR_WAIT_CALL_MAX + 1] = {LEAF_LIST(LEAF_ENTRY)};
         return call <= FR_WAIT_CALL_MAX ? (uintptr_t)leaf[call] : 0;
 }
