@@ -71,6 +71,9 @@ void fr_symbolizer_free(struct fr_symbolizer *s);
 #define FR_SYM_MAX_CACHED 200000 /* results kept, about 100 bytes each */
 /* fr_symbolizer_cached - results cached now (the daemon bounds its memory). */
 size_t fr_symbolizer_cached(const struct fr_symbolizer *s);
+/* fr_symbolizer_files - files open now: one per path and build id, however
+ * many processes (load biases) their handles came from. */
+size_t fr_symbolizer_files(const struct fr_symbolizer *s);
 
 /* fr_sym_open - the handle for a loaded object, opened on first use and
  * cached. An object that cannot be symbolized still gets a handle, whose

@@ -499,6 +499,46 @@ static void test_caller_pc_minus_one(void **state) {
         result_free(&r);
 }
 
+/* The same file loaded at two addresses (two processes, ASLR): one open file
+ * serves both, and an address resolved in one is cached for the other. */
+static void test_one_file_two_biases(void **state) {
+        (void)state;
+        load_objects();
+        record_return_addresses();
+        const uint64_t shift = 0x10000000000ull; /* the second process's placement */
+        struct fr_symbolizer *sym;
+        struct fr_sym_object *o[2] = {NULL, NULL};
+        struct fr_sym_result res;
+        assert_int_equal(fr_symbolizer_new(NULL, &sym), 0);
+        for (int k = 0; k < 2; k++) {
+                for (size_t i = 0; i < exe_obj.nseg; i++) {
+                        const struct sm_segment *sg = &exe_obj.seg[i];
+                        if (ra_at_end < sg->start || ra_at_end >= sg->limit)
+                                continue;
+                        struct fr_object obj = {exe_obj.path, exe_obj.build_id,
+                                                exe_obj.build_id_len, sg->start + k * shift,
+                                                sg->limit + k * shift, sg->offset};
+                        assert_int_equal(fr_sym_open(sym, &obj, &o[k]), 0);
+                }
+                assert_non_null(o[k]);
+                assert_int_equal(fr_sym_object_status(o[k]), FR_SYM_OK);
+        }
+        assert_ptr_not_equal(o[0], o[1]);
+        assert_int_equal(fr_symbolizer_files(sym), 1);
+        assert_int_equal(fr_symbolize(o[0], ra_at_end - 1, &res), 0);
+        assert_true(res.nframes >= 1);
+        assert_string_equal(res.frames[0].function, "pp_ends_in_call");
+        size_t cached = fr_symbolizer_cached(sym);
+        assert_int_equal(fr_symbolize(o[1], ra_at_end - 1 + shift, &res), 0);
+        assert_true(res.nframes >= 1);
+        assert_string_equal(res.frames[0].function, "pp_ends_in_call");
+        assert_int_equal(fr_symbolizer_cached(sym), cached); /* a hit */
+        /* Outside the second placement: not this object's address. */
+        assert_int_equal(fr_symbolize(o[1], ra_at_end - 1, &res), 0);
+        assert_int_equal(res.nframes, 0);
+        fr_symbolizer_free(sym);
+}
+
 /* A call from inlined code: the inlined function first, then its caller. */
 static void test_inline_frames(void **state) {
         (void)state;
@@ -950,6 +990,7 @@ int main(void) {
         const struct CMUnitTest tests[] = {
                 cmocka_unit_test(test_profile_basics),
                 cmocka_unit_test(test_caller_pc_minus_one),
+                cmocka_unit_test(test_one_file_two_biases),
                 cmocka_unit_test(test_inline_frames),
                 cmocka_unit_test(test_labels_and_merging),
                 cmocka_unit_test(test_unresolved_objects),
