@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <event2/event.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -120,15 +121,20 @@ static void post_copied(uint64_t snap_id) {
 }
 
 int frd_raw_reserve(struct frd_job *j, size_t cap) {
-        const size_t huge = 2u << 20;
-        cap = (cap + huge - 1) & ~(huge - 1);
+        /* Huge pages for a trace of megabytes; a small one (a header, an idle
+         * agent's ring) gets pages: with a huge page each, the headers of a
+         * snapshot of 256 agents, all made at once, held 404 MB. */
+        const size_t huge = 2u << 20, small = 64u << 10;
+        const size_t unit = cap >= huge ? huge : small;
+        cap = (cap + unit - 1) & ~(unit - 1);
         if (cap <= j->raw_cap)
                 return 0;
         void *p = j->raw ? mremap(j->raw, j->raw_cap, cap, MREMAP_MAYMOVE)
                          : mmap(NULL, cap, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         if (p == MAP_FAILED)
                 return -ENOMEM;
-        madvise(p, cap, MADV_HUGEPAGE); /* best effort */
+        if (unit == huge)
+                madvise(p, cap, MADV_HUGEPAGE); /* best effort */
         j->raw = p;
         j->raw_cap = cap;
         return 0;
@@ -683,14 +689,20 @@ static void on_done(evutil_socket_t fd, short what, void *arg) {
                 rev = list;
                 list = n;
         }
+        bool idle = false;
         while (rev) {
                 struct frd_job *n = rev->next;
                 pthread_mutex_lock(&out.lock);
-                out.busy--;
+                idle = --out.busy == 0;
                 pthread_mutex_unlock(&out.lock);
                 out.done_cb(rev);
                 rev = n;
         }
+        /* The last job of a burst (a snapshot of every agent): give back what
+         * the conversions freed, which malloc keeps in each thread's arena
+         * (256 agents: 58 MB kept after, against 7 MB before). */
+        if (idle)
+                malloc_trim(0);
 }
 
 int frd_output_start(struct event_base *base, unsigned workers, void (*done)(struct frd_job *)) {
