@@ -22,6 +22,21 @@ int ctl_crash(const struct ctl_options *opts, int argc, char **argv);
  * (ctl_file.c). Returns a malloc'd string or NULL. */
 char *ctl_output_path(const char *trace, const char *suffix);
 
+/* ctl_convert_fn - one offline conversion of a loaded trace (arg is the
+ * caller's): 0 with a malloc'd *out of *out_len bytes, or a negative errno
+ * with a message in err (or err[0] == 0: strerror is printed). */
+typedef int (*ctl_convert_fn)(void *arg, const uint8_t *data, size_t len, uint8_t **out,
+                              size_t *out_len, char *err, size_t errlen);
+/* ctl_export_trace - what the offline exports (perfetto, pprof) share
+ * (ctl_file.c): load TRACE (at most max_bytes decoded), convert it, and write
+ * the result through fr_write_file_atomic (mode) to output, or when output is
+ * NULL to ctl_output_path(trace, suffix); never over the trace itself. Every
+ * failure is printed. Returns 0 with the output's path in *ret_path (free()
+ * it) and its size in *ret_len, or CTL_EXIT_FAILURE. */
+int ctl_export_trace(const char *trace, const char *output, const char *suffix, size_t max_bytes,
+                     mode_t mode, ctl_convert_fn convert, void *arg, char **ret_path,
+                     size_t *ret_len);
+
 int ctl_dump(const struct ctl_options *opts, int argc, char **argv);
 int ctl_perfetto(const struct ctl_options *opts, int argc, char **argv);
 int ctl_pprof(const struct ctl_options *opts, int argc, char **argv);

@@ -100,17 +100,6 @@ static void put_wall(FILE *f, uint64_t real_ns) {
         fprintf(f, "%s.%09" PRIu64 "Z", buf, real_ns % 1000000000);
 }
 
-static const char *event_name(uint8_t type) {
-        static const char *const names[] = {
-                [FR_EV_TASK_BEGIN] = "TASK_BEGIN",     [FR_EV_TASK_END] = "TASK_END",
-                [FR_EV_REGION_BEGIN] = "REGION_BEGIN", [FR_EV_REGION_END] = "REGION_END",
-                [FR_EV_LOG] = "LOG",                   [FR_EV_THREAD_NAME] = "THREAD_NAME",
-                [FR_EV_THREAD_START] = "THREAD_START", [FR_EV_THREAD_EXIT] = "THREAD_EXIT",
-                [FR_EV_LOST] = "LOST",                 [FR_EV_BLOCK] = "BLOCK",
-        };
-        return type <= FR_EV_TYPE_MAX && names[type] ? names[type] : "UNKNOWN";
-}
-
 static const char *lost_name(uint64_t kind) {
         switch (kind) {
         case FR_LOST_EVENTS:
@@ -241,7 +230,7 @@ static void put_wait(struct dump *d, unsigned call, uint64_t object, uint64_t ho
 static void put_event(struct dump *d, const struct fr_generation *g, const struct fr_event *e) {
         struct name_entry *thread = table_find(&d->threads, e->tid);
         put_prefix(d, g, e->time, e->tid);
-        fprintf(d->out, " %s", event_name(e->type));
+        fprintf(d->out, " %s", fr_event_type_name(e->type));
         switch (e->type) {
         case FR_EV_TASK_BEGIN:
                 put_task(d, "task", e->task);

@@ -2,19 +2,17 @@
  * [--max-events-per-s N] [--max-samples-per-s N]: export a trace's timeline
  * to Perfetto's protobuf format (.pftrace, for ui.perfetto.dev) or Chrome
  * Trace Event JSON (.json), offline (proto/timeline.h). The output goes
- * through fr_write_file_atomic: a damaged trace leaves no file. */
+ * through ctl_export_trace (fr_write_file_atomic): a damaged trace leaves no
+ * file. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 #include "ctl.h"
-#include "fr_io.h"
 #include "timeline.h"
-#include "trace_reader.h"
 
 #define PERFETTO_MAX_BYTES ((size_t)1 << 30) /* decoded trace size we accept */
 #define PERFETTO_FILE_MODE 0640
@@ -49,6 +47,18 @@ static int parse_limit(const char *s, uint64_t *ret) {
         return 0;
 }
 
+/* What perfetto_convert needs, behind ctl_export_trace's one pointer. */
+struct perfetto_job {
+        const struct fr_timeline_options *opts;
+        struct fr_timeline_stats *st;
+};
+
+static int perfetto_convert(void *arg, const uint8_t *data, size_t len, uint8_t **out,
+                            size_t *out_len, char *err, size_t errlen) {
+        struct perfetto_job *j = arg;
+        return fr_timeline_from_trace(data, len, j->opts, out, out_len, j->st, err, errlen);
+}
+
 int ctl_perfetto(const struct ctl_options *opts, int argc, char **argv) {
         enum { OPT_JSON = 256, OPT_NO_SYMBOLIZE, OPT_ROOT, OPT_MAX_EVENTS, OPT_MAX_SAMPLES };
         static const struct option longopts[] = {
@@ -63,11 +73,11 @@ int ctl_perfetto(const struct ctl_options *opts, int argc, char **argv) {
         };
         struct fr_timeline_options topts = {0};
         struct fr_timeline_stats st;
-        const char *output = NULL, *what = NULL;
-        char *out_path = NULL, err[512];
-        uint8_t *data = NULL, *out = NULL;
-        size_t len, out_len;
-        int c, r, ret = CTL_EXIT_FAILURE;
+        struct perfetto_job job = {&topts, &st};
+        const char *output = NULL;
+        char *out_path;
+        size_t out_len;
+        int c;
 
         (void)opts;
         while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
@@ -107,29 +117,9 @@ int ctl_perfetto(const struct ctl_options *opts, int argc, char **argv) {
         }
         const char *path = argv[optind];
         bool json = topts.flags & FR_TIMELINE_JSON;
-        out_path = output ? strdup(output) : ctl_output_path(path, json ? ".json" : ".pftrace");
-        if (!out_path) {
-                fprintf(stderr, "flightrecctl: out of memory\n");
+        if (ctl_export_trace(path, output, json ? ".json" : ".pftrace", PERFETTO_MAX_BYTES,
+                             PERFETTO_FILE_MODE, perfetto_convert, &job, &out_path, &out_len))
                 return CTL_EXIT_FAILURE;
-        }
-        if (strcmp(out_path, path) == 0) {
-                fprintf(stderr, "flightrecctl: %s: the output would overwrite the trace\n", path);
-                goto out;
-        }
-        if (fr_trace_load_file(path, PERFETTO_MAX_BYTES, &data, &len, err, sizeof err) < 0) {
-                fprintf(stderr, "flightrecctl: %s: %s\n", path, err);
-                goto out;
-        }
-        r = fr_timeline_from_trace(data, len, &topts, &out, &out_len, &st, err, sizeof err);
-        if (r < 0) {
-                fprintf(stderr, "flightrecctl: %s: %s\n", path, err[0] ? err : strerror(-r));
-                goto out;
-        }
-        r = fr_write_file_atomic(out_path, out, out_len, PERFETTO_FILE_MODE, &what);
-        if (r < 0) {
-                fprintf(stderr, "flightrecctl: %s: %s: %s\n", out_path, what, strerror(-r));
-                goto out;
-        }
         fprintf(stderr,
                 "flightrecctl: wrote %s (%zu bytes): %zu generations, %" PRIu64 " threads, %" PRIu64
                 " slices, %" PRIu64 " instants, %" PRIu64 " flows, %" PRIu64 " samples\n",
@@ -145,10 +135,6 @@ int ctl_perfetto(const struct ctl_options *opts, int argc, char **argv) {
                         st.max_samples_per_s);
         if (!json)
                 fprintf(stderr, "flightrecctl: open it in https://ui.perfetto.dev (Open trace file)\n");
-        ret = 0;
-out:
-        free(out);
-        free(data);
         free(out_path);
-        return ret;
+        return 0;
 }

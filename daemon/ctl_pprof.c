@@ -3,23 +3,16 @@
  * pprof profile, offline.
  *
  * The output is written to a temporary file in the target's directory,
- * synced and renamed over the target, so that a reader never sees a partial
- * profile and a failed conversion leaves nothing behind. */
-#include <errno.h>
-#include <fcntl.h>
+ * synced and renamed over the target (ctl_export_trace), so that a reader
+ * never sees a partial profile and a failed conversion leaves nothing behind. */
 #include <getopt.h>
 #include <inttypes.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "ctl.h"
-#include "fr_io.h"
 #include "pprof.h"
-#include "trace_reader.h"
 
 #define PPROF_MAX_BYTES ((size_t)1 << 30) /* decoded trace size we accept */
 #define PPROF_FILE_MODE 0640
@@ -35,6 +28,18 @@ static void pprof_usage(FILE *f) {
                    "                     container's root, /proc/PID/root)\n");
 }
 
+/* What pprof_convert needs, behind ctl_export_trace's one pointer. */
+struct pprof_job {
+        const struct fr_pprof_options *opts;
+        struct fr_pprof_stats *st;
+};
+
+static int pprof_convert(void *arg, const uint8_t *data, size_t len, uint8_t **out,
+                         size_t *out_len, char *err, size_t errlen) {
+        struct pprof_job *j = arg;
+        return fr_pprof_from_trace(data, len, j->opts, out, out_len, j->st, err, errlen);
+}
+
 int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
         enum { OPT_NO_SYMBOLIZE = 256, OPT_ROOT, OPT_OFFCPU };
         static const struct option longopts[] = {
@@ -47,11 +52,11 @@ int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
         };
         struct fr_pprof_options popts = {0};
         struct fr_pprof_stats st;
-        const char *output = NULL, *what = NULL;
-        char *out_path = NULL, err[512];
-        uint8_t *data = NULL, *gz = NULL;
-        size_t len, gzlen;
-        int c, r, ret = CTL_EXIT_FAILURE;
+        struct pprof_job job = {&popts, &st};
+        const char *output = NULL;
+        char *out_path;
+        size_t gzlen;
+        int c;
 
         (void)opts;
         while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
@@ -81,41 +86,17 @@ int ctl_pprof(const struct ctl_options *opts, int argc, char **argv) {
                 return CTL_EXIT_USAGE;
         }
         const char *path = argv[optind];
-        out_path = output ? strdup(output)
-                          : ctl_output_path(path, popts.flags & FR_PPROF_OFFCPU ? ".offcpu.pb.gz" : ".pb.gz");
-        if (!out_path) {
-                fprintf(stderr, "flightrecctl: out of memory\n");
+        if (ctl_export_trace(path, output,
+                             popts.flags & FR_PPROF_OFFCPU ? ".offcpu.pb.gz" : ".pb.gz",
+                             PPROF_MAX_BYTES, PPROF_FILE_MODE, pprof_convert, &job, &out_path,
+                             &gzlen))
                 return CTL_EXIT_FAILURE;
-        }
-        /* Never replace the input with its own conversion. */
-        if (strcmp(out_path, path) == 0) {
-                fprintf(stderr, "flightrecctl: %s: the output would overwrite the trace\n", path);
-                goto out;
-        }
-        if (fr_trace_load_file(path, PPROF_MAX_BYTES, &data, &len, err, sizeof err) < 0) {
-                fprintf(stderr, "flightrecctl: %s: %s\n", path, err);
-                goto out;
-        }
-        r = fr_pprof_from_trace(data, len, &popts, &gz, &gzlen, &st, err, sizeof err);
-        if (r < 0) {
-                fprintf(stderr, "flightrecctl: %s: %s\n", path, err[0] ? err : strerror(-r));
-                goto out;
-        }
-        r = fr_write_file_atomic(out_path, gz, gzlen, PPROF_FILE_MODE, &what);
-        if (r < 0) {
-                fprintf(stderr, "flightrecctl: %s: %s: %s\n", out_path, what, strerror(-r));
-                goto out;
-        }
         fprintf(stderr,
                 "flightrecctl: wrote %s: %" PRIu64 " %s (%zu distinct) in %zu generations, "
                 "%zu locations, %zu unresolved, %zu mappings\n",
                 out_path, st.nsamples, popts.flags & FR_PPROF_OFFCPU ? "waits" : "samples",
                 st.nprofile_samples, st.ngens, st.nlocations, st.nunresolved,
                 st.nmappings);
-        ret = 0;
-out:
-        free(gz);
-        free(data);
         free(out_path);
-        return ret;
+        return 0;
 }

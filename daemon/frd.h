@@ -368,7 +368,6 @@ void frd_agent_gone(struct frd_conn *c);
  * result. A snapshot already reading from that agent is joined. */
 int frd_snapshot_agent(struct frd_conn *c, const char *reason, struct frd_ctl_req *q,
                        uint64_t trigger_id);
-void frd_snapshot_all(const char *reason);
 /* frd_snapshot_postmortem - a process died without a clean stop. */
 void frd_snapshot_postmortem(struct frd_pm_dead *d);
 /* frd_snapshot_done - the agent's SnapshotDone. */

@@ -495,16 +495,6 @@ void frd_snapshot_postmortem(struct frd_pm_dead *d) {
         frd_output_submit(j);
 }
 
-void frd_snapshot_all(const char *reason) {
-        unsigned n = 0;
-        for (struct frd_conn *c = D.conns; c; c = c->next)
-                if (c->kind == FRD_PEER_AGENT && !c->closing) {
-                        frd_snapshot_agent(c, reason, NULL, 0);
-                        n++;
-                }
-        frd_log(FRD_NOTICE, "%s: snapshot of %u agent%s", reason, n, n == 1 ? "" : "s");
-}
-
 void frd_snapshot_done(struct frd_conn *c, const Flightrec__Wire__SnapshotDone *d) {
         struct frd_snap *s = c->reading;
         if (!s || s->id != d->id) {

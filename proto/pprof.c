@@ -21,6 +21,7 @@
 #include <zlib.h>
 
 #include "profile.pb-c.h"
+#include "fr_addr_ranges.h"
 #include "symbolize.h"
 #include "trace_encode.h"
 #include "fr_err.h"
@@ -74,12 +75,6 @@ struct psample {
         int64_t count, cpu; /* off-CPU: waits and blocked ns */
 };
 
-/* A generation's map, by start address, naming its mapping. */
-struct gen_map {
-        uint64_t start, limit;
-        size_t mapping;
-};
-
 /* Names (string indexes) by id: threads' within one generation, tasks'
  * across the trace. */
 struct names {
@@ -122,7 +117,7 @@ struct conv {
         FR_VEC(struct psample) samples;
         FR_VEC(uint64_t) keys;
         struct fr_keymap sample_index;
-        FR_VEC(struct gen_map) gmaps;
+        FR_VEC(struct fr_addr_range) gmaps; /* this generation's, idx: its mapping */
         uint64_t nsamples_in;
         size_t nunresolved;
 };
@@ -289,11 +284,6 @@ static int order_mappings(struct conv *c) {
 /* ------------------------------------------------------------------------ */
 /* Second read: locations and samples                                        */
 
-static int cmp_gen_map(const void *a, const void *b) {
-        const struct gen_map *x = a, *y = b;
-        return x->start < y->start ? -1 : x->start > y->start;
-}
-
 /* gen_maps - this generation's objects by start address; a generation that
  * carries no MAPS uses the union. */
 static int gen_maps(struct conv *c, const struct fr_generation *g) {
@@ -310,41 +300,22 @@ static int gen_maps(struct conv *c, const struct fr_generation *g) {
                 size_t n = map_key(key, m->start, m->limit, m->offset, m->build_id, bidlen, path);
                 if (!fr_keymap_get(&c->map_index, key, n, &idx))
                         continue; /* cannot happen: the first read saw the same trace */
-                struct gen_map *gm = FR_VEC_PUSH(c->gmaps);
+                struct fr_addr_range *gm = FR_VEC_PUSH(c->gmaps);
                 if (!gm)
                         return -ENOMEM;
-                *gm = (struct gen_map){m->start, m->limit, idx};
+                *gm = (struct fr_addr_range){m->start, m->limit, idx};
         }
         if (g->nmaps == 0) {
                 for (size_t i = 0; i < c->maps.n; i++) {
                         const struct mapping *m = &c->maps.v[c->by_start[i]];
-                        struct gen_map *gm = FR_VEC_PUSH(c->gmaps);
+                        struct fr_addr_range *gm = FR_VEC_PUSH(c->gmaps);
                         if (!gm)
                                 return -ENOMEM;
-                        *gm = (struct gen_map){m->start, m->limit, c->by_start[i]};
+                        *gm = (struct fr_addr_range){m->start, m->limit, c->by_start[i]};
                 }
         }
-        if (c->gmaps.n)
-                qsort(c->gmaps.v, c->gmaps.n, sizeof *c->gmaps.v, cmp_gen_map);
+        fr_addr_ranges_sort(c->gmaps.v, c->gmaps.n);
         return 0;
-}
-
-/* find_mapping - the maps index holding addr, or SIZE_MAX. Entries may
- * overlap (the union of several generations): the latest start at or below
- * addr is tried first, then the earlier ones. */
-static size_t find_mapping(const struct conv *c, uint64_t addr) {
-        size_t lo = 0, hi = c->gmaps.n;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (c->gmaps.v[mid].start <= addr)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        while (lo-- > 0)
-                if (addr < c->gmaps.v[lo].limit && addr >= c->gmaps.v[lo].start)
-                        return c->gmaps.v[lo].mapping;
-        return SIZE_MAX;
 }
 
 /* function_id - the function (name, file), created on first use. */
@@ -456,7 +427,7 @@ static int symbolize_location(struct conv *c, struct mapping *m, uint64_t addr,
 /* location_id - the location of a frame address (already adjusted into the
  * instruction), created and symbolized on first use. */
 static int location_id(struct conv *c, uint64_t addr, uint64_t *ret) {
-        size_t mi = find_mapping(c, addr), idx;
+        size_t mi = fr_addr_ranges_find(c->gmaps.v, c->gmaps.n, addr), idx;
         struct mapping *m = mi == SIZE_MAX ? NULL : &c->maps.v[mi];
         uint64_t key[2] = {m ? m->id : 0, addr};
         int r;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fr_addr_ranges.h"
 #include "fr_keymap.h"
 #include "fr_vec.h"
 #include "symbolize.h"
@@ -164,11 +165,6 @@ struct pmap {
         bool sym_opened;
 };
 
-struct gmap {
-        uint64_t start, limit;
-        size_t pmap;
-};
-
 struct frange {
         size_t first, n; /* in frame_iids */
 };
@@ -191,7 +187,7 @@ struct pb {
 
         FR_VEC(struct pmap) pmaps;
         struct fr_keymap pmap_index; /* object identity -> pmaps index */
-        FR_VEC(struct gmap) gmaps;      /* this generation's, by start */
+        FR_VEC(struct fr_addr_range) gmaps; /* this generation's, idx: its pmap */
         struct fr_keymap frames;     /* (pmap + 1, address) -> franges index */
         FR_VEC(struct frange) franges;
         FR_VEC(uint64_t) frame_iids;
@@ -332,11 +328,6 @@ static int pb_instant(void *s, const struct tl_event *e) {
 /* ------------------------------------------------------------------------ */
 /* Samples: mappings, symbolized frames, callstacks                          */
 
-static int cmp_gmap(const void *a, const void *b) {
-        const struct gmap *x = a, *y = b;
-        return x->start < y->start ? -1 : x->start > y->start;
-}
-
 /* pb_generation - the generation's objects, each known once across the trace
  * by (start, limit, offset, build id, path). A generation without MAPS keeps
  * the previous one's. */
@@ -372,29 +363,13 @@ static int pb_generation(void *s, const struct fr_generation *g) {
                             fr_keymap_put(&p->pmap_index, &p->arena, p->key.p, p->key.len, idx) < 0)
                                 return -ENOMEM;
                 }
-                struct gmap *gm = FR_VEC_PUSH(p->gmaps);
+                struct fr_addr_range *gm = FR_VEC_PUSH(p->gmaps);
                 if (!gm)
                         return -ENOMEM;
-                *gm = (struct gmap){m->start, m->limit, idx};
+                *gm = (struct fr_addr_range){m->start, m->limit, idx};
         }
-        qsort(p->gmaps.v, p->gmaps.n, sizeof *p->gmaps.v, cmp_gmap);
+        fr_addr_ranges_sort(p->gmaps.v, p->gmaps.n);
         return 0;
-}
-
-/* find_pmap - the pmaps index of the object holding addr, or SIZE_MAX. */
-static size_t find_pmap(const struct pb *p, uint64_t addr) {
-        size_t lo = 0, hi = p->gmaps.n;
-        while (lo < hi) {
-                size_t mid = lo + (hi - lo) / 2;
-                if (p->gmaps.v[mid].start <= addr)
-                        lo = mid + 1;
-                else
-                        hi = mid;
-        }
-        while (lo-- > 0)
-                if (addr >= p->gmaps.v[lo].start && addr < p->gmaps.v[lo].limit)
-                        return p->gmaps.v[lo].pmap;
-        return SIZE_MAX;
 }
 
 /* mapping_iid - the object's Mapping, defined at its first use. */
@@ -468,7 +443,7 @@ static int add_frame(struct pb *p, uint64_t mapping, uint64_t rel_pc, const char
 /* frames_at - the frames (outermost first: inlined functions expand one
  * address into several) at addr, symbolized and defined on first use. */
 static int frames_at(struct pb *p, uint64_t addr, struct frange *ret) {
-        size_t pi = find_pmap(p, addr), idx;
+        size_t pi = fr_addr_ranges_find(p->gmaps.v, p->gmaps.n, addr), idx;
         uint64_t key[2] = {pi == SIZE_MAX ? 0 : pi + 1, addr};
         if (fr_keymap_get(&p->frames, key, sizeof key, &idx)) {
                 *ret = p->franges.v[idx];

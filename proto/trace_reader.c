@@ -259,7 +259,7 @@ static const char *batch_name(uint8_t kind) {
         return kind <= FR_BATCH_KIND_MAX && names[kind] ? names[kind] : "unknown";
 }
 
-static const char *event_name(uint8_t type) {
+const char *fr_event_type_name(uint8_t type) {
         static const char *const names[] = {
                 [FR_EV_TASK_BEGIN] = "TASK_BEGIN",     [FR_EV_TASK_END] = "TASK_END",
                 [FR_EV_REGION_BEGIN] = "REGION_BEGIN", [FR_EV_REGION_END] = "REGION_END",
@@ -1036,12 +1036,12 @@ static int check_event_time(struct reader *r, const struct gen *g, struct thread
                 return fail(r, x->off,
                             "%s at time %" PRIu64 " on thread %" PRIu64
                             " is not after the thread's previous event at %" PRIu64,
-                            event_name(ev->type), ev->time, ev->tid, t->last_time);
+                            fr_event_type_name(ev->type), ev->time, ev->tid, t->last_time);
         if (ev->time < g->pub.start || ev->time > g->pub.end)
                 return fail(r, x->off,
                             "%s at time %" PRIu64 " is outside the generation's span [%" PRIu64
                             ", %" PRIu64 "]",
-                            event_name(ev->type), ev->time, g->pub.start, g->pub.end);
+                            fr_event_type_name(ev->type), ev->time, g->pub.start, g->pub.end);
         t->has_time = true;
         t->last_time = ev->time;
         return 0;
@@ -1067,7 +1067,7 @@ static int decode_event_batch(struct reader *r, struct gen *g, const struct batc
                 if ((e = get_uv(r, &c, "event time delta", &delta)) < 0)
                         return e;
                 if (delta > UINT64_MAX - time)
-                        return fail(r, x.off, "%s time overflows 2^64", event_name(type));
+                        return fail(r, x.off, "%s time overflows 2^64", fr_event_type_name(type));
                 time += delta;
                 x.ev = (struct fr_event){.time = time, .tid = b->tid, .type = type};
                 if ((e = check_event_time(r, g, &r->state.threads.v[ti], &x)) < 0 ||
@@ -1129,7 +1129,7 @@ static int apply_event(struct reader *r, const struct xevent *x) {
                 return fail(r, x->off,
                             "%s on thread %" PRIu64 ", which is not alive (absent from STATUS or "
                             "exited): its batch must begin with THREAD_START",
-                            event_name(ev->type), ev->tid);
+                            fr_event_type_name(ev->type), ev->tid);
         switch (ev->type) {
         case FR_EV_THREAD_START:
                 if (t->alive)

@@ -175,6 +175,10 @@ int fr_trace_load_file(const char *path, size_t max_bytes, uint8_t **ret_data, s
  * ("pthread_mutex_lock"), "unknown" when out of range. */
 const char *fr_wait_call_name(unsigned call);
 
+/* fr_event_type_name - the name of an enum fr_event_type value
+ * ("TASK_BEGIN"), "unknown" when out of range (fr_trace_read delivers none). */
+const char *fr_event_type_name(uint8_t type);
+
 /* fr_ticks_to_ns - ticks since the generation start, in nanoseconds. */
 uint64_t fr_ticks_to_ns(const struct fr_generation *g, uint64_t ticks);
 
