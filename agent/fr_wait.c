@@ -508,28 +508,23 @@ int flock(int fd, int op) {
 }
 
 /* fcntl's third argument is an int or a pointer: both travel in one
- * register, and glibc itself reads it as a pointer. */
+ * register, and glibc itself reads it as a pointer. fcntl64 is the same
+ * call under its other name. */
 static inline bool fcntl_waits(int cmd) { return cmd == F_SETLKW || cmd == F_OFD_SETLKW; }
 
-int fcntl(int fd, int cmd, ...) {
-        va_list ap;
-        va_start(ap, cmd);
-        void *arg = va_arg(ap, void *);
-        va_end(ap);
-        struct fr_thread *t = fcntl_waits(cmd) ? wait_thread() : NULL;
-        WAIT(t, FR_WAIT_FCNTL_SETLKW, fd, true);
-        return REAL(fcntl)(fd, cmd, arg);
-}
+#define FCNTL_WRAPPER(name)                                                                        \
+        int name(int fd, int cmd, ...) {                                                           \
+                va_list ap;                                                                        \
+                va_start(ap, cmd);                                                                 \
+                void *arg = va_arg(ap, void *);                                                    \
+                va_end(ap);                                                                        \
+                struct fr_thread *t = fcntl_waits(cmd) ? wait_thread() : NULL;                     \
+                WAIT(t, FR_WAIT_FCNTL_SETLKW, fd, true);                                           \
+                return REAL(name)(fd, cmd, arg);                                                   \
+        }
 
-int fcntl64(int fd, int cmd, ...) {
-        va_list ap;
-        va_start(ap, cmd);
-        void *arg = va_arg(ap, void *);
-        va_end(ap);
-        struct fr_thread *t = fcntl_waits(cmd) ? wait_thread() : NULL;
-        WAIT(t, FR_WAIT_FCNTL_SETLKW, fd, true);
-        return REAL(fcntl64)(fd, cmd, arg);
-}
+FCNTL_WRAPPER(fcntl)
+FCNTL_WRAPPER(fcntl64)
 
 /* syscall(SYS_futex, ...): the waiting operations only. The six argument
  * registers are passed on as they came. */
