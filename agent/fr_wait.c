@@ -311,77 +311,40 @@ static inline uint64_t ts_ns(const struct timespec *ts) {
 
 /* ---- locks: a failed try first ------------------------------------------------- */
 
-int pthread_mutex_lock(pthread_mutex_t *m) {
-        if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))
-                return REAL(pthread_mutex_lock)(m);
-        int r = REAL(pthread_mutex_trylock)(m);
-        if (__builtin_expect(r != EBUSY, 1))
-                return r; /* taken (or the error the lock would give too) */
-        struct fr_thread *t = wait_thread_adopt();
-        WAIT(t, FR_WAIT_MUTEX_LOCK, m, false);
-        return REAL(pthread_mutex_lock)(m);
-}
+/* LOCK_WRAPPER - a lock call tried first when waits are recorded: try(obj)
+ * gives 0 or an error, returned as the lock would have, or EBUSY when it
+ * would wait; only then the wait is recorded around the real call. A macro,
+ * not a shared helper: WAIT must read the exported wrapper's own frame. */
+#define LOCK_WRAPPER(name, call, try, obj, params, args)                                           \
+        int name params {                                                                          \
+                if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))                     \
+                        return REAL(name) args;                                                    \
+                int r = try(obj);                                                                  \
+                if (__builtin_expect(r != EBUSY, 1))                                               \
+                        return r; /* taken (or the error the lock would give too) */               \
+                struct fr_thread *t = wait_thread_adopt();                                         \
+                WAIT(t, call, obj, false);                                                         \
+                return REAL(name) args;                                                            \
+        }
 
-int pthread_mutex_timedlock(pthread_mutex_t *m, const struct timespec *abstime) {
-        if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))
-                return REAL(pthread_mutex_timedlock)(m, abstime);
-        int r = REAL(pthread_mutex_trylock)(m);
-        if (r != EBUSY)
-                return r;
-        struct fr_thread *t = wait_thread_adopt();
-        WAIT(t, FR_WAIT_MUTEX_TIMEDLOCK, m, false);
-        return REAL(pthread_mutex_timedlock)(m, abstime);
-}
+LOCK_WRAPPER(pthread_mutex_lock, FR_WAIT_MUTEX_LOCK, REAL(pthread_mutex_trylock), m,
+             (pthread_mutex_t *m), (m))
+LOCK_WRAPPER(pthread_mutex_timedlock, FR_WAIT_MUTEX_TIMEDLOCK, REAL(pthread_mutex_trylock), m,
+             (pthread_mutex_t *m, const struct timespec *abstime), (m, abstime))
+LOCK_WRAPPER(pthread_rwlock_rdlock, FR_WAIT_RWLOCK_RDLOCK, REAL(pthread_rwlock_tryrdlock), l,
+             (pthread_rwlock_t *l), (l))
+LOCK_WRAPPER(pthread_rwlock_wrlock, FR_WAIT_RWLOCK_WRLOCK, REAL(pthread_rwlock_trywrlock), l,
+             (pthread_rwlock_t *l), (l))
+LOCK_WRAPPER(pthread_rwlock_timedrdlock, FR_WAIT_RWLOCK_TIMEDRDLOCK, REAL(pthread_rwlock_tryrdlock),
+             l, (pthread_rwlock_t *l, const struct timespec *abstime), (l, abstime))
+LOCK_WRAPPER(pthread_rwlock_timedwrlock, FR_WAIT_RWLOCK_TIMEDWRLOCK, REAL(pthread_rwlock_trywrlock),
+             l, (pthread_rwlock_t *l, const struct timespec *abstime), (l, abstime))
 
-int pthread_rwlock_rdlock(pthread_rwlock_t *l) {
-        if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))
-                return REAL(pthread_rwlock_rdlock)(l);
-        int r = REAL(pthread_rwlock_tryrdlock)(l);
-        if (r != EBUSY)
-                return r;
-        struct fr_thread *t = wait_thread_adopt();
-        WAIT(t, FR_WAIT_RWLOCK_RDLOCK, l, false);
-        return REAL(pthread_rwlock_rdlock)(l);
-}
-
-int pthread_rwlock_wrlock(pthread_rwlock_t *l) {
-        if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))
-                return REAL(pthread_rwlock_wrlock)(l);
-        int r = REAL(pthread_rwlock_trywrlock)(l);
-        if (r != EBUSY)
-                return r;
-        struct fr_thread *t = wait_thread_adopt();
-        WAIT(t, FR_WAIT_RWLOCK_WRLOCK, l, false);
-        return REAL(pthread_rwlock_wrlock)(l);
-}
-
-int pthread_rwlock_timedrdlock(pthread_rwlock_t *l, const struct timespec *abstime) {
-        if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))
-                return REAL(pthread_rwlock_timedrdlock)(l, abstime);
-        int r = REAL(pthread_rwlock_tryrdlock)(l);
-        if (r != EBUSY)
-                return r;
-        struct fr_thread *t = wait_thread_adopt();
-        WAIT(t, FR_WAIT_RWLOCK_TIMEDRDLOCK, l, false);
-        return REAL(pthread_rwlock_timedrdlock)(l, abstime);
-}
-
-int pthread_rwlock_timedwrlock(pthread_rwlock_t *l, const struct timespec *abstime) {
-        if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))
-                return REAL(pthread_rwlock_timedwrlock)(l, abstime);
-        int r = REAL(pthread_rwlock_trywrlock)(l);
-        if (r != EBUSY)
-                return r;
-        struct fr_thread *t = wait_thread_adopt();
-        WAIT(t, FR_WAIT_RWLOCK_TIMEDWRLOCK, l, false);
-        return REAL(pthread_rwlock_timedwrlock)(l, abstime);
-}
-
-/* sem_wait is a cancellation point even when it does not block (glibc
+/* sem_try - sem_trywait as a LOCK_WRAPPER try: 0 taken, -1 the error the
+ * wait would give too (its errno), EBUSY it would wait (errno as it came).
+ * sem_wait is a cancellation point even when it does not block (glibc
  * checks first): so is the wrapper, before its try. */
-int sem_wait(sem_t *s) {
-        if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))
-                return REAL(sem_wait)(s);
+static inline int sem_try(sem_t *s) {
         pthread_testcancel();
         int saved = errno;
         if (REAL(sem_trywait)(s) == 0)
@@ -389,25 +352,12 @@ int sem_wait(sem_t *s) {
         if (errno != EAGAIN)
                 return -1;
         errno = saved;
-        struct fr_thread *t = wait_thread_adopt();
-        WAIT(t, FR_WAIT_SEM_WAIT, s, false);
-        return REAL(sem_wait)(s);
+        return EBUSY;
 }
 
-int sem_timedwait(sem_t *s, const struct timespec *abstime) {
-        if (!atomic_load_explicit(&fr__wait_ns, memory_order_relaxed))
-                return REAL(sem_timedwait)(s, abstime);
-        pthread_testcancel();
-        int saved = errno;
-        if (REAL(sem_trywait)(s) == 0)
-                return 0;
-        if (errno != EAGAIN)
-                return -1;
-        errno = saved;
-        struct fr_thread *t = wait_thread_adopt();
-        WAIT(t, FR_WAIT_SEM_TIMEDWAIT, s, false);
-        return REAL(sem_timedwait)(s, abstime);
-}
+LOCK_WRAPPER(sem_wait, FR_WAIT_SEM_WAIT, sem_try, s, (sem_t *s), (s))
+LOCK_WRAPPER(sem_timedwait, FR_WAIT_SEM_TIMEDWAIT, sem_try, s,
+             (sem_t *s, const struct timespec *abstime), (s, abstime))
 
 /* ---- calls that always wait ------------------------------------------------------ */
 
@@ -558,28 +508,23 @@ int flock(int fd, int op) {
 }
 
 /* fcntl's third argument is an int or a pointer: both travel in one
- * register, and glibc itself reads it as a pointer. */
+ * register, and glibc itself reads it as a pointer. fcntl64 is the same
+ * call under its other name. */
 static inline bool fcntl_waits(int cmd) { return cmd == F_SETLKW || cmd == F_OFD_SETLKW; }
 
-int fcntl(int fd, int cmd, ...) {
-        va_list ap;
-        va_start(ap, cmd);
-        void *arg = va_arg(ap, void *);
-        va_end(ap);
-        struct fr_thread *t = fcntl_waits(cmd) ? wait_thread() : NULL;
-        WAIT(t, FR_WAIT_FCNTL_SETLKW, fd, true);
-        return REAL(fcntl)(fd, cmd, arg);
-}
+#define FCNTL_WRAPPER(name)                                                                        \
+        int name(int fd, int cmd, ...) {                                                           \
+                va_list ap;                                                                        \
+                va_start(ap, cmd);                                                                 \
+                void *arg = va_arg(ap, void *);                                                    \
+                va_end(ap);                                                                        \
+                struct fr_thread *t = fcntl_waits(cmd) ? wait_thread() : NULL;                     \
+                WAIT(t, FR_WAIT_FCNTL_SETLKW, fd, true);                                           \
+                return REAL(name)(fd, cmd, arg);                                                   \
+        }
 
-int fcntl64(int fd, int cmd, ...) {
-        va_list ap;
-        va_start(ap, cmd);
-        void *arg = va_arg(ap, void *);
-        va_end(ap);
-        struct fr_thread *t = fcntl_waits(cmd) ? wait_thread() : NULL;
-        WAIT(t, FR_WAIT_FCNTL_SETLKW, fd, true);
-        return REAL(fcntl64)(fd, cmd, arg);
-}
+FCNTL_WRAPPER(fcntl)
+FCNTL_WRAPPER(fcntl64)
 
 /* syscall(SYS_futex, ...): the waiting operations only. The six argument
  * registers are passed on as they came. */
