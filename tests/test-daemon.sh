@@ -12,23 +12,8 @@ set -u
 # the default deferred start.
 export FLIGHTREC_START_DELAY_MS=0
 D=$1 CTL=$2 LIB=$3 BURN=$4 DEMO=$5 NOTIFY=$6 PEER=$7 LZ4=$8 W=$9
-rm -rf "$W"
-mkdir -p "$W/out" "$W/local"
-SOCK=$W/agent.sock
-OUT=$W/out
-LOG=$W/daemon.log
-CONF=$W/flightrecd.conf
-PIDS=""
-DPID=""
-
-cleanup() {
-        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM HUP
-
 . "$(dirname "$0")/daemon-lib.sh"
+daemon_setup local
 
 cat >"$CONF" <<EOF
 [daemon]
@@ -37,12 +22,7 @@ snapshot_timeout = 20s
 max_files = 100000
 EOF
 
-start_daemon() {
-        "$D" --config "$CONF" --socket "$SOCK" --output-dir "$OUT" >>"$LOG" 2>&1 &
-        DPID=$!
-        wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; cat "$LOG"; exit 1; }
-}
-
+# stop_daemon: SIGTERM; the daemon must be gone within 10 s, with status 0.
 stop_daemon() {
         kill -TERM "$DPID"
         n=100
@@ -63,8 +43,6 @@ files_for() {
 }
 latest() { ls -t "$OUT"/*-"$1"-*."$2" | grep -v '\.offcpu\.pb\.gz$' | head -1; }
 
-# In sanitizer builds the sanitizer's runtime must come first (FR_PRELOAD_FIRST).
-PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
 run_agent() { # run_agent ARGS...: background process under the agent (AGENT_HZ: rate)
         FLIGHTREC_HZ=${AGENT_HZ:-100} FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local LD_PRELOAD=$PRELOAD "$@" &
         PIDS="$PIDS $!"
