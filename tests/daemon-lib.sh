@@ -1,10 +1,12 @@
-# Shell helpers shared by the end-to-end test scripts: the checks' output and
-# count (every script that sources it), and for those that run a private
-# flightrecd (test-daemon, test-daemon-faults, test-triggers, test-hook,
-# test-hangs, test-crash, test-browser, test-daemon-timeline) its work
-# directory, start, clean stop, clean-up and verdict. Sourced by
-# "$(dirname "$0")/daemon-lib.sh"; daemon_setup needs W (the work directory),
-# LIB (libflightrec.so) and D (flightrecd) set first.
+# Shell helpers shared by the end-to-end test scripts, sourced as
+# "$(dirname "$0")/daemon-lib.sh". The checks' output and count (say, fail,
+# ok, skip, wait_for, exit_if_failed) serve every one of them, the CLI scripts
+# too (test-dump-cli, test-pprof-cli, test-perfetto-cli); the rest serves those
+# that run a private flightrecd (test-daemon, test-daemon-faults,
+# test-triggers, test-hook, test-hangs, test-crash, test-browser,
+# test-daemon-timeline): its work directory, start, clean stop, clean-up and
+# verdict. daemon_setup needs W (the work directory) and LIB
+# (libflightrec.so) set first, start_daemon D (flightrecd), agent_up CTL.
 failures=0
 
 # say TEXT: a section heading.
