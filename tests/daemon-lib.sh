@@ -1,14 +1,24 @@
-# Shell helpers shared by the daemon's end-to-end scripts (test-daemon.sh,
-# test-daemon-faults.sh). Sourced; the caller sets CTL, SOCK, LOG, PIDS and
-# DPID, and defines its own cleanup.
+# Shell helpers shared by the end-to-end test scripts, sourced as
+# "$(dirname "$0")/daemon-lib.sh". The checks' output and count (say, fail,
+# ok, skip, wait_for, exit_if_failed) serve every one of them, the CLI scripts
+# too (test-dump-cli, test-pprof-cli, test-perfetto-cli); the rest serves those
+# that run a private flightrecd (test-daemon, test-daemon-faults,
+# test-triggers, test-hook, test-hangs, test-crash, test-browser,
+# test-daemon-timeline): its work directory, start, clean stop, clean-up and
+# verdict. daemon_setup needs W (the work directory) and LIB
+# (libflightrec.so) set first, start_daemon D (flightrecd), agent_up CTL.
 failures=0
 
+# say TEXT: a section heading.
 say() { echo "--- $*"; }
+# fail TEXT: report a failed check and count it.
 fail() {
         echo "FAIL: $*"
         failures=$((failures + 1))
 }
+# ok TEXT: report a passed check.
 ok() { echo "ok: $*"; }
+# skip TEXT: report a check not run, and why.
 skip() { echo "skip: $*"; }
 
 # wait_for SECONDS COMMAND...: poll every 0.1 s until COMMAND succeeds.
@@ -21,6 +31,75 @@ wait_for() {
                 n=$((n - 1))
         done
         return 1
+}
+
+# exit_if_failed: after any failed check, the count on stderr and exit 1.
+exit_if_failed() {
+        if [ "$failures" -ne 0 ]; then
+                echo "$failures failure(s)" >&2
+                exit 1
+        fi
+}
+
+# daemon_setup [SUBDIR...]: a fresh $W with out/ and the SUBDIRs, the paths
+# (SOCK, OUT, LOG, CONF), no processes yet (PIDS, DPID), the agent's
+# LD_PRELOAD (PRELOAD; a sanitizer's runtime, FR_PRELOAD_FIRST, comes first)
+# and the traps that run cleanup.
+daemon_setup() {
+        rm -rf "$W"
+        mkdir -p "$W/out"
+        for sub in "$@"; do mkdir -p "$W/$sub"; done
+        SOCK=$W/agent.sock
+        OUT=$W/out
+        LOG=$W/daemon.log
+        CONF=$W/flightrecd.conf
+        PIDS=""
+        DPID=""
+        # shellcheck disable=SC2034 # used by the scripts
+        PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
+        trap cleanup EXIT
+        trap 'cleanup; exit 1' INT TERM HUP
+}
+
+# kill_all: SIGKILL to the daemon and every process in PIDS, then reap them.
+kill_all() {
+        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
+        wait 2>/dev/null
+}
+
+# cleanup: run at exit and by finish; a script with more to undo redefines it.
+cleanup() { kill_all; }
+
+# listening N: the daemon log has more than N "listening on" lines.
+listening() { [ "$(grep -c "listening on" "$LOG")" -gt "$1" ]; }
+
+# start_daemon [OUTPUT_DIR]: flightrecd in the background on $SOCK (pid in
+# DPID), with $CONF when it exists, writing to OUTPUT_DIR (default $OUT);
+# exits the script when the daemon does not start.
+start_daemon() {
+        # Wait for its own "listening" line: a daemon killed before left its
+        # socket file behind.
+        n_listen=$(grep -c "listening on" "$LOG" 2>/dev/null)
+        if [ -f "$CONF" ]; then
+                set -- --config "$CONF" --output-dir "${1:-$OUT}"
+        else
+                set -- --output-dir "${1:-$OUT}"
+        fi
+        "$D" "$@" --socket "$SOCK" >>"$LOG" 2>&1 &
+        DPID=$!
+        wait_for 5 listening "${n_listen:-0}" ||
+                { fail "daemon did not start listening on $SOCK"; cat "$LOG"; exit 1; }
+}
+
+# clean_stop: SIGTERM to the daemon; it must exit 0 with no sanitizer report.
+clean_stop() {
+        say "a clean stop (a sanitizer build checks for leaks here)"
+        kill -TERM "$DPID"
+        wait "$DPID"
+        rc=$?
+        DPID=""
+        [ $rc -eq 0 ] && ok "daemon exited 0 after SIGTERM" || fail "daemon exited with $rc after SIGTERM"
+        grep -q "Sanitizer" "$LOG" && fail "sanitizer report in the daemon log" || ok "no sanitizer report"
 }
 
 # agent_up PID: flightrecctl status lists the process.

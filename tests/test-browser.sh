@@ -35,25 +35,14 @@ if ! command -v node >/dev/null || ! tools_there; then
 fi
 export CHROMIUM
 
-rm -rf "$W"
-mkdir -p "$W/out" "$W/local"
-SOCK=$W/agent.sock OUT=$W/out LOG=$W/daemon.log
-PIDS="" DPID=""
-cleanup() {
-        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
-}
-trap cleanup EXIT
 . "$HERE/daemon-lib.sh"
-
-printf '[daemon]\nsnapshot_timeout = 30s\n' >"$W/flightrecd.conf"
-"$D" --config "$W/flightrecd.conf" --socket "$SOCK" --output-dir "$OUT" >"$LOG" 2>&1 &
-DPID=$!
-wait_for 5 test -S "$SOCK" || { echo "FAIL: the daemon did not start"; cat "$LOG"; exit 1; }
+daemon_setup local
+printf '[daemon]\nsnapshot_timeout = 30s\n' >"$CONF"
+start_daemon
 
 say "fr-demo under LD_PRELOAD, a snapshot while it runs"
 env FLIGHTREC_SOCKET="$SOCK" FLIGHTREC_HZ=1000 FLIGHTREC_DIR="$W/local" \
-        LD_PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB" "$DEMO" 10 >"$W/demo.log" 2>&1 &
+        LD_PRELOAD="$PRELOAD" "$DEMO" 10 >"$W/demo.log" 2>&1 &
 APP=$!
 PIDS=$APP
 wait_for 10 agent_up "$APP" || fail "fr-demo did not connect"

@@ -14,27 +14,15 @@ if [ "${FR_SANITIZER:-}" = thread ]; then
         exit 77
 fi
 D=$1 CTL=$2 LIB=$3 APP=$4 W=$5
-rm -rf "$W"
-mkdir -p "$W/out" "$W/cores"
-SOCK=$W/agent.sock
-OUT=$W/out
-LOG=$W/daemon.log
-PIDS=""
-DPID=""
+. "$(dirname "$0")/daemon-lib.sh"
+daemon_setup cores
+# cleanup: the core files too.
 cleanup() {
-        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
+        kill_all
         rm -f "$W"/cores/core*
 }
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM HUP
-. "$(dirname "$0")/daemon-lib.sh"
+start_daemon
 
-"$D" --socket "$SOCK" --output-dir "$OUT" >>"$LOG" 2>&1 &
-DPID=$!
-wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; cat "$LOG"; exit 1; }
-
-PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
 # Under ASan its own fatal-signal handlers would take over from the agent's,
 # and it turns core dumps off.
 export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}handle_segv=0:handle_sigbus=0:handle_sigfpe=0:handle_sigill=0:handle_abort=0:detect_leaks=0:disable_coredump=0"

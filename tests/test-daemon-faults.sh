@@ -12,34 +12,14 @@
 set -u
 D=$1 CTL=$2 LIB=$3 BURN=$4 FILL=$5 PEER=$6 LZ4=$7 W=$8
 if mountpoint -q "$W/small" 2>/dev/null; then umount "$W/small"; fi
-rm -rf "$W"
-mkdir -p "$W/out"
-SOCK=$W/agent.sock
-OUT=$W/out
-LOG=$W/daemon.log
-CONF=$W/flightrecd.conf
-PIDS=""
-DPID=""
-PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
-
+. "$(dirname "$0")/daemon-lib.sh"
+daemon_setup
+# cleanup: the small tmpfs unmounted too.
 cleanup() {
-        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
+        kill_all
         if mountpoint -q "$W/small" 2>/dev/null; then umount "$W/small"; fi
 }
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM HUP
-
-. "$(dirname "$0")/daemon-lib.sh"
-listening() { [ "$(grep -c "listening on" "$LOG")" -gt "$1" ]; }
-start_daemon() { # start_daemon OUTPUT_DIR
-        # Wait for its own "listening" line: a daemon killed before left its
-        # socket file behind.
-        n_listen=$(grep -c "listening on" "$LOG" 2>/dev/null)
-        "$D" --config "$CONF" --socket "$SOCK" --output-dir "$1" >>"$LOG" 2>&1 &
-        DPID=$!
-        wait_for 5 listening "${n_listen:-0}" || { fail "daemon did not start listening on $SOCK"; tail "$LOG"; exit 1; }
-}
+# stop_daemon: SIGTERM, and reap it (its exit status is not checked here).
 stop_daemon() {
         kill -TERM "$DPID"
         wait "$DPID"

@@ -8,22 +8,10 @@
 set -u
 D=$1 CTL=$2 LIB=$3 DEMO=$4 PROTOC=$5 PROTODIR=$6 W=$7
 HERE=$(cd "$(dirname "$0")" && pwd)
-rm -rf "$W"
-mkdir -p "$W/out" "$W/local"
-SOCK=$W/agent.sock OUT=$W/out LOG=$W/daemon.log CONF=$W/flightrecd.conf
-PIDS="" DPID=""
-cleanup() {
-        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
-}
-trap cleanup EXIT
 . "$HERE/daemon-lib.sh"
-
+daemon_setup local
 printf '[daemon]\nsnapshot_timeout = 30s\n' >"$CONF"
-"$D" --config "$CONF" --socket "$SOCK" --output-dir "$OUT" >"$LOG" 2>&1 &
-DPID=$!
-wait_for 5 test -S "$SOCK" || { echo "FAIL: the daemon did not start"; cat "$LOG"; exit 1; }
-PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
+start_daemon
 demo() { # demo SECONDS: fr-demo in the background under the agent, pid in APP
         env FLIGHTREC_SOCKET="$SOCK" FLIGHTREC_HZ=200 FLIGHTREC_DIR="$W/local" LD_PRELOAD="$PRELOAD" \
                 "$DEMO" "$1" >>"$W/demo.log" 2>&1 &

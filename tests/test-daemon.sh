@@ -12,23 +12,8 @@ set -u
 # the default deferred start.
 export FLIGHTREC_START_DELAY_MS=0
 D=$1 CTL=$2 LIB=$3 BURN=$4 DEMO=$5 NOTIFY=$6 PEER=$7 LZ4=$8 W=$9
-rm -rf "$W"
-mkdir -p "$W/out" "$W/local"
-SOCK=$W/agent.sock
-OUT=$W/out
-LOG=$W/daemon.log
-CONF=$W/flightrecd.conf
-PIDS=""
-DPID=""
-
-cleanup() {
-        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM HUP
-
 . "$(dirname "$0")/daemon-lib.sh"
+daemon_setup local
 
 cat >"$CONF" <<EOF
 [daemon]
@@ -37,12 +22,7 @@ snapshot_timeout = 20s
 max_files = 100000
 EOF
 
-start_daemon() {
-        "$D" --config "$CONF" --socket "$SOCK" --output-dir "$OUT" >>"$LOG" 2>&1 &
-        DPID=$!
-        wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; cat "$LOG"; exit 1; }
-}
-
+# stop_daemon: SIGTERM; the daemon must be gone within 10 s, with status 0.
 stop_daemon() {
         kill -TERM "$DPID"
         n=100
@@ -54,6 +34,9 @@ stop_daemon() {
         DPID=""
 }
 
+# reloaded N: more than N "configuration reloaded" lines in the daemon log.
+reloaded() { [ "$(grep -c "configuration reloaded" "$LOG")" -gt "$1" ]; }
+
 # files_for PID [N]: at least N (default 1) complete snapshot pairs for PID.
 # (An off-CPU profile, .offcpu.pb.gz, is not the CPU profile .pb.gz.)
 count_for() { ls "$OUT" | grep -v '\.offcpu\.pb\.gz$' | grep -c -- "-$1-.*\.$2\$"; }
@@ -63,8 +46,6 @@ files_for() {
 }
 latest() { ls -t "$OUT"/*-"$1"-*."$2" | grep -v '\.offcpu\.pb\.gz$' | head -1; }
 
-# In sanitizer builds the sanitizer's runtime must come first (FR_PRELOAD_FIRST).
-PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
 run_agent() { # run_agent ARGS...: background process under the agent (AGENT_HZ: rate)
         FLIGHTREC_HZ=${AGENT_HZ:-100} FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local LD_PRELOAD=$PRELOAD "$@" &
         PIDS="$PIDS $!"
@@ -181,7 +162,7 @@ kill -0 "$DPID" || fail "daemon died on SIGHUP"
 say "access: a uid not in agent_users is refused with a reason"
 printf '[daemon]\nsnapshot_timeout = 20s\n[access]\nagent_users = 12345\n[retention]\nmax_files = 100000\n' >"$CONF"
 kill -HUP "$DPID"
-wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -ge 2 || fail "no reload"
+wait_for 5 reloaded 1 || fail "no reload"
 run_agent "$BURN" 3 idle
 wait_for 5 grep -q "may not connect as an agent" "$LOG" && ok "$(grep "may not connect" "$LOG" | tail -1)" || fail "agent of uid $(id -u) not refused"
 agent_up "$BURN_PID" && ok "agents connected before stay" || fail "connected agent dropped by the reload"
@@ -189,7 +170,7 @@ agent_up "$BURN_PID" && ok "agents connected before stay" || fail "connected age
 say "snapshot_timeout: an agent that never writes its snapshot"
 printf '[daemon]\nsnapshot_timeout = 1s\n[retention]\nmax_files = 100000\n' >"$CONF"
 kill -HUP "$DPID"
-wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -ge 3 || fail "no reload"
+wait_for 5 reloaded 2 || fail "no reload"
 "$PEER" "$SOCK" stall >"$W/stall.txt" &
 STALL=$!
 PIDS="$PIDS $STALL"
@@ -202,7 +183,7 @@ kill "$STALL" 2>/dev/null
 say "retention: max_files"
 printf '[daemon]\nsnapshot_timeout = 20s\n[retention]\nmax_files = 4\n' >"$CONF"
 kill -HUP "$DPID"
-wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -ge 4 || fail "no reload"
+wait_for 5 reloaded 3 || fail "no reload"
 "$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" >/dev/null || fail "trigger"
 n=$(ls "$OUT" | grep -c -E '\.(trace\.lz4|pb\.gz)$')
 [ "$n" -le 4 ] && [ "$n" -ge 2 ] && ok "retention kept $n files (max_files = 4)" || fail "retention: $n files left"
@@ -297,7 +278,7 @@ cp "$CONF" "$CONF.pm"
 printf '[daemon]\nsnapshot_timeout = 20s\npost_mortem = no\n[retention]\nmax_files = 100000\n' >"$CONF"
 reloads=$(grep -c "configuration reloaded" "$LOG")
 kill -HUP "$DPID"
-wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -gt "$reloads" || fail "no reload"
+wait_for 5 reloaded "$reloads" || fail "no reload"
 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 1.5 abort >/dev/null 2>&1 &
 NOPM=$!
 PIDS="$PIDS $NOPM"
@@ -313,7 +294,7 @@ cp "$CONF" "$CONF.ring"
 printf '[daemon]\nsnapshot_timeout = 20s\nsnapshot_path = pipe\n[retention]\nmax_files = 100000\n' >"$CONF"
 reloads=$(grep -c "configuration reloaded" "$LOG")
 kill -HUP "$DPID"
-wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -gt "$reloads" || fail "no reload"
+wait_for 5 reloaded "$reloads" || fail "no reload"
 "$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" >/dev/null || fail "trigger through the pipe"
 last=$(grep "snapshot of e2e-burn\[$BURN_PID\].*bytes of trace" "$LOG" | tail -1)
 T=$(latest "$BURN_PID" trace.lz4)
@@ -324,7 +305,7 @@ esac
 cp "$CONF.ring" "$CONF"
 reloads=$(grep -c "configuration reloaded" "$LOG")
 kill -HUP "$DPID"
-wait_for 5 test "$(grep -c "configuration reloaded" "$LOG")" -gt "$reloads" || fail "no reload"
+wait_for 5 reloaded "$reloads" || fail "no reload"
 
 say "64 agents, one SIGUSR1: 128 files"
 if [ "${FR_SANITIZER:-}" = thread ]; then

@@ -5,12 +5,7 @@
 # trace, exit 2 on usage errors.
 set -u
 ctl=$1 gen=$2 lz4=$3 dir=$4
-failures=0
-
-fail() {
-        echo "FAIL: $*" >&2
-        failures=$((failures + 1))
-}
+. "$(dirname "$0")/daemon-lib.sh"
 
 # expect_line FILE LINE: FILE holds exactly this line.
 expect_line() {
@@ -87,8 +82,5 @@ done
 "$ctl" --help >"$dir/help" || fail "flightrecctl --help failed"
 grep -q "dump TRACE" "$dir/help" || fail "--help does not list dump"
 
-if [ "$failures" -ne 0 ]; then
-        echo "$failures failure(s)" >&2
-        exit 1
-fi
+exit_if_failed
 echo "ok"

@@ -21,28 +21,10 @@ if [ -n "${FR_PRELOAD_FIRST:-}" ]; then
         echo "skip: under a sanitizer runtime the workers are adopted threads, which record no waits"
         exit 77
 fi
-rm -rf "$W"
-mkdir -p "$W/out"
-SOCK=$W/agent.sock
-OUT=$W/out
-LOG=$W/daemon.log
-PIDS=""
-DPID=""
-
-cleanup() {
-        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM HUP
-
 . "$(dirname "$0")/daemon-lib.sh"
+daemon_setup
+start_daemon
 
-"$D" --socket "$SOCK" --output-dir "$OUT" >>"$LOG" 2>&1 &
-DPID=$!
-wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; cat "$LOG"; exit 1; }
-
-PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
 GO=$(command -v go || true)
 
 # start MODE ARGS...: the target in the background, once it printed "ready".

@@ -13,24 +13,8 @@
 set -u
 export FLIGHTREC_START_DELAY_MS=0
 D=$1 CTL=$2 LIB=$3 BURN=$4 PUSH=$5 W=$6
-rm -rf "$W"
-mkdir -p "$W/out" "$W/local" "$W/got" "$W/recv"
-SOCK=$W/agent.sock
-OUT=$W/out
-LOG=$W/daemon.log
-CONF=$W/flightrecd.conf
-PIDS=""
-DPID=""
-RPID=""
-
-cleanup() {
-        for p in $PIDS $DPID $RPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM HUP
-
 . "$(dirname "$0")/daemon-lib.sh"
+daemon_setup local got recv
 
 # A hook that records its environment and arguments.
 cat >"$W/record.sh" <<'END_RECORD'
@@ -74,10 +58,7 @@ END_RECEIVER
 
 printf '[daemon]\non_snapshot = sh "%s/record.sh"\n[trigger alarm]\nafter = 200ms\n' "$W" >"$CONF"
 export HOOK_DIR="$W/got"
-"$D" --config "$CONF" --socket "$SOCK" --output-dir "$OUT" >>"$LOG" 2>&1 &
-DPID=$!
-wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; cat "$LOG"; exit 1; }
-PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
+start_daemon
 FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local LD_PRELOAD=$PRELOAD "$BURN" 300 &
 BURN_PID=$!
 PIDS="$PIDS $BURN_PID"
@@ -103,7 +84,7 @@ fi
 
 say "examples/push-pyroscope.sh against a stand-in receiver (not Pyroscope)"
 python3 "$W/receiver.py" "$W/recv" &
-RPID=$!
+PIDS="$PIDS $!"
 wait_for 5 test -s "$W/recv/port" || fail "the receiver did not start"
 PORT=$(cat "$W/recv/port")
 printf '[daemon]\non_snapshot = env PYROSCOPE_URL=http://127.0.0.1:%s FLIGHTRECCTL=%s %s\n[trigger alarm]\nafter = 200ms\n' \
@@ -168,12 +149,6 @@ kill -0 "$HPID" 2>/dev/null && fail "hook $HPID still exists" || ok "hook $HPID 
 "$CTL" --socket "$SOCK" status | grep "on_snapshot hooks" | grep -q "[1-9][0-9]* failed" &&
         ok "counted as failed in status" || fail "status does not count the failure"
 
-say "a clean stop (a sanitizer build checks for leaks here)"
-kill -TERM "$DPID"
-wait "$DPID"
-rc=$?
-DPID=""
-[ $rc -eq 0 ] && ok "daemon exited 0 after SIGTERM" || fail "daemon exited with $rc after SIGTERM"
-grep -q "Sanitizer" "$LOG" && fail "sanitizer report in the daemon log" || ok "no sanitizer report"
+clean_stop
 
 finish "hook"

@@ -7,12 +7,7 @@
 # exit 1 and no file (not even a temporary one).
 set -u
 ctl=$1 gen=$2 lz4=$3 protoc=$4 protodir=$5 dir=$6
-failures=0
-
-fail() {
-        echo "FAIL: $*" >&2
-        failures=$((failures + 1))
-}
+. "$(dirname "$0")/daemon-lib.sh"
 
 rm -rf "$dir" && mkdir -p "$dir" || exit 1
 "$gen" "$dir/app.trace" || exit 1
@@ -76,8 +71,5 @@ grep -q '"name":"crash: SIGABRT","args":{"si_code":"SI_TKILL"' "$dir/crash.json"
 "$ctl" perfetto "$crash" -o "$dir/crash.pftrace" 2>/dev/null || fail "perfetto of a crash post-mortem"
 grep -q 'crash: SIGABRT' "$dir/crash.pftrace" || fail "no crash instant in $dir/crash.pftrace"
 
-if [ "$failures" -ne 0 ]; then
-        echo "$failures failure(s)" >&2
-        exit 1
-fi
+exit_if_failed
 echo "test-perfetto-cli: ok"

@@ -7,12 +7,7 @@
 # Exits 77 (skip) when go is not installed, after the checks that need no go.
 set -u
 ctl=$1 gen=$2 lz4=$3 dir=$4
-failures=0
-
-fail() {
-        echo "FAIL: $*" >&2
-        failures=$((failures + 1))
-}
+. "$(dirname "$0")/daemon-lib.sh"
 
 rm -rf "$dir" && mkdir -p "$dir" || exit 1
 "$gen" "$dir/app.trace" || exit 1
@@ -88,10 +83,7 @@ done
 
 # The real go tool pprof.
 if ! command -v go >/dev/null 2>&1; then
-        if [ "$failures" -ne 0 ]; then
-                echo "$failures failure(s)" >&2
-                exit 1
-        fi
+        exit_if_failed
         echo "SKIP: go is not installed (the go tool pprof checks did not run)"
         exit 77
 fi
@@ -151,8 +143,5 @@ go tool pprof -symbolize=none -top "$dir/nosym.pb.gz" >"$dir/top.nosym" 2>"$dir/
         fail "go tool pprof on the unsymbolized profile: $(cat "$dir/top.nosym.err")"
 grep -q "gen-pprof-trace+0x" "$dir/top.nosym" || fail "unsymbolized names: $(cat "$dir/top.nosym")"
 
-if [ "$failures" -ne 0 ]; then
-        echo "$failures failure(s)" >&2
-        exit 1
-fi
+exit_if_failed
 echo "ok"

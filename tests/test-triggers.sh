@@ -13,23 +13,8 @@
 set -u
 export FLIGHTREC_START_DELAY_MS=0
 D=$1 CTL=$2 LIB=$3 BURN=$4 APP=$5 W=$6
-rm -rf "$W"
-mkdir -p "$W/out" "$W/local"
-SOCK=$W/agent.sock
-OUT=$W/out
-LOG=$W/daemon.log
-CONF=$W/flightrecd.conf
-PIDS=""
-DPID=""
-
-cleanup() {
-        for p in $PIDS $DPID; do kill -KILL "$p" 2>/dev/null; done
-        wait 2>/dev/null
-}
-trap cleanup EXIT
-trap 'cleanup; exit 1' INT TERM HUP
-
 . "$(dirname "$0")/daemon-lib.sh"
+daemon_setup local
 
 write_conf() {
         cat >"$CONF" <<EOF
@@ -54,11 +39,8 @@ after = 1s
 EOF
 }
 write_conf
-"$D" --config "$CONF" --socket "$SOCK" --output-dir "$OUT" >>"$LOG" 2>&1 &
-DPID=$!
-wait_for 5 test -S "$SOCK" || { fail "daemon did not create $SOCK"; cat "$LOG"; exit 1; }
+start_daemon
 
-PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
 FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local LD_PRELOAD=$PRELOAD "$BURN" 300 &
 BURN_PID=$!
 PIDS="$PIDS $BURN_PID"
@@ -190,12 +172,6 @@ wait_for 10 sh -c "[ \$(ls '$OUT' | grep -c -- '-$BURN_PID-.*\.pb\.gz\$') -gt $b
 "$CTL" --socket "$SOCK" status | grep -q "^trigger default: after 0 ms, max_per_hour 0" && ok "status lists the default" ||
         fail "status without the default trigger"
 
-say "a clean stop (a sanitizer build checks for leaks here)"
-kill -TERM "$DPID"
-wait "$DPID"
-rc=$?
-DPID=""
-[ $rc -eq 0 ] && ok "daemon exited 0 after SIGTERM" || fail "daemon exited with $rc after SIGTERM"
-grep -q "Sanitizer" "$LOG" && fail "sanitizer report in the daemon log" || ok "no sanitizer report"
+clean_stop
 
 finish "trigger"
