@@ -80,7 +80,8 @@ if wait_for 10 files_for "$P"; then
         echo "  reason: $R"
         echo "$R" | grep -q '^crash: SIGSEGV (SEGV_MAPERR) at 0x10 in thread [0-9]* "worker": walk_list <- parser_thread <- start_thread' \
                 && ok "reason names the signal, code, address, thread and stack" || fail "reason: $R"
-        grep -q "agent crash-app\[$P\] crash: SIGSEGV (SEGV_MAPERR) at 0x10" "$LOG" && ok "the log says it" || fail "no crash line in the log"
+        # (The log line and .crash.txt come just after the profile.)
+        wait_for 10 grep -q "agent crash-app\[$P\] crash: SIGSEGV (SEGV_MAPERR) at 0x10" "$LOG" && ok "the log says it" || fail "no crash line in the log"
         PB=${T%.trace.lz4}.pb.gz
         if command -v go >/dev/null 2>&1; then
                 go tool pprof -comments "$PB" 2>/dev/null | grep -q '^reason: crash: SIGSEGV (SEGV_MAPERR) at 0x10 in thread' \
@@ -89,7 +90,7 @@ if wait_for 10 files_for "$P"; then
                 gunzip -c "$PB" | grep -a -q 'reason: crash: SIGSEGV (SEGV_MAPERR) at 0x10' && ok "the profile's comments hold the reason" || fail "no reason in the profile's comments"
         fi
         C=${T%.trace.lz4}.crash.txt
-        if [ -f "$C" ]; then
+        if wait_for 10 test -f "$C"; then
                 grep -q 'walk_list (crash-app.c:[0-9]*)' "$C" && grep -q 'parser_thread (crash-app.c:[0-9]*)' "$C" \
                         && ok ".crash.txt: symbolized stack with file:line" || fail ".crash.txt stack: $(sed -n '/^Crashing/,/registers/p' "$C")"
                 grep -q '^address:  0x10$' "$C" && grep -q '^signal:   SIGSEGV (SEGV_MAPERR)' "$C" && ok ".crash.txt: signal and address" || fail ".crash.txt header"
