@@ -59,15 +59,9 @@
 
 static __thread volatile uint64_t sink;
 
-static double thread_cpu(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 __attribute__((noinline)) void guestHog(double seconds) {
-        double end = thread_cpu() + seconds;
-        while (thread_cpu() < end)
+        double end = ah_thread_cpu() + seconds;
+        while (ah_thread_cpu() < end)
                 for (int i = 0; i < 100000; i++)
                         sink = sink * 31 + (uint64_t)i;
 }
@@ -167,9 +161,9 @@ static void *small_thread(void *p) {
         a->tid = gettid();
         while (a->go && !atomic_load(a->go))
                 usleep(1000);
-        double t0 = thread_cpu();
+        double t0 = ah_thread_cpu();
         deepHog(a->kb, a->seconds);
-        a->cpu = thread_cpu() - t0;
+        a->cpu = ah_thread_cpu() - t0;
         stack_t cur;
         if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
                 a->alt_size = cur.ss_size;
@@ -264,9 +258,9 @@ static void *app_alt_thread(void *p) {
         stack_t ss = {.ss_sp = a->stack, .ss_size = APP_ALT};
         if (sigaltstack(&ss, NULL) < 0)
                 return NULL;
-        double t0 = thread_cpu();
+        double t0 = ah_thread_cpu();
         deepHog(3, 1.0);
-        a->cpu = thread_cpu() - t0;
+        a->cpu = ah_thread_cpu() - t0;
         stack_t cur;
         a->kept = sigaltstack(NULL, &cur) == 0 && cur.ss_sp == a->stack && cur.ss_size == APP_ALT;
         size_t low = 0;
@@ -325,20 +319,6 @@ static void *idle_thread(void *p) {
         return NULL;
 }
 
-struct busy_arg {
-        double seconds, cpu;
-        pid_t tid;
-};
-
-static void *busy_thread(void *p) {
-        struct busy_arg *a = p;
-        a->tid = gettid();
-        double t0 = thread_cpu();
-        guestHog(a->seconds);
-        a->cpu = thread_cpu() - t0;
-        return NULL;
-}
-
 static int count_perf_fds(int *ret_lowest) {
         int n = 0, low = INT_MAX;
         DIR *d = opendir("/proc/self/fd");
@@ -391,11 +371,11 @@ static void test_fd_budget_1500_threads(void **state) {
                         break;
         pthread_attr_destroy(&attr);
         assert_int_equal(made, NIDLE);
-        struct busy_arg busy[NBUSY + 2];
+        struct ah_work busy[NBUSY + 2];
         pthread_t bt[NBUSY + 2];
         for (int i = 0; i < NBUSY; i++) {
-                busy[i] = (struct busy_arg){.seconds = 1.0};
-                assert_int_equal(pthread_create(&bt[i], NULL, busy_thread, &busy[i]), 0);
+                busy[i] = (struct ah_work){.fn = guestHog, .seconds = 1.0};
+                assert_int_equal(pthread_create(&bt[i], NULL, ah_work_thread, &busy[i]), 0);
         }
         for (int i = 0; i < NBUSY; i++)
                 pthread_join(bt[i], NULL);
@@ -411,8 +391,8 @@ static void test_fd_budget_1500_threads(void **state) {
         rl.rlim_cur = 4096;
         assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
         for (int i = NBUSY; i < NBUSY + 2; i++) {
-                busy[i] = (struct busy_arg){.seconds = 0.3};
-                assert_int_equal(pthread_create(&bt[i], NULL, busy_thread, &busy[i]), 0);
+                busy[i] = (struct ah_work){.fn = guestHog, .seconds = 0.3};
+                assert_int_equal(pthread_create(&bt[i], NULL, ah_work_thread, &busy[i]), 0);
         }
         for (int i = NBUSY; i < NBUSY + 2; i++)
                 pthread_join(bt[i], NULL);
@@ -479,7 +459,7 @@ static const char *idiom_name[] = {"close loop", "close_range", "dup2 onto ours"
  * application's bytes, and the trace shows the re-arm. */
 static void close_everything(enum idiom how) {
         start(100, 100);
-        struct busy_arg busy = {.seconds = 1.5};
+        struct ah_work busy = {.fn = guestHog, .seconds = 1.5};
         char path[] = "/tmp/fr-guest-XXXXXX";
         int own = mkstemp(path);
         assert_true(own >= 0);
@@ -508,17 +488,17 @@ static void close_everything(enum idiom how) {
         /* Its own files, at the lowest numbers again. */
         int more = open("/dev/null", O_WRONLY | O_CLOEXEC);
         pthread_t th;
-        assert_int_equal(pthread_create(&th, NULL, busy_thread, &busy), 0);
-        double t0 = thread_cpu();
+        assert_int_equal(pthread_create(&th, NULL, ah_work_thread, &busy), 0);
+        double t0 = ah_thread_cpu();
         char line[64];
         size_t written = 0;
-        while (thread_cpu() - t0 < 1.5) {
+        while (ah_thread_cpu() - t0 < 1.5) {
                 guestHog(0.05);
                 int n = snprintf(line, sizeof line, "application line %zu\n", written);
                 assert_int_equal(write(own, line, (size_t)n), n);
                 written += (size_t)n;
         }
-        double main_cpu = thread_cpu() - t0;
+        double main_cpu = ah_thread_cpu() - t0;
         pthread_join(th, NULL);
         struct fr_stats st;
         assert_int_equal(fr_get_stats(&st), 0);
@@ -622,10 +602,10 @@ static void seccomp_child(const char *set, bool after) {
                 if (load_filter(set, true) < 0)
                         _exit(12);
         }
-        struct busy_arg b[2] = {{.seconds = 0.5}, {.seconds = 0.5}};
+        struct ah_work b[2] = {{.fn = guestHog, .seconds = 0.5}, {.fn = guestHog, .seconds = 0.5}};
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
-                if (pthread_create(&th[i], NULL, busy_thread, &b[i]))
+                if (pthread_create(&th[i], NULL, ah_work_thread, &b[i]))
                         _exit(13);
         for (int i = 0; i < 2; i++)
                 pthread_join(th[i], NULL);

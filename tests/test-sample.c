@@ -37,17 +37,11 @@
 
 static __thread volatile uint64_t sink; /* per thread: no shared line, no race */
 
-static double thread_cpu(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 /* Spins in user space (the perf sampler counts user time only): the clock,
  * a system call, is read once every ~100 us of work. */
 __attribute__((noinline)) void cpuHog(double seconds) {
-        double end = thread_cpu() + seconds;
-        while (thread_cpu() < end)
+        double end = ah_thread_cpu() + seconds;
+        while (ah_thread_cpu() < end)
                 for (int i = 0; i < 100000; i++)
                         sink = sink * 31 + (uint64_t)i;
 }
@@ -113,6 +107,13 @@ static void snapshot_samples(struct collected *c) {
         ah_free(&t);
 }
 
+/* snapshot_and_stop - the samples, then the agent's stats; stop it. */
+static void snapshot_and_stop(struct collected *c, struct fr_stats *st) {
+        snapshot_samples(c);
+        assert_int_equal(fr_get_stats(st), 0);
+        fr_stop();
+}
+
 static uint64_t weight_of(const struct collected *c, uint64_t tid) {
         uint64_t w = 0;
         for (size_t i = 0; i < c->n; i++)
@@ -134,36 +135,20 @@ static void start(unsigned hz, unsigned period_ms) {
 
 /* ---- fidelity -------------------------------------------------------------------- */
 
-struct hog_arg {
-        double seconds, cpu;
-        pid_t tid;
-};
-
-static void *hog_thread(void *p) {
-        struct hog_arg *a = p;
-        a->tid = gettid();
-        double t0 = thread_cpu();
-        cpuHog(a->seconds);
-        a->cpu = thread_cpu() - t0;
-        return NULL;
-}
-
 static void fidelity(unsigned hz, bool timer) {
         if (timer)
                 setenv("FLIGHTREC_SAMPLER", "timer", 1);
         start(hz, 1000);
         unsetenv("FLIGHTREC_SAMPLER");
-        struct hog_arg a[2] = {{.seconds = 1.5}, {.seconds = 1.5}};
+        struct ah_work a[2] = {{.fn = cpuHog, .seconds = 1.5}, {.fn = cpuHog, .seconds = 1.5}};
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
-                assert_int_equal(pthread_create(&th[i], NULL, hog_thread, &a[i]), 0);
+                assert_int_equal(pthread_create(&th[i], NULL, ah_work_thread, &a[i]), 0);
         for (int i = 0; i < 2; i++)
                 pthread_join(th[i], NULL);
         struct collected c;
-        snapshot_samples(&c);
         struct fr_stats st;
-        assert_int_equal(fr_get_stats(&st), 0);
-        fr_stop();
+        snapshot_and_stop(&c, &st);
         assert_int_equal(c.sampler, timer ? FR_SAMPLER_TIMER : FR_SAMPLER_PERF);
         assert_int_equal(c.hz, hz);
         for (int i = 0; i < 2; i++) {
@@ -193,10 +178,10 @@ static void test_fidelity_timer_1000(void **state) { (void)state; fidelity(1000,
 static void test_boundaries(void **state) {
         (void)state;
         start(1000, 1); /* advance as fast as the advancer can */
-        struct hog_arg a[2] = {{.seconds = 0.7}, {.seconds = 0.7}};
+        struct ah_work a[2] = {{.fn = cpuHog, .seconds = 0.7}, {.fn = cpuHog, .seconds = 0.7}};
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
-                assert_int_equal(pthread_create(&th[i], NULL, hog_thread, &a[i]), 0);
+                assert_int_equal(pthread_create(&th[i], NULL, ah_work_thread, &a[i]), 0);
         /* This thread takes no samples from here to the stats: the snapshot's
          * forced advance then drains everything taken. */
         sigset_t prof, saved;
@@ -206,10 +191,8 @@ static void test_boundaries(void **state) {
         for (int i = 0; i < 2; i++)
                 pthread_join(th[i], NULL);
         struct collected c;
-        snapshot_samples(&c);
         struct fr_stats st;
-        assert_int_equal(fr_get_stats(&st), 0);
-        fr_stop();
+        snapshot_and_stop(&c, &st);
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         print_message("drained %llu + lost %llu\n", (unsigned long long)st.samples, (unsigned long long)st.lost_samples);
         print_message("%zu generations, %zu samples, %llu lost, %llu taken, %llu generations dropped\n",
@@ -350,13 +333,13 @@ static void test_samplers_removed(void **state) {
 static atomic_int go;
 
 static void *late_hog(void *p) {
-        struct hog_arg *a = p;
+        struct ah_work *a = p;
         a->tid = gettid();
         while (!atomic_load(&go))
                 usleep(1000);
-        double t0 = thread_cpu();
+        double t0 = ah_thread_cpu();
         cpuHog(a->seconds);
-        a->cpu = thread_cpu() - t0;
+        a->cpu = ah_thread_cpu() - t0;
         return NULL;
 }
 
@@ -364,7 +347,7 @@ static void *late_hog(void *p) {
  * interposer) is found in /proc/self/task and sampled like any other. */
 static void test_preexisting_thread_adopted(void **state) {
         (void)state;
-        struct hog_arg a = {.seconds = 0.6};
+        struct ah_work a = {.fn = cpuHog, .seconds = 0.6};
         pthread_t th;
         atomic_store(&go, 0);
         assert_int_equal(pthread_create(&th, NULL, late_hog, &a), 0);
