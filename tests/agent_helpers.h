@@ -10,6 +10,19 @@
 
 #include "trace_reader.h"
 
+/* AH_UNDER_TSAN - 1 in a ThreadSanitizer build: TSan defers signals to its
+ * own safe points, so sampling checks that depend on timing are looser. */
+#if defined(__SANITIZE_THREAD__)
+#define AH_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AH_UNDER_TSAN 1
+#endif
+#endif
+#ifndef AH_UNDER_TSAN
+#define AH_UNDER_TSAN 0
+#endif
+
 /* One event, copied out of the reader's callback. */
 struct ah_event {
         uint64_t gen, time, tid, task;

@@ -36,16 +36,6 @@
 #include "fr_internal.h" /* FR_ALTSTACK_MARGIN, FR_SIGPROF_STACK_NEED */
 #include "trace_reader.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
 #elif defined(__has_feature)
@@ -196,7 +186,7 @@ static void check_small(struct small_arg *a, int n, unsigned hz, const char *wha
                               (unsigned long long)p.in_fn[i], a[i].alt_size);
                 assert_true(a[i].alt_size >= want || UNDER_ASAN); /* ASan's own stack may be there */
                 assert_true(p.in_fn[i] > 0); /* unwound from the small stack, not just leaves */
-                if (!UNDER_TSAN)
+                if (!AH_UNDER_TSAN)
                         assert_true((double)p.weight[i] >= 0.8 * expect);
                 else
                         assert_true(p.weight[i] > 0);
@@ -298,7 +288,7 @@ static void test_handler_stack_use(void **state) {
         munmap(a.stack, APP_ALT);
         assert_true(a.kept);
         assert_true(p.in_fn[0] > 0);
-        if (!UNDER_TSAN) { /* TSan calls handlers later, on the thread's stack */
+        if (!AH_UNDER_TSAN) { /* TSan calls handlers later, on the thread's stack */
                 assert_true(a.used > 0);
                 assert_true(a.used <= kernel + FR_SIGPROF_STACK_NEED);
         }
@@ -431,7 +421,7 @@ static void test_fd_budget_1500_threads(void **state) {
                               (unsigned long long)p.weight[i], busy[i].cpu,
                               (double)p.weight[i] / expect);
                 assert_true(p.weight[i] > 0); /* every busy thread is sampled */
-                if (!UNDER_TSAN)
+                if (!AH_UNDER_TSAN)
                         assert_true((double)p.weight[i] >= 0.8 * expect);
         }
         print_message("after raising the limit to 4096: budget %u, %u on perf\n", st2.fd_budget,
@@ -644,7 +634,7 @@ static void seccomp_off_child(const char *set) {
 
 static void seccomp_case(int mode) { /* 0 before start, 1 after, 2 off */
         bool after = mode == 1;
-        if (UNDER_ASAN || UNDER_TSAN)
+        if (UNDER_ASAN || AH_UNDER_TSAN)
                 skip(); /* the sanitizers' runtimes make calls outside the set */
         char *set = syscall_set();
         if (!set)

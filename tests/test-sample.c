@@ -24,17 +24,6 @@
 #include "trace_format.h"
 #include "trace_reader.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1 /* TSan defers signals to its own safe points */
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 static __thread volatile uint64_t sink; /* per thread: no shared line, no race */
 
 /* Spins in user space (the perf sampler counts user time only): the clock,
@@ -161,7 +150,7 @@ static void fidelity(unsigned hz, bool timer) {
                               "fidelity %.3f (unweighted %.3f)\n",
                               timer ? "timer" : "perf", hz, i, raw, got, a[i].cpu, got / expect,
                               (double)raw / expect);
-                if (!UNDER_TSAN)
+                if (!AH_UNDER_TSAN)
                         assert_true(got >= 0.95 * expect);
                 assert_true(got <= 1.05 * expect + 2);
         }
@@ -238,7 +227,7 @@ static void test_region_attribution(void **state) {
                 }
         }
         print_message("hot %zu cold %zu misattributed %zu\n", hot, cold, bad);
-        if (!UNDER_TSAN) { /* TSan delivers signals late, at its own points */
+        if (!AH_UNDER_TSAN) { /* TSan delivers signals late, at its own points */
                 assert_true(hot >= 250);
                 assert_true(cold >= 120);
         }
@@ -274,8 +263,8 @@ static void test_traceback_hook(void **state) {
                 with += c.v[i].nframes >= 2 && in_function(c.v[i].frames[0], (void *)knownHookFrame) &&
                         in_function(c.v[i].frames[1], (void *)cpuHog);
         print_message("%d hook calls, %zu samples with the hook's frame over cpuHog\n", calls, with);
-        assert_true(calls >= (UNDER_TSAN ? 1 : 150));
-        if (!UNDER_TSAN)
+        assert_true(calls >= (AH_UNDER_TSAN ? 1 : 150));
+        if (!AH_UNDER_TSAN)
                 assert_true(with >= 150);
         free(c.v);
 }
@@ -363,7 +352,7 @@ static void test_preexisting_thread_adopted(void **state) {
                       (unsigned long long)w, a.cpu, (double)w / expect);
         fr_stop();
         free(c.v);
-        if (!UNDER_TSAN)
+        if (!AH_UNDER_TSAN)
                 assert_true((double)w >= 0.9 * expect);
         else
                 assert_true(w > 0);
