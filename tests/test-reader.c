@@ -1377,8 +1377,11 @@ static void test_tid_reuse(void **state) {
                                    "thread 5 name=- [0 again]\n");
 }
 
-/* STATUS must equal the state the previous generation ended with. */
-static struct tg_gen *two_gens(struct tg_trace *t) {
+/* STATUS must equal the state the previous generation ended with.
+ * two_gens - a new trace in *ret_t: a generation with two threads, two
+ * tasks and two open regions, then the second one, returned. */
+static struct tg_gen *two_gens(struct tg_trace **ret_t) {
+        struct tg_trace *t = *ret_t = tg_trace_new();
         struct tg_gen *g = tg_gen_new(t, 0, 100);
         tg_status_thread(g, 1, "one");
         tg_status_thread(g, 2, "two");
@@ -1392,13 +1395,12 @@ static struct tg_gen *two_gens(struct tg_trace *t) {
 
 static void test_status_mismatch(void **state) {
         (void)state;
-        struct tg_trace *t = tg_trace_new();
-        two_gens(t);
+        struct tg_trace *t;
+        two_gens(&t);
         free(trace_text(t)); /* the automatic STATUS agrees */
 
         /* Listed in another order: still equal. */
-        t = tg_trace_new();
-        struct tg_gen *g = two_gens(t);
+        struct tg_gen *g = two_gens(&t);
         tg_status_clear(g);
         tg_status_task(g, 11, 10, "t11");
         tg_status_thread(g, 2, "two");
@@ -1408,18 +1410,15 @@ static void test_status_mismatch(void **state) {
         tg_status_region(g, 1, 11, "inner");
         free(trace_text(t));
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_thread(g, 2, "deux");
         trace_error(t, "STATUS names thread 2 'deux', but it was 'two' at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_thread(g, 3, NULL);
         trace_error(t, "STATUS lists thread 3, which was not alive at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_clear(g);
         tg_status_thread(g, 1, "one");
         tg_status_region(g, 1, 10, "outer");
@@ -1428,8 +1427,7 @@ static void test_status_mismatch(void **state) {
         tg_status_task(g, 11, 10, "t11");
         trace_error(t, "STATUS omits thread 2, alive at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_region(g, 2, 0, "extra");
         trace_error(t, "STATUS gives thread 2 1 open regions, but it had 0 at the end of generation 1");
 
@@ -1444,13 +1442,11 @@ static void test_status_mismatch(void **state) {
         trace_error(t, "STATUS region 1 of thread 1 is 'inner' (task 12), but it was 'inner' "
                        "(task 11) at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_task(g, 12, 0, "new");
         trace_error(t, "STATUS lists task 12, which was not open at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_task(g, 11, 0, "t11");
         trace_error(t, "STATUS gives task 11 parent 0 name 't11', but it had parent 10 name 't11'");
 
