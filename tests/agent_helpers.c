@@ -9,6 +9,15 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+void *ah_work_thread(void *arg) {
+        struct ah_work *w = arg;
+        w->tid = gettid();
+        double t0 = ah_thread_cpu();
+        w->fn(w->seconds);
+        w->cpu = ah_thread_cpu() - t0;
+        return NULL;
+}
+
 static void copy(char *dst, size_t n, const char *s) { snprintf(dst, n, "%s", s ? s : ""); }
 
 static int on_gen(const struct fr_trace_header *hdr, const struct fr_generation *g, void *ud) {

@@ -5,8 +5,23 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
+#include <time.h>
 
 #include "trace_reader.h"
+
+/* AH_UNDER_TSAN - 1 in a ThreadSanitizer build: TSan defers signals to its
+ * own safe points, so sampling checks that depend on timing are looser. */
+#if defined(__SANITIZE_THREAD__)
+#define AH_UNDER_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define AH_UNDER_TSAN 1
+#endif
+#endif
+#ifndef AH_UNDER_TSAN
+#define AH_UNDER_TSAN 0
+#endif
 
 /* One event, copied out of the reader's callback. */
 struct ah_event {
@@ -40,5 +55,24 @@ void ah_read(struct ah_trace *t);
 void ah_free(struct ah_trace *t);
 /* ah_count - events of a type (0: any) whose name (or category) is name (NULL: any). */
 size_t ah_count(const struct ah_trace *t, uint8_t type, const char *name);
+
+/* ah_thread_cpu - the calling thread's CPU time in seconds. Inline, so that
+ * the CPU hogs that poll it keep their code (and samples) to themselves. */
+static inline double ah_thread_cpu(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+/* A timed piece of work, for ah_work_thread. */
+struct ah_work {
+        void (*fn)(double seconds); /* e.g. a CPU hog */
+        double seconds;
+        double cpu; /* out: the CPU seconds fn took */
+        pid_t tid;  /* out: the thread that ran it */
+};
+/* ah_work_thread - a pthread start routine: runs w->fn(w->seconds) on the
+ * new thread and measures it. */
+void *ah_work_thread(void *w);
 
 #endif

@@ -56,8 +56,7 @@ int main(int argc, char **argv) {
                 return 2;
         }
         struct tg_trace *t = build();
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        tg_trace_encode_free(t, &data, &len);
         for (int i = 1; i <= 2; i++) {
                 size_t n = i == 1 ? len : len - 3;
                 f = fopen(argv[i], "wb");

@@ -20,11 +20,16 @@ void frd_log(int level, const char *fmt, ...) {
         (void)fmt;
 }
 
+/* parse_ok - text parses into c, without an error. */
+static void parse_ok(const char *text, struct frd_config *c) {
+        char err[512] = "";
+        assert_int_equal(frd_config_parse_string(text, c, err, sizeof err), 0);
+}
+
 static void test_defaults(void **state) {
         (void)state;
         struct frd_config c;
-        char err[512] = "";
-        assert_int_equal(frd_config_parse_string("", &c, err, sizeof err), 0);
+        parse_ok("", &c);
         assert_string_equal(c.socket_path, FRD_DEFAULT_SOCKET);
         assert_string_equal(c.output_dir, FRD_DEFAULT_OUTPUT);
         assert_int_equal(c.socket_mode, 0666);
@@ -38,7 +43,6 @@ static void test_defaults(void **state) {
 static void test_values(void **state) {
         (void)state;
         struct frd_config c;
-        char err[512] = "";
         const char *text = "[daemon]\n"
                            "socket = /tmp/x.sock\n"
                            "socket_mode = 0660\n"
@@ -55,7 +59,7 @@ static void test_values(void **state) {
                            "max_total_bytes = 2G\n"
                            "max_files = 10\n"
                            "max_age = 12h\n";
-        assert_int_equal(frd_config_parse_string(text, &c, err, sizeof err), 0);
+        parse_ok(text, &c);
         assert_string_equal(c.socket_path, "/tmp/x.sock");
         assert_int_equal(c.socket_mode, 0660);
         assert_int_equal(c.snapshot_timeout_ms, 2000);
@@ -113,13 +117,12 @@ static void test_errors(void **state) {
 static void test_triggers(void **state) {
         (void)state;
         struct frd_config c;
-        char err[512] = "";
         const char *text = "[trigger slo]\nafter = 2s\nmax_per_hour = 10\nscope = caller\n"
                            "[trigger web]\ncooldown = 1m\nscope = comm:nginx*\n"
                            "[trigger slo]\ncooldown = 500ms\n"
                            "[daemon]\non_snapshot = /bin/push \"a b\"\non_snapshot_shell = yes\n"
                            "on_snapshot_timeout = 5s\n";
-        assert_int_equal(frd_config_parse_string(text, &c, err, sizeof err), 0);
+        parse_ok(text, &c);
         assert_int_equal(c.ntriggers, 2);
         const struct frd_trigger_def *t = frd_config_trigger(&c, "slo");
         assert_non_null(t);

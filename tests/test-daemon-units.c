@@ -287,21 +287,6 @@ static uint64_t expect_request(int *ret_pipe) {
         return id;
 }
 
-/* A fake agent connected, a snapshot of it started: its request read.
- * Returns the request's id; *ret_c the agent, *ret_s the snapshot, *ret_pipe
- * the pipe's write end. */
-static uint64_t start_snapshot(struct frd_conn **ret_c, struct frd_snap **ret_s, int *ret_pipe) {
-        struct frd_conn *c = connect_agent();
-        assert_int_equal(frd_snapshot_agent(c, "unit", NULL, 0), 0);
-        struct frd_snap *s = c->reading;
-        assert_non_null(s);
-        assert_int_equal(s->state, FRD_SNAP_READING);
-        *ret_c = c;
-        if (ret_s)
-                *ret_s = s;
-        return expect_request(ret_pipe);
-}
-
 static void write_trace(int fd) {
         struct tg_trace *t = tg_trace_new();
         tg_trace_header(t, (uint64_t)getpid(), "fake", "/usr/bin/fake", "test", 0);
@@ -309,11 +294,33 @@ static void write_trace(int fd) {
         tg_gen_new(t, 1000, 2000);
         uint8_t *data;
         size_t len;
-        tg_trace_encode(t, &data, &len);
+        tg_trace_encode_free(t, &data, &len);
         fcntl(fd, F_SETFL, 0); /* blocking: the trace fits in the pipe */
         assert_int_equal(write(fd, data, len), (ssize_t)len);
         free(data);
-        tg_trace_free(t);
+}
+
+/* A snapshot under way: the fake agent, the snapshot, the request's id and
+ * the write end of its pipe. */
+struct snap_run {
+        struct frd_conn *c;
+        struct frd_snap *s;
+        uint64_t id;
+        int wfd;
+};
+
+/* start_snapshot - a fake agent connected, a snapshot of it started: its
+ * request read and, with_trace, a valid trace written into the pipe. */
+static struct snap_run start_snapshot(bool with_trace) {
+        struct snap_run r = {.c = connect_agent()};
+        assert_int_equal(frd_snapshot_agent(r.c, "unit", NULL, 0), 0);
+        r.s = r.c->reading;
+        assert_non_null(r.s);
+        assert_int_equal(r.s->state, FRD_SNAP_READING);
+        r.id = expect_request(&r.wfd);
+        if (with_trace)
+                write_trace(r.wfd);
+        return r;
 }
 
 static int setup_daemon(void **state) {
@@ -352,17 +359,13 @@ static int teardown_daemon(void **state) {
 static void test_snap_eof_then_done(void **state) {
         (void)state;
         uint64_t before = D.written;
-        struct frd_conn *c;
-        struct frd_snap *s;
-        int wfd;
-        uint64_t id = start_snapshot(&c, &s, &wfd);
-        write_trace(wfd);
-        close(wfd);
-        PUMP_UNTIL(s->state == FRD_SNAP_DRAINED);
-        assert_ptr_equal(c->reading, s);
-        agent_done(id, 0);
+        struct snap_run r = start_snapshot(true);
+        close(r.wfd);
+        PUMP_UNTIL(r.s->state == FRD_SNAP_DRAINED);
+        assert_ptr_equal(r.c->reading, r.s);
+        agent_done(r.id, 0);
         PUMP_UNTIL(D.written == before + 1 && !D.snaps);
-        assert_null(c->reading);
+        assert_null(r.c->reading);
         assert_int_equal(count_files(".trace.lz4"), (unsigned)D.written);
         assert_int_equal(count_files(".pb.gz"), (unsigned)D.written);
         disconnect_agent();
@@ -373,16 +376,12 @@ static void test_snap_eof_then_done(void **state) {
 static void test_snap_done_then_eof(void **state) {
         (void)state;
         uint64_t before = D.written;
-        struct frd_conn *c;
-        struct frd_snap *s;
-        int wfd;
-        uint64_t id = start_snapshot(&c, &s, &wfd);
-        write_trace(wfd);
-        agent_done(id, 0);
-        PUMP_UNTIL(s->state == FRD_SNAP_CONFIRMED);
-        assert_int_equal(frd_snapshot_agent(c, "joins", NULL, 0), 0);
-        assert_ptr_equal(c->reading, s);
-        close(wfd);
+        struct snap_run r = start_snapshot(true);
+        agent_done(r.id, 0);
+        PUMP_UNTIL(r.s->state == FRD_SNAP_CONFIRMED);
+        assert_int_equal(frd_snapshot_agent(r.c, "joins", NULL, 0), 0);
+        assert_ptr_equal(r.c->reading, r.s);
+        close(r.wfd);
         PUMP_UNTIL(D.written == before + 1 && !D.snaps);
         disconnect_agent();
 }
@@ -392,13 +391,9 @@ static void test_snap_done_then_eof(void **state) {
 static void test_snap_agent_gone(void **state) {
         (void)state;
         uint64_t before = D.written;
-        struct frd_conn *c;
-        struct frd_snap *s;
-        int wfd;
-        start_snapshot(&c, &s, &wfd);
-        write_trace(wfd);
-        close(wfd);
-        PUMP_UNTIL(s->state == FRD_SNAP_DRAINED);
+        struct snap_run r = start_snapshot(true);
+        close(r.wfd);
+        PUMP_UNTIL(r.s->state == FRD_SNAP_DRAINED);
         disconnect_agent(); /* s->agent becomes NULL: finished as partial */
         PUMP_UNTIL(D.written == before + 1 && !D.snaps);
 }
@@ -408,13 +403,11 @@ static void test_snap_agent_error(void **state) {
         (void)state;
         uint64_t failed = D.failed;
         unsigned files = count_files(".trace.lz4");
-        struct frd_conn *c;
-        int wfd;
-        uint64_t id = start_snapshot(&c, NULL, &wfd);
-        close(wfd);
-        agent_done(id, -ENOSPC);
+        struct snap_run r = start_snapshot(false);
+        close(r.wfd);
+        agent_done(r.id, -ENOSPC);
         PUMP_UNTIL(D.failed == failed + 1 && !D.snaps);
-        assert_null(c->reading);
+        assert_null(r.c->reading);
         assert_int_equal(count_files(".trace.lz4"), files);
         assert_int_equal(count_files(".tmp"), 0);
         disconnect_agent();
@@ -424,12 +417,10 @@ static void test_snap_agent_error(void **state) {
 static void test_snap_timeout(void **state) {
         (void)state;
         uint64_t failed = D.failed;
-        struct frd_conn *c;
-        int wfd;
-        start_snapshot(&c, NULL, &wfd);
+        struct snap_run r = start_snapshot(false);
         PUMP_UNTIL(D.failed == failed + 1 && !D.snaps);
         assert_int_equal(count_files(".tmp"), 0);
-        close(wfd);
+        close(r.wfd);
         disconnect_agent();
 }
 
@@ -438,12 +429,10 @@ static void test_snap_timeout(void **state) {
 static void test_snap_invalid_trace(void **state) {
         (void)state;
         uint64_t failed = D.failed;
-        struct frd_conn *c;
-        int wfd;
-        uint64_t id = start_snapshot(&c, NULL, &wfd);
-        assert_int_equal(write(wfd, "not a trace at all", 18), 18);
-        close(wfd);
-        agent_done(id, 0);
+        struct snap_run r = start_snapshot(false);
+        assert_int_equal(write(r.wfd, "not a trace at all", 18), 18);
+        close(r.wfd);
+        agent_done(r.id, 0);
         PUMP_UNTIL(D.failed == failed + 1 && !D.snaps);
         assert_int_equal(count_files(".tmp"), 0);
         disconnect_agent();

@@ -36,16 +36,6 @@
 #include "fr_internal.h" /* FR_ALTSTACK_MARGIN, FR_SIGPROF_STACK_NEED */
 #include "trace_reader.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
 #if defined(__SANITIZE_ADDRESS__)
 #define UNDER_ASAN 1
 #elif defined(__has_feature)
@@ -59,15 +49,9 @@
 
 static __thread volatile uint64_t sink;
 
-static double thread_cpu(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
 __attribute__((noinline)) void guestHog(double seconds) {
-        double end = thread_cpu() + seconds;
-        while (thread_cpu() < end)
+        double end = ah_thread_cpu() + seconds;
+        while (ah_thread_cpu() < end)
                 for (int i = 0; i < 100000; i++)
                         sink = sink * 31 + (uint64_t)i;
 }
@@ -167,9 +151,9 @@ static void *small_thread(void *p) {
         a->tid = gettid();
         while (a->go && !atomic_load(a->go))
                 usleep(1000);
-        double t0 = thread_cpu();
+        double t0 = ah_thread_cpu();
         deepHog(a->kb, a->seconds);
-        a->cpu = thread_cpu() - t0;
+        a->cpu = ah_thread_cpu() - t0;
         stack_t cur;
         if (sigaltstack(NULL, &cur) == 0 && !(cur.ss_flags & SS_DISABLE))
                 a->alt_size = cur.ss_size;
@@ -202,7 +186,7 @@ static void check_small(struct small_arg *a, int n, unsigned hz, const char *wha
                               (unsigned long long)p.in_fn[i], a[i].alt_size);
                 assert_true(a[i].alt_size >= want || UNDER_ASAN); /* ASan's own stack may be there */
                 assert_true(p.in_fn[i] > 0); /* unwound from the small stack, not just leaves */
-                if (!UNDER_TSAN)
+                if (!AH_UNDER_TSAN)
                         assert_true((double)p.weight[i] >= 0.8 * expect);
                 else
                         assert_true(p.weight[i] > 0);
@@ -264,9 +248,9 @@ static void *app_alt_thread(void *p) {
         stack_t ss = {.ss_sp = a->stack, .ss_size = APP_ALT};
         if (sigaltstack(&ss, NULL) < 0)
                 return NULL;
-        double t0 = thread_cpu();
+        double t0 = ah_thread_cpu();
         deepHog(3, 1.0);
-        a->cpu = thread_cpu() - t0;
+        a->cpu = ah_thread_cpu() - t0;
         stack_t cur;
         a->kept = sigaltstack(NULL, &cur) == 0 && cur.ss_sp == a->stack && cur.ss_size == APP_ALT;
         size_t low = 0;
@@ -304,7 +288,7 @@ static void test_handler_stack_use(void **state) {
         munmap(a.stack, APP_ALT);
         assert_true(a.kept);
         assert_true(p.in_fn[0] > 0);
-        if (!UNDER_TSAN) { /* TSan calls handlers later, on the thread's stack */
+        if (!AH_UNDER_TSAN) { /* TSan calls handlers later, on the thread's stack */
                 assert_true(a.used > 0);
                 assert_true(a.used <= kernel + FR_SIGPROF_STACK_NEED);
         }
@@ -322,20 +306,6 @@ static void *idle_thread(void *p) {
         while (!idle_release)
                 pthread_cond_wait(&idle_cond, &idle_lock);
         pthread_mutex_unlock(&idle_lock);
-        return NULL;
-}
-
-struct busy_arg {
-        double seconds, cpu;
-        pid_t tid;
-};
-
-static void *busy_thread(void *p) {
-        struct busy_arg *a = p;
-        a->tid = gettid();
-        double t0 = thread_cpu();
-        guestHog(a->seconds);
-        a->cpu = thread_cpu() - t0;
         return NULL;
 }
 
@@ -391,11 +361,11 @@ static void test_fd_budget_1500_threads(void **state) {
                         break;
         pthread_attr_destroy(&attr);
         assert_int_equal(made, NIDLE);
-        struct busy_arg busy[NBUSY + 2];
+        struct ah_work busy[NBUSY + 2];
         pthread_t bt[NBUSY + 2];
         for (int i = 0; i < NBUSY; i++) {
-                busy[i] = (struct busy_arg){.seconds = 1.0};
-                assert_int_equal(pthread_create(&bt[i], NULL, busy_thread, &busy[i]), 0);
+                busy[i] = (struct ah_work){.fn = guestHog, .seconds = 1.0};
+                assert_int_equal(pthread_create(&bt[i], NULL, ah_work_thread, &busy[i]), 0);
         }
         for (int i = 0; i < NBUSY; i++)
                 pthread_join(bt[i], NULL);
@@ -411,8 +381,8 @@ static void test_fd_budget_1500_threads(void **state) {
         rl.rlim_cur = 4096;
         assert_int_equal(setrlimit(RLIMIT_NOFILE, &rl), 0);
         for (int i = NBUSY; i < NBUSY + 2; i++) {
-                busy[i] = (struct busy_arg){.seconds = 0.3};
-                assert_int_equal(pthread_create(&bt[i], NULL, busy_thread, &busy[i]), 0);
+                busy[i] = (struct ah_work){.fn = guestHog, .seconds = 0.3};
+                assert_int_equal(pthread_create(&bt[i], NULL, ah_work_thread, &busy[i]), 0);
         }
         for (int i = NBUSY; i < NBUSY + 2; i++)
                 pthread_join(bt[i], NULL);
@@ -451,7 +421,7 @@ static void test_fd_budget_1500_threads(void **state) {
                               (unsigned long long)p.weight[i], busy[i].cpu,
                               (double)p.weight[i] / expect);
                 assert_true(p.weight[i] > 0); /* every busy thread is sampled */
-                if (!UNDER_TSAN)
+                if (!AH_UNDER_TSAN)
                         assert_true((double)p.weight[i] >= 0.8 * expect);
         }
         print_message("after raising the limit to 4096: budget %u, %u on perf\n", st2.fd_budget,
@@ -479,7 +449,7 @@ static const char *idiom_name[] = {"close loop", "close_range", "dup2 onto ours"
  * application's bytes, and the trace shows the re-arm. */
 static void close_everything(enum idiom how) {
         start(100, 100);
-        struct busy_arg busy = {.seconds = 1.5};
+        struct ah_work busy = {.fn = guestHog, .seconds = 1.5};
         char path[] = "/tmp/fr-guest-XXXXXX";
         int own = mkstemp(path);
         assert_true(own >= 0);
@@ -508,17 +478,17 @@ static void close_everything(enum idiom how) {
         /* Its own files, at the lowest numbers again. */
         int more = open("/dev/null", O_WRONLY | O_CLOEXEC);
         pthread_t th;
-        assert_int_equal(pthread_create(&th, NULL, busy_thread, &busy), 0);
-        double t0 = thread_cpu();
+        assert_int_equal(pthread_create(&th, NULL, ah_work_thread, &busy), 0);
+        double t0 = ah_thread_cpu();
         char line[64];
         size_t written = 0;
-        while (thread_cpu() - t0 < 1.5) {
+        while (ah_thread_cpu() - t0 < 1.5) {
                 guestHog(0.05);
                 int n = snprintf(line, sizeof line, "application line %zu\n", written);
                 assert_int_equal(write(own, line, (size_t)n), n);
                 written += (size_t)n;
         }
-        double main_cpu = thread_cpu() - t0;
+        double main_cpu = ah_thread_cpu() - t0;
         pthread_join(th, NULL);
         struct fr_stats st;
         assert_int_equal(fr_get_stats(&st), 0);
@@ -622,10 +592,10 @@ static void seccomp_child(const char *set, bool after) {
                 if (load_filter(set, true) < 0)
                         _exit(12);
         }
-        struct busy_arg b[2] = {{.seconds = 0.5}, {.seconds = 0.5}};
+        struct ah_work b[2] = {{.fn = guestHog, .seconds = 0.5}, {.fn = guestHog, .seconds = 0.5}};
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
-                if (pthread_create(&th[i], NULL, busy_thread, &b[i]))
+                if (pthread_create(&th[i], NULL, ah_work_thread, &b[i]))
                         _exit(13);
         for (int i = 0; i < 2; i++)
                 pthread_join(th[i], NULL);
@@ -664,7 +634,7 @@ static void seccomp_off_child(const char *set) {
 
 static void seccomp_case(int mode) { /* 0 before start, 1 after, 2 off */
         bool after = mode == 1;
-        if (UNDER_ASAN || UNDER_TSAN)
+        if (UNDER_ASAN || AH_UNDER_TSAN)
                 skip(); /* the sanitizers' runtimes make calls outside the set */
         char *set = syscall_set();
         if (!set)

@@ -285,12 +285,41 @@ static void convert(struct tg_trace *t, unsigned flags, uint64_t max_ev, uint8_t
         free(data);
 }
 
+/* convert_check - convert t, check_trace the export into m. */
+static void convert_check(struct tg_trace *t, unsigned flags, uint64_t max_ev, struct model *m,
+                          struct fr_timeline_stats *st) {
+        uint8_t *out;
+        size_t len;
+        convert(t, flags, max_ev, &out, &len, st);
+        check_trace(out, len, m);
+        free(out);
+}
+
+/* convert_json - t as JSON, a string (free it). */
+static char *convert_json(struct tg_trace *t, struct fr_timeline_stats *st) {
+        uint8_t *out;
+        size_t len;
+        convert(t, FR_TIMELINE_JSON, 0, &out, &len, st);
+        char *js = strndup((const char *)out, len);
+        free(out);
+        return js;
+}
+
+/* assert_lines - m's lines are want; frees m. */
+static void assert_lines(struct model *m, const char *want) {
+        char *got = joined(m);
+        assert_string_equal(got, want);
+        free(got);
+        model_free(m);
+}
+
 /* ------------------------------------------------------------------------ */
 /* Round trip                                                                */
 
 /* Tasks crossing threads, a region open across generations, a thread id
- * reused, lost events, a renamed thread, logs. Ticks are nanoseconds. */
-static struct tg_trace *round_trip_trace(void) {
+ * reused, lost events, a renamed thread, logs. Ticks are nanoseconds.
+ * ngens 1: the first generation alone. */
+static struct tg_trace *round_trip_trace(int ngens) {
         struct tg_trace *t = tg_trace_new();
         struct tg_gen *g = tg_gen_new(t, 0, 1000000);
         tg_status_thread(g, 100, "main");
@@ -306,6 +335,8 @@ static struct tg_trace *round_trip_trace(void) {
         tg_task_end(w, 130, 2); /* begun on 100, ended on 101 */
         tg_lost(w, 140, FR_LOST_EVENTS, 5);
         tg_thread_exit(w, 150);
+        if (ngens < 2)
+                return t;
 
         g = tg_gen_new(t, 1000000, 2000000);
         m = tg_events(g, 100, 1000000);
@@ -321,15 +352,11 @@ static struct tg_trace *round_trip_trace(void) {
 
 static void test_round_trip(void **state) {
         (void)state;
-        struct tg_trace *t = round_trip_trace();
+        struct tg_trace *t = round_trip_trace(2);
         struct fr_timeline_stats st;
         struct model m;
-        uint8_t *out;
-        size_t len;
-        convert(t, 0, 0, &out, &len, &st);
-        check_trace(out, len, &m);
-        char *got = joined(&m);
-        const char *want =
+        convert_check(t, 0, 0, &m, &st);
+        assert_lines(&m,
                 "flow 2 tasks 2 subrequest 20\n"
                 "flow 2 tasks spawn 20\n"
                 "instant tasks spawn 20\n"
@@ -347,21 +374,16 @@ static void test_round_trip(void **state) {
                 "slice thread 101#2 job 1000320-1000330\n"
                 "track thread 100#1 main\n"
                 "track thread 101#1 worker\n"
-                "track thread 101#2 worker-2\n";
-        assert_string_equal(got, want);
+                "track thread 101#2 worker-2\n");
         assert_int_equal(st.ngens, 2);
         assert_int_equal(st.nthreads, 3);
         assert_int_equal(st.nslices, 5);
         assert_int_equal(st.nflows, 1);
         assert_int_equal(st.lost_events, 5);
         assert_int_equal(st.dropped_events, 0);
-        free(got);
-        model_free(&m);
-        free(out);
 
         /* The same trace as JSON: the same slices, as B/E and b/e, sorted. */
-        convert(t, FR_TIMELINE_JSON, 0, &out, &len, &st);
-        char *js = strndup((const char *)out, len);
+        char *js = convert_json(t, &st);
         /* B/E: the same name (readers match by it), no args (speedscope would
          * make one frame per task of them). */
         assert_non_null(strstr(js, "{\"ph\":\"B\",\"pid\":4242,\"tid\":100,\"ts\":1700000000000000,"
@@ -395,7 +417,6 @@ static void test_round_trip(void **state) {
         assert_int_equal(ne, 2);
         assert_int_equal(nM, 1 + 5); /* process; main, 101 unnamed, worker, 101 again, worker-2 */
         free(js);
-        free(out);
         tg_trace_free(t);
 }
 
@@ -412,18 +433,11 @@ static void test_open_at_edges(void **state) {
         tg_region_begin(b, 100, 9, "read");
         struct fr_timeline_stats st;
         struct model m;
-        uint8_t *out;
-        size_t len;
-        convert(t, 0, 0, &out, &len, &st);
-        check_trace(out, len, &m);
-        char *got = joined(&m);
-        assert_string_equal(got, "slice tasks conn 0-1000\n"
-                                 "slice thread 7#1 read 100-1000\n"
-                                 "slice thread 7#1 serve 0-1000\n"
-                                 "track thread 7#1 svc\n");
-        free(got);
-        model_free(&m);
-        free(out);
+        convert_check(t, 0, 0, &m, &st);
+        assert_lines(&m, "slice tasks conn 0-1000\n"
+                         "slice thread 7#1 read 100-1000\n"
+                         "slice thread 7#1 serve 0-1000\n"
+                         "track thread 7#1 svc\n");
         tg_trace_free(t);
 }
 
@@ -448,10 +462,7 @@ static void test_budget(void **state) {
         }
         struct fr_timeline_stats st;
         struct model m;
-        uint8_t *out;
-        size_t len;
-        convert(t, 0, 1000, &out, &len, &st);
-        check_trace(out, len, &m);
+        convert_check(t, 0, 1000, &m, &st);
         size_t logs = 0, marks = 0, slices = 0;
         for (size_t i = 0; i < m.nlines; i++) {
                 logs += strncmp(m.lines[i], "instant thread 5#1 c ", 21) == 0;
@@ -463,16 +474,13 @@ static void test_budget(void **state) {
         assert_int_equal(slices, 0); /* the logs used each second's budget first */
         assert_int_equal(st.dropped_events, 2 * (2000 + 10));
         model_free(&m);
-        free(out);
 
         /* Without a limit, everything. */
-        convert(t, 0, UINT64_MAX, &out, &len, &st);
-        check_trace(out, len, &m);
+        convert_check(t, 0, UINT64_MAX, &m, &st);
         assert_int_equal(st.dropped_events, 0);
         assert_int_equal(st.ninstants, 6000);
         assert_int_equal(st.nslices, 20);
         model_free(&m);
-        free(out);
         tg_trace_free(t);
 }
 
@@ -480,35 +488,17 @@ static void test_budget(void **state) {
  * boundary exports the generations it holds. */
 static void test_bad_input(void **state) {
         (void)state;
-        struct tg_trace *t = round_trip_trace();
+        struct tg_trace *t = round_trip_trace(2);
         uint8_t *data, *out = (uint8_t *)"untouched";
         size_t len, out_len = 0, cut;
         char err[256];
         struct fr_timeline_stats st;
         tg_trace_encode(t, &data, &len);
         /* Where generation 2 starts: the trace of generation 1 alone. */
-        struct tg_trace *t1 = tg_trace_new();
-        {
-                struct tg_gen *g = tg_gen_new(t1, 0, 1000000);
-                tg_status_thread(g, 100, "main");
-                struct tg_batch *m = tg_events(g, 100, 0), *w = tg_events(g, 101, 0);
-                tg_task_begin(m, 10, 1, 0, "request");
-                tg_task_begin(m, 20, 2, 1, "subrequest");
-                tg_region_begin(m, 30, 1, "outer");
-                tg_region_begin(m, 40, 1, "inner");
-                tg_region_end(m, 50, 1, "inner");
-                tg_thread_start(w, 100);
-                tg_thread_name(w, 110, "worker");
-                tg_log(w, 120, 2, "http", "GET /");
-                tg_task_end(w, 130, 2);
-                tg_lost(w, 140, FR_LOST_EVENTS, 5);
-                tg_thread_exit(w, 150);
-        }
         uint8_t *d1;
-        tg_trace_encode(t1, &d1, &cut);
+        tg_trace_encode_free(round_trip_trace(1), &d1, &cut);
         assert_memory_equal(d1, data, cut); /* the same bytes up to the boundary */
         free(d1);
-        tg_trace_free(t1);
 
         struct fr_timeline_options o = {.flags = FR_TIMELINE_NO_SYMBOLIZE};
         assert_int_equal(fr_timeline_from_trace(data, cut, &o, &out, &out_len, &st, err, sizeof err), 0);
@@ -544,7 +534,7 @@ static void test_bad_input(void **state) {
  * no output, protobuf and JSON alike; an unset flag changes nothing. */
 static void test_cancel(void **state) {
         (void)state;
-        struct tg_trace *t = round_trip_trace();
+        struct tg_trace *t = round_trip_trace(2);
         uint8_t *data, *out;
         size_t len, out_len = 0;
         char err[256];
@@ -577,18 +567,12 @@ static void test_bad_utf8(void **state) {
         tg_log(b, 10, 0, "c\xc3", "m\xe2\x82\"\x01");
         struct fr_timeline_stats st;
         struct model m;
-        uint8_t *out;
-        size_t len;
-        convert(t, 0, 0, &out, &len, &st);
-        check_trace(out, len, &m);
+        convert_check(t, 0, 0, &m, &st);
         assert_string_equal(m.lines[0], "instant thread 3#1 c\xef\xbf\xbd 10 c\xef\xbf\xbd/m\xef\xbf\xbd\xef\xbf\xbd\"\x01");
         model_free(&m);
-        free(out);
-        convert(t, FR_TIMELINE_JSON, 0, &out, &len, &st);
-        char *js = strndup((const char *)out, len);
+        char *js = convert_json(t, &st);
         assert_non_null(strstr(js, "\"message\":\"m\\ufffd\\ufffd\\\"\\u0001\""));
         free(js);
-        free(out);
         tg_trace_free(t);
 }
 

@@ -51,6 +51,19 @@ static int open_agent_ring(pid_t pid) {
         return found;
 }
 
+/* ring_trace - what flightrecd builds from a planned ring: a post-mortem
+ * header (pid, comm as exe too), then the ring's extents; b->len covers both.
+ * Returns fr_pm_copy's result. */
+static int ring_trace(int fd, const struct fr_pm_plan *plan, uint64_t pid, const char *comm,
+                      struct fr_buf *b, char *err, size_t errlen) {
+        fr_buf_put_header(b, pid, comm, comm, "post-mortem", FR_HEADER_POSTMORTEM);
+        size_t hlen = b->len;
+        assert_int_equal(fr_buf_reserve(b, plan->total), 0);
+        int r = fr_pm_copy(fd, plan, b->data + hlen, err, errlen);
+        b->len = hlen + plan->total;
+        return r;
+}
+
 /* What flightrecd does: header, then the ring's extents; validated. */
 static int read_ring(int fd, size_t *ret_ngens, char *err, size_t errlen) {
         struct fr_pm_plan plan;
@@ -58,13 +71,9 @@ static int read_ring(int fd, size_t *ret_ngens, char *err, size_t errlen) {
         if (r < 0)
                 return r;
         struct fr_buf b = {0};
-        fr_buf_put_header(&b, (uint64_t)getpid(), "test-pmring", "test-pmring", "post-mortem",
-                          FR_HEADER_POSTMORTEM);
-        size_t hlen = b.len;
-        assert_int_equal(fr_buf_reserve(&b, plan.total), 0);
-        r = fr_pm_copy(fd, &plan, b.data + hlen, err, errlen);
+        r = ring_trace(fd, &plan, (uint64_t)getpid(), "test-pmring", &b, err, errlen);
         if (r == 0)
-                r = fr_trace_read(b.data, hlen + plan.total, 0, NULL, NULL, ret_ngens, err, errlen);
+                r = fr_trace_read(b.data, b.len, 0, NULL, NULL, ret_ngens, err, errlen);
         fr_buf_free(&b);
         fr_pm_plan_free(&plan);
         return r;
@@ -73,6 +82,30 @@ static int read_ring(int fd, size_t *ret_ngens, char *err, size_t errlen) {
 static void sleep_ms(unsigned ms) {
         struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
+}
+
+/* child_start - in a forked child: start the agent, no sampling, 3
+ * generations of period_ms in 1 MiB, no daemon; exit 2 if it cannot. */
+static void child_start(unsigned period_ms) {
+        struct fr_config c = {.period_ms = period_ms, .generations = 3, .max_bytes = 1u << 20,
+                              .sampling_off = 1, .socket_path = "/nonexistent/flightrec.sock"};
+        if (fr_start(&c) < 0)
+                _exit(2);
+}
+
+/* ring_then_kill - wait (up to 1 s) for child pid's ring to appear, let it
+ * run ms more, SIGKILL and reap it. Returns the ring, read-only. */
+static int ring_then_kill(pid_t pid, unsigned ms) {
+        int fd = -1;
+        for (int i = 0; i < 500 && fd < 0; i++) {
+                sleep_ms(2);
+                fd = open_agent_ring(pid);
+        }
+        sleep_ms(ms);
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        assert_true(fd >= 0);
+        return fd;
 }
 
 /* A child records hard, advancing every 2 ms into a ring of 3 generations (so
@@ -87,11 +120,7 @@ static void test_ring_after_sigkill(void **state) {
                 pid_t pid = fork();
                 assert_true(pid >= 0);
                 if (pid == 0) {
-                        struct fr_config c = {.period_ms = 2, .generations = 3,
-                                              .max_bytes = 1u << 20, .sampling_off = 1,
-                                              .socket_path = "/nonexistent/flightrec.sock"};
-                        if (fr_start(&c) < 0)
-                                _exit(2);
+                        child_start(2);
                         for (unsigned i = 0;; i++) {
                                 fr_region_begin(0, "work");
                                 fr_log(0, "test", "a message that takes some room in the ring");
@@ -100,15 +129,7 @@ static void test_ring_after_sigkill(void **state) {
                                         usleep(20); /* room for the advancer on 2 CPUs */
                         }
                 }
-                int fd = -1;
-                for (int i = 0; i < 500 && fd < 0; i++) {
-                        sleep_ms(2);
-                        fd = open_agent_ring(pid);
-                }
-                sleep_ms(10 + (unsigned)(rand() % 60));
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                assert_true(fd >= 0);
+                int fd = ring_then_kill(pid, 10 + (unsigned)(rand() % 60));
                 assert_int_equal(fr_pm_closed(fd), 0); /* no clean stop */
                 size_t ngens = 0;
                 char err[256] = "";
@@ -147,12 +168,7 @@ static int read_salvaged(int fd, struct partial_info *ret, char *err, size_t err
         if (r < 0)
                 return r;
         struct fr_buf b = {0};
-        fr_buf_put_header(&b, (uint64_t)getpid(), "test-pmring", "test-pmring", "post-mortem",
-                          FR_HEADER_POSTMORTEM);
-        size_t hlen = b.len;
-        assert_int_equal(fr_buf_reserve(&b, plan.total), 0);
-        r = fr_pm_copy(fd, &plan, b.data + hlen, err, errlen);
-        b.len = hlen + plan.total;
+        r = ring_trace(fd, &plan, (uint64_t)getpid(), "test-pmring", &b, err, errlen);
         char why[256] = "";
         if (r == 0 && fr_pm_salvage(fd, &plan, b.data, b.len, &b, why, sizeof why) < 0)
                 r = -ENOMEM;
@@ -177,11 +193,7 @@ static void test_salvage_after_sigkill(void **state) {
                 pid_t pid = fork();
                 assert_true(pid >= 0);
                 if (pid == 0) {
-                        struct fr_config c = {.period_ms = 50, .generations = 3,
-                                              .max_bytes = 1u << 20, .sampling_off = 1,
-                                              .socket_path = "/nonexistent/flightrec.sock"};
-                        if (fr_start(&c) < 0)
-                                _exit(2);
+                        child_start(50);
                         for (unsigned i = 0;; i++) {
                                 uint64_t task = fr_task_begin(0, "job");
                                 fr_region_begin(task, "work");
@@ -192,15 +204,7 @@ static void test_salvage_after_sigkill(void **state) {
                                         usleep(20);
                         }
                 }
-                int fd = -1;
-                for (int i = 0; i < 500 && fd < 0; i++) {
-                        sleep_ms(2);
-                        fd = open_agent_ring(pid);
-                }
-                sleep_ms(60 + (unsigned)(rand() % 100));
-                kill(pid, SIGKILL);
-                waitpid(pid, NULL, 0);
-                assert_true(fd >= 0);
+                int fd = ring_then_kill(pid, 60 + (unsigned)(rand() % 100));
                 struct partial_info pi;
                 char err[256] = "";
                 int r = read_salvaged(fd, &pi, err, sizeof err);
@@ -243,10 +247,7 @@ static void test_torn_event(void **state) {
         pid_t pid = fork();
         assert_true(pid >= 0);
         if (pid == 0) {
-                struct fr_config c = {.period_ms = 60000, .generations = 3, .max_bytes = 1u << 20,
-                                      .sampling_off = 1, .socket_path = "/nonexistent/flightrec.sock"};
-                if (fr_start(&c) < 0)
-                        _exit(2);
+                child_start(60000);
                 for (int i = 0; i < 100; i++)
                         fr_log(0, "test", "before the tear");
                 if (write(pipefd[1], "x", 1) != 1)
@@ -398,11 +399,7 @@ static void test_crash_record(void **state) {
         assert_int_equal(plan.crash.addr, 0x10);
         assert_int_equal(plan.crash.tid, (uint32_t)pid);
         struct fr_buf b = {0};
-        fr_buf_put_header(&b, (uint64_t)pid, "t", "t", "post-mortem", FR_HEADER_POSTMORTEM);
-        size_t hl = b.len;
-        assert_int_equal(fr_buf_reserve(&b, plan.total), 0);
-        assert_int_equal(fr_pm_copy(fd, &plan, b.data + hl, err, sizeof err), 0);
-        b.len = hl + plan.total;
+        assert_int_equal(ring_trace(fd, &plan, (uint64_t)pid, "t", &b, err, sizeof err), 0);
         assert_true(fr_pm_salvage(fd, &plan, b.data, b.len, &b, err, sizeof err) > 0);
         struct crash_seen cs = {0};
         assert_int_equal(fr_trace_read(b.data, b.len, 0, crash_seen_cb, &cs, NULL, err, sizeof err), 0);

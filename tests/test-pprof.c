@@ -277,8 +277,7 @@ static struct result convert_opts(struct tg_trace *t, const struct fr_pprof_opti
         size_t len, gzlen = 0;
         char err[512];
 
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        tg_trace_encode_free(t, &data, &len);
         int r = fr_pprof_from_trace(data, len, opts, &gz, &gzlen, &res.stats, err, sizeof err);
         free(data);
         if (r != 0)
@@ -837,8 +836,7 @@ static void test_corrupt(void **state) {
         uint8_t *data, *gz = (uint8_t *)&state;
         size_t len, gzlen = 12345;
         char err[512];
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        tg_trace_encode_free(t, &data, &len);
 
         /* Cut inside the last generation. */
         memset(err, 0, sizeof err);

@@ -125,8 +125,7 @@ static char *read_text(const uint8_t *data, size_t len, size_t *ret_ngens) {
 static char *trace_text(struct tg_trace *t) {
         uint8_t *data;
         size_t len;
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        tg_trace_encode_free(t, &data, &len);
         char *s = read_text(data, len, NULL);
         free(data);
         return s;
@@ -150,10 +149,45 @@ static void expect_error(const uint8_t *data, size_t len, unsigned flags, const 
 static void trace_error(struct tg_trace *t, const char *needle) {
         uint8_t *data;
         size_t len;
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        tg_trace_encode_free(t, &data, &len);
         expect_error(data, len, 0, needle);
         free(data);
+}
+
+/* partial_tail_error - encode t (and free it): the read fails with needle,
+ * and FR_READ_ALLOW_PARTIAL_TAIL reads the first ngens generations. */
+static void partial_tail_error(struct tg_trace *t, const char *needle, size_t ngens) {
+        uint8_t *data;
+        size_t len, got;
+        tg_trace_encode_free(t, &data, &len);
+        expect_error(data, len, 0, needle);
+        assert_int_equal(fr_trace_read(data, len, FR_READ_ALLOW_PARTIAL_TAIL, NULL, NULL, &got,
+                                       NULL, 0),
+                         0);
+        assert_int_equal(got, ngens);
+        free(data);
+}
+
+/* read_trace - encode t (and free it), read it with cb. Returns
+ * fr_trace_read's result. */
+static int read_trace(struct tg_trace *t, unsigned flags, fr_generation_cb cb, void *ud,
+                      size_t *ret_ngens) {
+        uint8_t *data;
+        size_t len;
+        tg_trace_encode_free(t, &data, &len);
+        int r = fr_trace_read(data, len, flags, cb, ud, ret_ngens, NULL, 0);
+        free(data);
+        return r;
+}
+
+/* thread_gen - a new trace in *ret_t with one generation [start, end] whose
+ * STATUS lists thread tid, unnamed. */
+static struct tg_gen *thread_gen(struct tg_trace **ret_t, uint64_t tid, uint64_t start,
+                                 uint64_t end) {
+        *ret_t = tg_trace_new();
+        struct tg_gen *g = tg_gen_new(*ret_t, start, end);
+        tg_status_thread(g, tid, NULL);
+        return g;
 }
 
 static const uint64_t pcs[] = {0x400123, 0x400456, 0x400010};
@@ -216,6 +250,11 @@ static struct tg_trace *sample_trace(int n) {
         return t;
 }
 
+/* encode_sample - sample_trace(n), encoded. */
+static void encode_sample(int n, uint8_t **ret_data, size_t *ret_len) {
+        tg_trace_encode_free(sample_trace(n), ret_data, ret_len);
+}
+
 static const char sample_text[] =
         "trace v1 pid=4242 comm=tgapp exe=/usr/bin/tgapp reason=test flags=0\n"
         "gen 1 [1000,2000] tps=1000000000 sampler=1/100\n"
@@ -252,9 +291,7 @@ static void test_roundtrip(void **state) {
         size_t ngens;
         uint8_t *data;
         size_t len;
-        struct tg_trace *t = sample_trace(3);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        encode_sample(3, &data, &len);
         assert_text(read_text(data, len, &ngens), sample_text);
         assert_int_equal(ngens, 3);
         /* Validation alone, no callback. */
@@ -359,8 +396,7 @@ static void test_blocks(void **state) {
         uint8_t *data;
         size_t len;
         struct tg_trace *t = blocks_trace(FR_WAIT_READ, 1, 1, false);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        tg_trace_encode_free(t, &data, &len);
         for (int pass = 0; pass < 2; pass++) { /* the profile mode delivers them too */
                 struct blocks b = {0};
                 assert_int_equal(fr_trace_read(data, len, pass ? FR_READ_THREAD_EVENTS_ONLY : 0,
@@ -390,22 +426,17 @@ static void test_blocks(void **state) {
         trace_error(blocks_trace(FR_WAIT_READ, 1, 77, false), "BLOCKED: undefined stack id 77");
         trace_error(blocks_trace(FR_WAIT_READ, 1, 1, true), "thread 1 listed twice in BLOCKED");
         /* A stack id of 0: listed without a stack. */
-        t = blocks_trace(FR_WAIT_READ, 1, 0, false);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
         struct blocks b = {0};
-        assert_int_equal(fr_trace_read(data, len, 0, blocks_cb, &b, NULL, NULL, 0), 0);
+        assert_int_equal(read_trace(blocks_trace(FR_WAIT_READ, 1, 0, false), 0, blocks_cb, &b, NULL),
+                         0);
         assert_int_equal(b.blocked.nframes, 0);
-        free(data);
 }
 
 static void test_thread_events_only(void **state) {
         (void)state;
         uint8_t *data;
         size_t len;
-        struct tg_trace *t = sample_trace(3);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        encode_sample(3, &data, &len);
         struct counts all = {0}, only = {0};
         assert_int_equal(fr_trace_read(data, len, 0, count_cb, &all, NULL, NULL, 0), 0);
         assert_int_equal(fr_trace_read(data, len, FR_READ_THREAD_EVENTS_ONLY, count_cb, &only,
@@ -430,13 +461,9 @@ static void test_header_only(void **state) {
         (void)state;
         struct tg_trace *t = tg_trace_new();
         tg_trace_header(t, 1, "c", "e", "why", FR_HEADER_POSTMORTEM);
-        uint8_t *data;
-        size_t len, ngens = 9;
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
-        assert_int_equal(fr_trace_read(data, len, 0, NULL, NULL, &ngens, NULL, 0), 0);
+        size_t ngens = 9;
+        assert_int_equal(read_trace(t, 0, NULL, NULL, &ngens), 0);
         assert_int_equal(ngens, 0);
-        free(data);
 }
 
 /* Equal times across threads keep the file order; one thread's events may be
@@ -512,22 +539,16 @@ static int binary_cb(const struct fr_trace_header *h, const struct fr_generation
 /* A log message may hold any byte, NUL included; the length tells. */
 static void test_binary_message(void **state) {
         (void)state;
-        struct tg_trace *t = tg_trace_new();
-        struct tg_gen *g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 1, NULL);
+        struct tg_trace *t;
+        struct tg_gen *g = thread_gen(&t, 1, 0, 100);
         struct tg_batch *b = tg_events(g, 1, 0);
         tg_event_head(b, FR_EV_LOG, 10);
         tg_put_uvarint(b, 0);
         tg_put_uvarint(b, 0);
         tg_put_string(b, "a\0b\n", 4);
-        uint8_t *data;
-        size_t len;
         int calls = 0;
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
-        assert_int_equal(fr_trace_read(data, len, 0, binary_cb, &calls, NULL, NULL, 0), 0);
+        assert_int_equal(read_trace(t, 0, binary_cb, &calls, NULL), 0);
         assert_int_equal(calls, 1);
-        free(data);
 }
 
 static int stop_cb(const struct fr_trace_header *h, const struct fr_generation *g, void *ud) {
@@ -538,14 +559,9 @@ static int stop_cb(const struct fr_trace_header *h, const struct fr_generation *
 
 static void test_callback_stops(void **state) {
         (void)state;
-        uint8_t *data;
-        size_t len, ngens;
-        struct tg_trace *t = sample_trace(3);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
-        assert_int_equal(fr_trace_read(data, len, 0, stop_cb, NULL, &ngens, NULL, 0), 7);
+        size_t ngens;
+        assert_int_equal(read_trace(sample_trace(3), 0, stop_cb, NULL, &ngens), 7);
         assert_int_equal(ngens, 2);
-        free(data);
 }
 
 static void test_ticks_to_ns(void **state) {
@@ -569,9 +585,7 @@ static void test_ticks_to_ns(void **state) {
 static size_t encoded_len(int ngens) {
         uint8_t *data;
         size_t len;
-        struct tg_trace *t = sample_trace(ngens);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        encode_sample(ngens, &data, &len);
         free(data);
         return len;
 }
@@ -586,9 +600,7 @@ static void test_truncated_everywhere(void **state) {
         char err[512];
         for (int i = 0; i < 4; i++)
                 bounds[i] = encoded_len(i);
-        struct tg_trace *t = sample_trace(3);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        encode_sample(3, &data, &len);
         assert_int_equal(len, bounds[3]);
         for (size_t cut = 0; cut < len; cut++) {
                 /* A copy of exactly cut bytes, so ASan sees any overread. */
@@ -631,9 +643,7 @@ static void test_corrupted_bytes(void **state) {
         (void)state;
         uint8_t *data, *p;
         size_t len;
-        struct tg_trace *t = sample_trace(3);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        encode_sample(3, &data, &len);
         p = malloc(len);
         uint64_t x = 0x9e3779b97f4a7c15ull;
         for (int iter = 0; iter < 20000; iter++) {
@@ -688,9 +698,7 @@ static void test_bad_batch_header(void **state) {
         uint8_t *data;
         size_t len;
         struct fr_buf b = {0};
-        struct tg_trace *t = sample_trace(1);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        encode_sample(1, &data, &len);
 
         /* After a valid generation: a batch larger than 1 MiB. */
         fr_buf_put_bytes(&b, data, len);
@@ -750,8 +758,6 @@ static void test_nonconsecutive_generations(void **state) {
 
 static void test_missing_end(void **state) {
         (void)state;
-        uint8_t *data;
-        size_t len, ngens;
         /* Generation 1 without END, followed by generation 2. */
         struct tg_trace *t = tg_trace_new();
         struct tg_gen *g = tg_gen_new(t, 0, 10);
@@ -763,14 +769,7 @@ static void test_missing_end(void **state) {
         t = sample_trace(2);
         g = tg_gen_new(t, 3000, 4000);
         g->no_end = true;
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
-        expect_error(data, len, 0, "generation 3: input ends before the END batch");
-        assert_int_equal(fr_trace_read(data, len, FR_READ_ALLOW_PARTIAL_TAIL, NULL, NULL, &ngens,
-                                       NULL, 0),
-                         0);
-        assert_int_equal(ngens, 2);
-        free(data);
+        partial_tail_error(t, "generation 3: input ends before the END batch", 2);
 
         /* A batch of the wrong generation inside one. */
         t = tg_trace_new();
@@ -781,8 +780,6 @@ static void test_missing_end(void **state) {
 
 static void test_wrong_end_count(void **state) {
         (void)state;
-        uint8_t *data;
-        size_t len, ngens;
         for (int delta = -1; delta <= 1; delta += 2) {
                 struct tg_trace *t = tg_trace_new();
                 struct tg_gen *g = tg_gen_new(t, 0, 10);
@@ -795,14 +792,7 @@ static void test_wrong_end_count(void **state) {
         struct tg_trace *t = sample_trace(2);
         struct tg_gen *g = tg_gen_new(t, 3000, 4000);
         g->end_count_delta = 1;
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
-        expect_error(data, len, 0, "generation 3: END counts 4 batches but the generation has 3");
-        assert_int_equal(fr_trace_read(data, len, FR_READ_ALLOW_PARTIAL_TAIL, NULL, NULL, &ngens,
-                                       NULL, 0),
-                         0);
-        assert_int_equal(ngens, 2);
-        free(data);
+        partial_tail_error(t, "generation 3: END counts 4 batches but the generation has 3", 2);
 }
 
 static void test_clock_status_counts(void **state) {
@@ -871,9 +861,7 @@ static void test_string_ids(void **state) {
         trace_error(t, "string id 5 defined twice");
 
         /* A reference to an id not in this generation's table. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         struct tg_batch *b = tg_events(g, 1, 0);
         tg_event_head(b, FR_EV_REGION_BEGIN, 1);
         tg_put_uvarint(b, 0);
@@ -881,9 +869,7 @@ static void test_string_ids(void **state) {
         trace_error(t, "region name: undefined string id 99");
 
         /* Ids are per generation: generation 2 cannot use generation 1's. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         uint64_t id = tg_string_id(g, "cat");
         g = tg_gen_new(t, 10, 20);
         b = tg_events(g, 1, 10);
@@ -918,9 +904,8 @@ static void test_stacks_and_samples(void **state) {
         for (int i = 0; i <= FR_MAX_STACK_FRAMES; i++)
                 frames[i] = 0x1000 + 16 * (uint64_t)i;
         /* 128 frames is fine, 129 is not. */
-        struct tg_trace *t = tg_trace_new();
-        struct tg_gen *g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        struct tg_trace *t;
+        struct tg_gen *g = thread_gen(&t, 1, 0, 10);
         tg_sample(tg_samples(g, 1, 0), 5, 1, 0, NULL, frames, FR_MAX_STACK_FRAMES);
         free(trace_text(t));
         t = tg_trace_new();
@@ -930,9 +915,7 @@ static void test_stacks_and_samples(void **state) {
 
         /* Frames going down as well as up (zigzag deltas), and wrapping. */
         uint64_t odd[] = {0xffffffffffff0000ull, 0x10, 0xffffffffffff0000ull, 0x8};
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_sample(tg_samples(g, 1, 0), 5, 1, 0, NULL, odd, 4);
         char *text = trace_text(t);
         assert_non_null(strstr(text, "stack=ffffffffffff0000,10,ffffffffffff0000,8\n"));
@@ -950,9 +933,7 @@ static void test_stacks_and_samples(void **state) {
         trace_error(t, "stack id 0 (ids start at 1)");
 
         /* An undefined stack, a zero weight, a thread unknown in the generation. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         b = tg_samples(g, 1, 0);
         tg_put_uvarint(b, 1);
         tg_put_uvarint(b, 1);
@@ -961,9 +942,7 @@ static void test_stacks_and_samples(void **state) {
         tg_put_uvarint(b, 3);
         trace_error(t, "sample: undefined stack id 3");
         /* Stack id 0 is not a sample but a count of lost ones (its weight). */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_sample(tg_samples(g, 1, 0), 1, 1, 0, NULL, pcs, 2);
         b = tg_samples(g, 1, 2);
         tg_put_uvarint(b, 0);
@@ -971,33 +950,20 @@ static void test_stacks_and_samples(void **state) {
         tg_put_uvarint(b, 0);
         tg_put_uvarint(b, 0);
         tg_put_uvarint(b, 0);
-        {
-                uint8_t *data;
-                size_t len;
-                tg_trace_encode(t, &data, &len);
-                tg_trace_free(t);
-                struct lost_count lc = {0};
-                assert_int_equal(fr_trace_read(data, len, 0, count_lost, &lc, NULL, NULL, 0), 0);
-                assert_int_equal(lc.lost, 7);
-                assert_int_equal(lc.samples, 1);
-                free(data);
-        }
+        struct lost_count lc = {0};
+        assert_int_equal(read_trace(t, 0, count_lost, &lc, NULL), 0);
+        assert_int_equal(lc.lost, 7);
+        assert_int_equal(lc.samples, 1);
         /* ... and a lost count of 0 is refused like any weight 0. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         b = tg_samples(g, 1, 0);
         for (int i = 0; i < 5; i++)
                 tg_put_uvarint(b, 0);
         trace_error(t, "sample weight 0");
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_sample(tg_samples(g, 1, 0), 5, 0, 0, NULL, pcs, 1);
         trace_error(t, "sample weight 0");
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_sample(tg_samples(g, 2, 0), 5, 1, 0, NULL, pcs, 1);
         trace_error(t, "SAMPLES batch of thread 2, which is neither in STATUS nor has an EVENTS "
                        "batch in this generation");
@@ -1008,14 +974,10 @@ static void test_stacks_and_samples(void **state) {
         tg_thread_start(tg_events(g, 2, 0), 1);
         free(trace_text(t));
         /* Samples outside the generation's span. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 100, 200);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 100, 200);
         tg_sample(tg_samples(g, 1, 0), 99, 1, 0, NULL, pcs, 1);
         trace_error(t, "sample at time 99 is outside the generation's span [100, 200]");
-        t = tg_trace_new();
-        g = tg_gen_new(t, 100, 200);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 100, 200);
         tg_sample(tg_samples(g, 1, 100), 201, 1, 0, NULL, pcs, 1);
         trace_error(t, "sample at time 201 is outside");
 }
@@ -1041,38 +1003,27 @@ static void test_maps(void **state) {
 
 static void test_event_encoding(void **state) {
         (void)state;
-        struct tg_trace *t = tg_trace_new();
-        struct tg_gen *g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        struct tg_trace *t;
+        struct tg_gen *g = thread_gen(&t, 1, 0, 10);
         tg_event_head(tg_events(g, 1, 0), 0, 1);
         trace_error(t, "unknown event type 0");
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_event_head(tg_events(g, 1, 0), FR_EV_TYPE_MAX + 1, 1);
         trace_error(t, "unknown event type 11");
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_lost(tg_events(g, 1, 0), 1, 4, 1);
         trace_error(t, "unknown LOST kind 4");
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_task_begin(tg_events(g, 1, 0), 1, 0, 0, "t");
         trace_error(t, "TASK_BEGIN task id is 0 (task ids start at 1)");
         /* An event cut short by the end of its batch. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         struct tg_batch *b = tg_events(g, 1, 0);
         tg_event_head(b, FR_EV_TASK_BEGIN, 1);
         tg_put_uvarint(b, 1);
         trace_error(t, "truncated TASK_BEGIN parent");
         /* A malformed varint inside an event. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         b = tg_events(g, 1, 0);
         tg_event_head(b, FR_EV_TASK_END, 1);
         for (int i = 0; i < 11; i++)
@@ -1083,32 +1034,26 @@ static void test_event_encoding(void **state) {
         char big[FR_MAX_LOG_BYTES + 2];
         memset(big, 'm', sizeof big - 1);
         big[sizeof big - 1] = 0;
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_log(tg_events(g, 1, 0), 1, 0, "c", big);
         trace_error(t, "LOG message of 4097 bytes exceeds the limit of 4096");
         big[FR_MAX_LOG_BYTES] = 0;
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 10);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 10);
         tg_log(tg_events(g, 1, 0), 1, 0, "c", big);
         free(trace_text(t));
 }
 
 static void test_region_mismatch(void **state) {
         (void)state;
-        struct tg_trace *t = tg_trace_new();
-        struct tg_gen *g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 77, NULL);
+        struct tg_trace *t;
+        struct tg_gen *g = thread_gen(&t, 77, 0, 100);
         struct tg_batch *b = tg_events(g, 77, 0);
         tg_region_begin(b, 1, 0, "bar");
         tg_region_end(b, 2, 0, "foo");
         uint8_t *data;
         size_t len;
         char err[512];
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        tg_trace_encode_free(t, &data, &len);
         assert_int_equal(fr_trace_read(data, len, 0, NULL, NULL, NULL, err, sizeof err), -EINVAL);
         /* The offset is that of the REGION_END event (4 bytes), which comes
          * just before the string table ('bar' and 'foo') and the END batch. */
@@ -1122,32 +1067,24 @@ static void test_region_mismatch(void **state) {
         free(data);
 
         /* Same name, other task. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 77, NULL);
+        g = thread_gen(&t, 77, 0, 100);
         b = tg_events(g, 77, 0);
         tg_region_begin(b, 1, 1, "r");
         tg_region_end(b, 2, 2, "r");
         trace_error(t, "region end 'r' (task 2) does not match innermost open region 'r' (task 1)");
         /* Ending the outer one first. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 77, NULL);
+        g = thread_gen(&t, 77, 0, 100);
         b = tg_events(g, 77, 0);
         tg_region_begin(b, 1, 0, "outer");
         tg_region_begin(b, 2, 0, "inner");
         tg_region_end(b, 3, 0, "outer");
         trace_error(t, "region end 'outer' (task 0) does not match innermost open region 'inner'");
         /* Nothing open. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 77, NULL);
+        g = thread_gen(&t, 77, 0, 100);
         tg_region_end(tg_events(g, 77, 0), 1, 0, "x");
         trace_error(t, "region end 'x' (task 0) on thread 77, which has no open region");
         /* Names compare by content, whatever their ids. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 77, NULL);
+        g = thread_gen(&t, 77, 0, 100);
         tg_string_raw(g, 100, "same", 4);
         tg_string_raw(g, 101, "same", 4);
         b = tg_events(g, 77, 0);
@@ -1162,9 +1099,8 @@ static void test_region_mismatch(void **state) {
 
 static void test_region_depth(void **state) {
         (void)state;
-        struct tg_trace *t = tg_trace_new();
-        struct tg_gen *g = tg_gen_new(t, 0, 1000);
-        tg_status_thread(g, 1, NULL);
+        struct tg_trace *t;
+        struct tg_gen *g = thread_gen(&t, 1, 0, 1000);
         struct tg_batch *b = tg_events(g, 1, 0);
         for (int i = 0; i < FR_MAX_REGION_DEPTH; i++)
                 tg_region_begin(b, 1 + (uint64_t)i, 0, "r");
@@ -1173,9 +1109,7 @@ static void test_region_depth(void **state) {
         tg_region_end(tg_events(g, 1, 1000), 1001, 0, "r");
         free(trace_text(t));
 
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 1000);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 1000);
         b = tg_events(g, 1, 0);
         for (int i = 0; i <= FR_MAX_REGION_DEPTH; i++)
                 tg_region_begin(b, 1 + (uint64_t)i, 0, "r");
@@ -1191,43 +1125,32 @@ static void test_region_depth(void **state) {
 static void test_times(void **state) {
         (void)state;
         /* Equal times on one thread. */
-        struct tg_trace *t = tg_trace_new();
-        struct tg_gen *g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 1, NULL);
+        struct tg_trace *t;
+        struct tg_gen *g = thread_gen(&t, 1, 0, 100);
         struct tg_batch *b = tg_events(g, 1, 0);
         tg_log(b, 5, 0, "c", "a");
         tg_log(b, 5, 0, "c", "b");
         trace_error(t, "LOG at time 5 on thread 1 is not after the thread's previous event at 5");
         /* Going back in a later batch of the same thread. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 100);
         tg_log(tg_events(g, 1, 0), 50, 0, "c", "a");
         tg_log(tg_events(g, 1, 0), 40, 0, "c", "b");
         trace_error(t, "LOG at time 40 on thread 1 is not after the thread's previous event at 50");
         /* Before the start, after the end. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 100, 200);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 100, 200);
         tg_log(tg_events(g, 1, 50), 99, 0, "c", "a");
         trace_error(t, "LOG at time 99 is outside the generation's span [100, 200]");
-        t = tg_trace_new();
-        g = tg_gen_new(t, 100, 200);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 100, 200);
         tg_thread_name(tg_events(g, 1, 100), 201, "x");
         trace_error(t, "THREAD_NAME at time 201 is outside the generation's span [100, 200]");
         /* At both ends of the span is fine. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 100, 200);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 100, 200);
         b = tg_events(g, 1, 100);
         tg_log(b, 100, 0, "c", "a");
         tg_log(b, 200, 0, "c", "b");
         free(trace_text(t));
         /* A delta that overflows. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 100, 200);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 100, 200);
         b = tg_events(g, 1, 100);
         tg_log(b, 150, 0, "c", "a");
         tg_log(b, 149, 0, "c", "b"); /* delta wraps to 2^64-1 */
@@ -1261,9 +1184,7 @@ static void test_thread_rules(void **state) {
         tg_log(tg_events(g, 5, 100), 110, 0, "c", "m");
         trace_error(t, "generation 2: LOG on thread 5, which is not alive");
         /* THREAD_START of a live thread. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 5, NULL);
+        g = thread_gen(&t, 5, 0, 100);
         tg_thread_start(tg_events(g, 5, 0), 1);
         trace_error(t, "THREAD_START of thread 5, which is already alive");
         /* STATUS listing a thread twice, or a task twice. */
@@ -1299,9 +1220,7 @@ static void test_thread_rules(void **state) {
         tg_put_uvarint(b, 1000000000);
         trace_error(t, "STATUS thread count 1000000000 exceeds the 0 bytes left in the batch");
         /* A task begun twice. */
-        t = tg_trace_new();
-        g = tg_gen_new(t, 0, 100);
-        tg_status_thread(g, 1, NULL);
+        g = thread_gen(&t, 1, 0, 100);
         b = tg_events(g, 1, 0);
         tg_task_begin(b, 1, 3, 0, "a");
         tg_task_begin(b, 2, 3, 0, "b");
@@ -1458,8 +1377,11 @@ static void test_tid_reuse(void **state) {
                                    "thread 5 name=- [0 again]\n");
 }
 
-/* STATUS must equal the state the previous generation ended with. */
-static struct tg_gen *two_gens(struct tg_trace *t) {
+/* STATUS must equal the state the previous generation ended with.
+ * two_gens - a new trace in *ret_t: a generation with two threads, two
+ * tasks and two open regions, then the second one, returned. */
+static struct tg_gen *two_gens(struct tg_trace **ret_t) {
+        struct tg_trace *t = *ret_t = tg_trace_new();
         struct tg_gen *g = tg_gen_new(t, 0, 100);
         tg_status_thread(g, 1, "one");
         tg_status_thread(g, 2, "two");
@@ -1473,13 +1395,12 @@ static struct tg_gen *two_gens(struct tg_trace *t) {
 
 static void test_status_mismatch(void **state) {
         (void)state;
-        struct tg_trace *t = tg_trace_new();
-        two_gens(t);
+        struct tg_trace *t;
+        two_gens(&t);
         free(trace_text(t)); /* the automatic STATUS agrees */
 
         /* Listed in another order: still equal. */
-        t = tg_trace_new();
-        struct tg_gen *g = two_gens(t);
+        struct tg_gen *g = two_gens(&t);
         tg_status_clear(g);
         tg_status_task(g, 11, 10, "t11");
         tg_status_thread(g, 2, "two");
@@ -1489,18 +1410,15 @@ static void test_status_mismatch(void **state) {
         tg_status_region(g, 1, 11, "inner");
         free(trace_text(t));
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_thread(g, 2, "deux");
         trace_error(t, "STATUS names thread 2 'deux', but it was 'two' at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_thread(g, 3, NULL);
         trace_error(t, "STATUS lists thread 3, which was not alive at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_clear(g);
         tg_status_thread(g, 1, "one");
         tg_status_region(g, 1, 10, "outer");
@@ -1509,8 +1427,7 @@ static void test_status_mismatch(void **state) {
         tg_status_task(g, 11, 10, "t11");
         trace_error(t, "STATUS omits thread 2, alive at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_region(g, 2, 0, "extra");
         trace_error(t, "STATUS gives thread 2 1 open regions, but it had 0 at the end of generation 1");
 
@@ -1525,13 +1442,11 @@ static void test_status_mismatch(void **state) {
         trace_error(t, "STATUS region 1 of thread 1 is 'inner' (task 12), but it was 'inner' "
                        "(task 11) at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_task(g, 12, 0, "new");
         trace_error(t, "STATUS lists task 12, which was not open at the end of generation 1");
 
-        t = tg_trace_new();
-        g = two_gens(t);
+        g = two_gens(&t);
         tg_status_task(g, 11, 0, "t11");
         trace_error(t, "STATUS gives task 11 parent 0 name 't11', but it had parent 10 name 't11'");
 
@@ -1560,9 +1475,7 @@ static void test_load_file(void **state) {
         uint8_t *trace, *got, *frame;
         size_t len, got_len, frame_len;
         char err[512];
-        struct tg_trace *t = sample_trace(3);
-        tg_trace_encode(t, &trace, &len);
-        tg_trace_free(t);
+        encode_sample(3, &trace, &len);
 
         /* Raw. */
         char *raw = temp_file(trace, len);
@@ -1679,8 +1592,7 @@ static void test_partial_generation(void **state) {
         put_crash(g, 24, 1);
         uint8_t *data;
         size_t len, n = 0;
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
+        tg_trace_encode_free(t, &data, &len);
         char err[512] = "";
         const struct fr_generation *last = NULL;
         assert_int_equal(fr_trace_read(data, len, 0, crash_cb, &last, &n, err, sizeof err), 0);
@@ -1692,10 +1604,7 @@ static void test_partial_generation(void **state) {
         t = tg_trace_new();
         tg_gen_new(t, 0, 10)->end_flags = FR_END_PARTIAL;
         tg_gen_new(t, 10, 20);
-        tg_trace_encode(t, &data, &len);
-        tg_trace_free(t);
-        expect_error(data, len, 0, "is partial (salvaged from a dead process) but not the last one");
-        free(data);
+        trace_error(t, "is partial (salvaged from a dead process) but not the last one");
 
         /* CRASH in a complete generation. */
         t = tg_trace_new();

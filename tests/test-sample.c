@@ -24,30 +24,13 @@
 #include "trace_format.h"
 #include "trace_reader.h"
 
-#if defined(__SANITIZE_THREAD__)
-#define UNDER_TSAN 1 /* TSan defers signals to its own safe points */
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define UNDER_TSAN 1
-#endif
-#endif
-#ifndef UNDER_TSAN
-#define UNDER_TSAN 0
-#endif
-
 static __thread volatile uint64_t sink; /* per thread: no shared line, no race */
-
-static double thread_cpu(void) {
-        struct timespec ts;
-        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-        return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
 
 /* Spins in user space (the perf sampler counts user time only): the clock,
  * a system call, is read once every ~100 us of work. */
 __attribute__((noinline)) void cpuHog(double seconds) {
-        double end = thread_cpu() + seconds;
-        while (thread_cpu() < end)
+        double end = ah_thread_cpu() + seconds;
+        while (ah_thread_cpu() < end)
                 for (int i = 0; i < 100000; i++)
                         sink = sink * 31 + (uint64_t)i;
 }
@@ -113,6 +96,13 @@ static void snapshot_samples(struct collected *c) {
         ah_free(&t);
 }
 
+/* snapshot_and_stop - the samples, then the agent's stats; stop it. */
+static void snapshot_and_stop(struct collected *c, struct fr_stats *st) {
+        snapshot_samples(c);
+        assert_int_equal(fr_get_stats(st), 0);
+        fr_stop();
+}
+
 static uint64_t weight_of(const struct collected *c, uint64_t tid) {
         uint64_t w = 0;
         for (size_t i = 0; i < c->n; i++)
@@ -134,36 +124,20 @@ static void start(unsigned hz, unsigned period_ms) {
 
 /* ---- fidelity -------------------------------------------------------------------- */
 
-struct hog_arg {
-        double seconds, cpu;
-        pid_t tid;
-};
-
-static void *hog_thread(void *p) {
-        struct hog_arg *a = p;
-        a->tid = gettid();
-        double t0 = thread_cpu();
-        cpuHog(a->seconds);
-        a->cpu = thread_cpu() - t0;
-        return NULL;
-}
-
 static void fidelity(unsigned hz, bool timer) {
         if (timer)
                 setenv("FLIGHTREC_SAMPLER", "timer", 1);
         start(hz, 1000);
         unsetenv("FLIGHTREC_SAMPLER");
-        struct hog_arg a[2] = {{.seconds = 1.5}, {.seconds = 1.5}};
+        struct ah_work a[2] = {{.fn = cpuHog, .seconds = 1.5}, {.fn = cpuHog, .seconds = 1.5}};
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
-                assert_int_equal(pthread_create(&th[i], NULL, hog_thread, &a[i]), 0);
+                assert_int_equal(pthread_create(&th[i], NULL, ah_work_thread, &a[i]), 0);
         for (int i = 0; i < 2; i++)
                 pthread_join(th[i], NULL);
         struct collected c;
-        snapshot_samples(&c);
         struct fr_stats st;
-        assert_int_equal(fr_get_stats(&st), 0);
-        fr_stop();
+        snapshot_and_stop(&c, &st);
         assert_int_equal(c.sampler, timer ? FR_SAMPLER_TIMER : FR_SAMPLER_PERF);
         assert_int_equal(c.hz, hz);
         for (int i = 0; i < 2; i++) {
@@ -176,7 +150,7 @@ static void fidelity(unsigned hz, bool timer) {
                               "fidelity %.3f (unweighted %.3f)\n",
                               timer ? "timer" : "perf", hz, i, raw, got, a[i].cpu, got / expect,
                               (double)raw / expect);
-                if (!UNDER_TSAN)
+                if (!AH_UNDER_TSAN)
                         assert_true(got >= 0.95 * expect);
                 assert_true(got <= 1.05 * expect + 2);
         }
@@ -193,10 +167,10 @@ static void test_fidelity_timer_1000(void **state) { (void)state; fidelity(1000,
 static void test_boundaries(void **state) {
         (void)state;
         start(1000, 1); /* advance as fast as the advancer can */
-        struct hog_arg a[2] = {{.seconds = 0.7}, {.seconds = 0.7}};
+        struct ah_work a[2] = {{.fn = cpuHog, .seconds = 0.7}, {.fn = cpuHog, .seconds = 0.7}};
         pthread_t th[2];
         for (int i = 0; i < 2; i++)
-                assert_int_equal(pthread_create(&th[i], NULL, hog_thread, &a[i]), 0);
+                assert_int_equal(pthread_create(&th[i], NULL, ah_work_thread, &a[i]), 0);
         /* This thread takes no samples from here to the stats: the snapshot's
          * forced advance then drains everything taken. */
         sigset_t prof, saved;
@@ -206,10 +180,8 @@ static void test_boundaries(void **state) {
         for (int i = 0; i < 2; i++)
                 pthread_join(th[i], NULL);
         struct collected c;
-        snapshot_samples(&c);
         struct fr_stats st;
-        assert_int_equal(fr_get_stats(&st), 0);
-        fr_stop();
+        snapshot_and_stop(&c, &st);
         pthread_sigmask(SIG_SETMASK, &saved, NULL);
         print_message("drained %llu + lost %llu\n", (unsigned long long)st.samples, (unsigned long long)st.lost_samples);
         print_message("%zu generations, %zu samples, %llu lost, %llu taken, %llu generations dropped\n",
@@ -255,7 +227,7 @@ static void test_region_attribution(void **state) {
                 }
         }
         print_message("hot %zu cold %zu misattributed %zu\n", hot, cold, bad);
-        if (!UNDER_TSAN) { /* TSan delivers signals late, at its own points */
+        if (!AH_UNDER_TSAN) { /* TSan delivers signals late, at its own points */
                 assert_true(hot >= 250);
                 assert_true(cold >= 120);
         }
@@ -291,8 +263,8 @@ static void test_traceback_hook(void **state) {
                 with += c.v[i].nframes >= 2 && in_function(c.v[i].frames[0], (void *)knownHookFrame) &&
                         in_function(c.v[i].frames[1], (void *)cpuHog);
         print_message("%d hook calls, %zu samples with the hook's frame over cpuHog\n", calls, with);
-        assert_true(calls >= (UNDER_TSAN ? 1 : 150));
-        if (!UNDER_TSAN)
+        assert_true(calls >= (AH_UNDER_TSAN ? 1 : 150));
+        if (!AH_UNDER_TSAN)
                 assert_true(with >= 150);
         free(c.v);
 }
@@ -350,13 +322,13 @@ static void test_samplers_removed(void **state) {
 static atomic_int go;
 
 static void *late_hog(void *p) {
-        struct hog_arg *a = p;
+        struct ah_work *a = p;
         a->tid = gettid();
         while (!atomic_load(&go))
                 usleep(1000);
-        double t0 = thread_cpu();
+        double t0 = ah_thread_cpu();
         cpuHog(a->seconds);
-        a->cpu = thread_cpu() - t0;
+        a->cpu = ah_thread_cpu() - t0;
         return NULL;
 }
 
@@ -364,7 +336,7 @@ static void *late_hog(void *p) {
  * interposer) is found in /proc/self/task and sampled like any other. */
 static void test_preexisting_thread_adopted(void **state) {
         (void)state;
-        struct hog_arg a = {.seconds = 0.6};
+        struct ah_work a = {.fn = cpuHog, .seconds = 0.6};
         pthread_t th;
         atomic_store(&go, 0);
         assert_int_equal(pthread_create(&th, NULL, late_hog, &a), 0);
@@ -380,7 +352,7 @@ static void test_preexisting_thread_adopted(void **state) {
                       (unsigned long long)w, a.cpu, (double)w / expect);
         fr_stop();
         free(c.v);
-        if (!UNDER_TSAN)
+        if (!AH_UNDER_TSAN)
                 assert_true((double)w >= 0.9 * expect);
         else
                 assert_true(w > 0);

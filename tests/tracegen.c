@@ -586,6 +586,11 @@ void tg_trace_encode(struct tg_trace *t, uint8_t **ret_data, size_t *ret_len) {
         *ret_len = out.len;
 }
 
+void tg_trace_encode_free(struct tg_trace *t, uint8_t **ret_data, size_t *ret_len) {
+        tg_trace_encode(t, ret_data, ret_len);
+        tg_trace_free(t);
+}
+
 int tg_trace_write_file(struct tg_trace *t, const char *path) {
         uint8_t *data;
         size_t len;

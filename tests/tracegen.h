@@ -50,6 +50,8 @@ void tg_trace_header(struct tg_trace *t, uint64_t pid, const char *comm, const c
 void tg_trace_raw_header(struct tg_trace *t, const void *bytes, size_t len);
 /* Encode into a malloc'd buffer (free() it). */
 void tg_trace_encode(struct tg_trace *t, uint8_t **ret_data, size_t *ret_len);
+/* The same, then tg_trace_free(t): for a test done building it. */
+void tg_trace_encode_free(struct tg_trace *t, uint8_t **ret_data, size_t *ret_len);
 /* Encode and write to path. Returns 0 or -errno. */
 int tg_trace_write_file(struct tg_trace *t, const char *path);
 

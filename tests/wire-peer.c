@@ -71,10 +71,10 @@ static int many(const char *path, int n) {
         return 0;
 }
 
-static void send_hello(int s, const char *comm) {
+static void send_hello(int s, uint32_t pid, const char *comm) {
         Flightrec__Wire__Hello h = FLIGHTREC__WIRE__HELLO__INIT;
         h.version = FR_WIRE_VERSION;
-        h.pid = (uint32_t)getpid();
+        h.pid = pid;
         h.comm = (char *)comm;
         h.exe = "/bin/false";
         h.period_ms = 1000;
@@ -108,7 +108,7 @@ static void answer_snapshot(int s, struct fr_wire_reader *rd, const fr_frame *g,
  * or keeps the pipe and writes nothing (prints "request"). Returns 0 after
  * 15 s when not answering, 1 when an answer was due and no request came. */
 static int agent_peer(int s, const char *comm, bool answer) {
-        send_hello(s, comm);
+        send_hello(s, (uint32_t)getpid(), comm);
         setvbuf(stdout, NULL, _IOLBF, 0);
         struct fr_wire_reader rd;
         fr_wire_reader_init(&rd, FR_WIRE_MAX_FRAME, 1);
@@ -173,17 +173,7 @@ int main(int argc, char **argv) {
                 uint8_t len[4] = {0xff, 0xff, 0xff, 0x7f};
                 (void)!send(s, len, sizeof len, MSG_NOSIGNAL);
         } else if (strcmp(mode, "badfield") == 0) {
-                Flightrec__Wire__Hello h = FLIGHTREC__WIRE__HELLO__INIT;
-                h.version = FR_WIRE_VERSION;
-                h.pid = (uint32_t)getpid() + 1;
-                h.comm = "impostor";
-                h.exe = "/bin/false";
-                h.period_ms = 1000;
-                h.generations = 10;
-                fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
-                f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
-                f.hello = &h;
-                fr_wire_send(s, &f, -1);
+                send_hello(s, (uint32_t)getpid() + 1, "impostor"); /* not its own pid */
         } else if (strcmp(mode, "fd") == 0) {
                 Flightrec__Wire__CtlStatus st = FLIGHTREC__WIRE__CTL_STATUS__INIT;
                 fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
