@@ -70,11 +70,23 @@ static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs,
                  * mapping is not the thread's stack). */
                 uintptr_t alt = (uintptr_t)uc->uc_stack.ss_sp;
                 bool on_alt = !(uc->uc_stack.ss_flags & SS_DISABLE) && sp - alt < uc->uc_stack.ss_size;
-                if (!on_alt && atomic_load_explicit(&t->samples.first_sp, memory_order_relaxed) == 0) {
+                uint32_t n = 1;
+                if (on_alt) {
+                        /* The application's handler, on its alternate stack:
+                         * walk that stack alone (the walk adds it) up to the
+                         * signal frame, whose saved stack pointer is the
+                         * thread's. A thread that spends its time there (a
+                         * handler burning CPU) would else never tell us. */
+                        struct fr_uw_bounds none = {.n = 0};
+                        struct fr_uw_result res;
+                        n = fr__unwind_ucontext(uc, &none, pcs, max, &res);
+                        sp = res.sp - alt < uc->uc_stack.ss_size ? 0 : res.sp;
+                }
+                if (sp && atomic_load_explicit(&t->samples.first_sp, memory_order_relaxed) == 0) {
                         atomic_store_explicit(&t->samples.first_sp, sp, memory_order_relaxed);
                         atomic_store_explicit(&fr__sp.bounds_wanted, true, memory_order_relaxed);
                 }
-                return 1;
+                return n ? n : 1;
         }
         struct fr_uw_bounds b = {.lo = {lo}, .hi = {hi}, .n = 1};
         struct fr_uw_result res;

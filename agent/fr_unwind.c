@@ -230,6 +230,7 @@ uint32_t fr__unwind_regs(const struct fr_uw_regs *r, const struct fr_uw_bounds *
                 exact = false;
         }
         fr__uw_leave(token);
+        res.sp = sp;
         atomic_fetch_add_explicit(&fr__uw_pub.frames, res.n, memory_order_relaxed);
         if (res.stop == FR_UW_END_BOUNDS || res.stop == FR_UW_END_NOCFI || res.stop == FR_UW_END_BADPC) {
                 uint64_t v[5] = {res.n, pc, sp, dbg_cfa, res.stop};

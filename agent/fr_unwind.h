@@ -108,6 +108,7 @@ struct fr_uw_result {
         uint32_t n;          /* frames stored */
         uint8_t stop;        /* enum fr_uw_stop */
         uint32_t dwarf, fp;  /* frames found through a table / a frame pointer */
+        uintptr_t sp;        /* the stack pointer of the frame the walk ended at */
 };
 
 /* fr__unwind_regs - walk from r, storing the pc of each frame (the first is

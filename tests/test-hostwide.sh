@@ -30,8 +30,26 @@ D=$1 CTL=$2 LIB=$3 BURN=$4 DEMO=$5 LZ4=$6 LOGDIR=$7
 rm -rf "$LOGDIR"
 mkdir -p "$LOGDIR"
 # Private /tmp and /var/tmp: /tmp/evil is really /tmp/evil, and nothing of
-# this test is left on the host.
+# this test is left on the host. A tree under /tmp that the test runs from
+# (a fresh clone there) is bound back into the private /tmp, at its path.
+keep=""
+for p in "$D" "$CTL" "$LIB" "$BURN" "$DEMO" "$0" "$LOGDIR"; do
+        case "$p" in /tmp/?*)
+                top=${p#/tmp/}
+                top=${top%%/*}
+                case " $keep " in *" $top "*) ;; *) keep="$keep $top" ;; esac
+        esac
+done
+orig=""
+if [ -n "$keep" ]; then
+        orig=$(mktemp -d /dev/shm/fr-hostwide-tmp.XXXXXX) && mount --bind /tmp "$orig" ||
+                { echo "skip: cannot bind /tmp elsewhere"; exit 0; }
+fi
 mount -t tmpfs -o mode=1777 fr-test-tmp /tmp || { echo "skip: cannot mount tmpfs"; exit 0; }
+for top in $keep; do
+        mkdir -p "/tmp/$top" && mount --bind "$orig/$top" "/tmp/$top" || { echo "FAIL: cannot bind /tmp/$top back"; exit 1; }
+done
+[ -z "$orig" ] || { umount "$orig" && rmdir "$orig"; }
 mount -t tmpfs -o mode=1777 fr-test-vartmp /var/tmp
 W=/tmp/fr-hostwide
 mkdir -p "$W/up" "$W/work" "$W/bin" "$W/out" "$W/evil-out"
