@@ -135,35 +135,11 @@ uint32_t fr__name_intern(const char *s) {
         return id ? id : names.overflow_id;
 }
 
-void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches) {
-        /* Batches stay under one block's payload so the ring can pack them. */
-        const size_t limit = FR_BLOCK_SIZE / 2;
-        struct fr_buf payload = {0};
-        uint32_t n = atomic_load_explicit(&names.norder, memory_order_acquire);
-        for (uint32_t k = 0; k < n; k++) {
-                uint32_t i = names.order[k];
-                struct fr_name_slot *e = &fr__name_slots[i];
-                const char *p = atomic_load_explicit(&e->str, memory_order_acquire);
-                if (!p || atomic_load_explicit(&e->used[gen & 1], memory_order_relaxed) != gen)
-                        continue;
-                if (payload.len + e->len + 2 * FR_VARINT_MAX > limit) {
-                        fr_buf_put_batch(out, FR_BATCH_STRINGS, gen, 0, 0, payload.data, payload.len);
-                        (*nbatches)++;
-                        payload.len = 0;
-                }
-                fr_buf_put_uvarint(&payload, i + 1);
-                fr_buf_put_string(&payload, p, e->len);
-        }
-        if (payload.len) {
-                fr_buf_put_batch(out, FR_BATCH_STRINGS, gen, 0, 0, payload.data, payload.len);
-                (*nbatches)++;
-        }
-        if (payload.failed)
-                out->failed = 1;
-        fr_buf_free(&payload);
-}
-
-void fr__names_emit_all(uint64_t gen, struct fr_buf *out, size_t *nbatches, size_t max_bytes) {
+/* emit - STRINGS batches of the names marked used in gen (used_only), or of
+ * all of them, until about max_bytes. Batches stay under one block's payload
+ * so the ring can pack them. */
+static void emit(uint64_t gen, bool used_only, size_t max_bytes, struct fr_buf *out,
+                 size_t *nbatches) {
         const size_t limit = FR_BLOCK_SIZE / 2;
         struct fr_buf payload = {0};
         size_t total = 0;
@@ -172,7 +148,8 @@ void fr__names_emit_all(uint64_t gen, struct fr_buf *out, size_t *nbatches, size
                 uint32_t i = names.order[k];
                 struct fr_name_slot *e = &fr__name_slots[i];
                 const char *p = atomic_load_explicit(&e->str, memory_order_acquire);
-                if (!p)
+                if (!p || (used_only &&
+                           atomic_load_explicit(&e->used[gen & 1], memory_order_relaxed) != gen))
                         continue;
                 if (payload.len + e->len + 2 * FR_VARINT_MAX > limit) {
                         fr_buf_put_batch(out, FR_BATCH_STRINGS, gen, 0, 0, payload.data, payload.len);
@@ -190,4 +167,12 @@ void fr__names_emit_all(uint64_t gen, struct fr_buf *out, size_t *nbatches, size
         if (payload.failed)
                 out->failed = 1;
         fr_buf_free(&payload);
+}
+
+void fr__names_emit(uint64_t gen, struct fr_buf *out, size_t *nbatches) {
+        emit(gen, true, SIZE_MAX, out, nbatches);
+}
+
+void fr__names_emit_all(uint64_t gen, struct fr_buf *out, size_t *nbatches, size_t max_bytes) {
+        emit(gen, false, max_bytes, out, nbatches);
 }
