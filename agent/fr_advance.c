@@ -26,16 +26,19 @@
 #include "fr_tasks.h"
 
 _Atomic uint64_t fr__gen __attribute__((aligned(FR_CACHELINE)));
-bool fr__asymmetric;
+_Atomic bool fr__asymmetric;
 
 static void asymmetric_init(void) {
         /* Registration makes later MEMBARRIER_CMD_PRIVATE_EXPEDITED calls cheap
          * (IPIs to the CPUs running our threads only). */
-        fr__asymmetric = syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+        atomic_store_explicit(&fr__asymmetric,
+                              syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0,
+                              memory_order_relaxed);
 }
 
 void fr__fence_all_threads(void) {
-        if (!fr__asymmetric || syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
+        if (!atomic_load_explicit(&fr__asymmetric, memory_order_relaxed) ||
+            syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) != 0)
                 atomic_thread_fence(memory_order_seq_cst);
 }
 

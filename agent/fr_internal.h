@@ -350,7 +350,9 @@ bool fr__seccomp_seen(void);
 static inline uint64_t fr__acquire(struct fr_thread *t);
 static inline void fr__release(struct fr_thread *t);
 extern _Atomic uint64_t fr__gen;
-extern bool fr__asymmetric; /* membarrier available: see fr__acquire */
+/* membarrier available: see fr__acquire. Atomic (relaxed: a plain load)
+ * because signal handlers read it on threads the start did not order. */
+extern _Atomic bool fr__asymmetric;
 
 static inline uint64_t fr__acquire(struct fr_thread *t) {
         /* The seq store must be ordered before the generation load, so that an
@@ -364,7 +366,7 @@ static inline uint64_t fr__acquire(struct fr_thread *t) {
          * event. A signal handler on this thread may run between the load and
          * the store below; it leaves seq even again, and the reasoning holds
          * with the values it writes (docs/agent-design.md). */
-        if (__builtin_expect(fr__asymmetric, 1)) {
+        if (__builtin_expect(atomic_load_explicit(&fr__asymmetric, memory_order_relaxed), 1)) {
                 uint64_t s = atomic_load_explicit(&t->seq, memory_order_relaxed);
                 atomic_store_explicit(&t->seq, s + 1, memory_order_relaxed);
                 atomic_signal_fence(memory_order_seq_cst);

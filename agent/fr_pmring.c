@@ -88,20 +88,24 @@ uint8_t *fr__pm_map(size_t block_bytes, size_t nblocks) {
         pm.map_len = len;
         pm.fd = fd >= 0 ? fr__fd_move_high(fd) : -1; /* out of the low numbers */
         pm.owner = getpid();
-        pm.hdr = (struct fr_pm_header *)p;
-        memcpy(pm.hdr->magic, FR_PM_MAGIC, FR_PM_MAGIC_LEN);
-        pm.hdr->version = FR_PM_VERSION;
-        pm.hdr->index_cap = (uint32_t)nblocks;
-        pm.hdr->index_off[0] = FR_PM_HEADER_SIZE;
-        pm.hdr->index_off[1] = FR_PM_HEADER_SIZE + slot_bytes;
-        pm.hdr->blocks_off = blocks_off;
-        pm.hdr->block_size = FR_BLOCK_SIZE;
-        pm.hdr->csamples_off = csamples_off;
-        pm.hdr->live_gen[0] = pm.hdr->live_gen[1] = 0;
-        pm.hdr->carved = 0;
-        pm.slot[0] = (struct fr_pm_extent *)(p + pm.hdr->index_off[0]);
-        pm.slot[1] = (struct fr_pm_extent *)(p + pm.hdr->index_off[1]);
+        struct fr_pm_header *h = (struct fr_pm_header *)p;
+        memcpy(h->magic, FR_PM_MAGIC, FR_PM_MAGIC_LEN);
+        h->version = FR_PM_VERSION;
+        h->index_cap = (uint32_t)nblocks;
+        h->index_off[0] = FR_PM_HEADER_SIZE;
+        h->index_off[1] = FR_PM_HEADER_SIZE + slot_bytes;
+        h->blocks_off = blocks_off;
+        h->block_size = FR_BLOCK_SIZE;
+        h->csamples_off = csamples_off;
+        h->live_gen[0] = h->live_gen[1] = 0;
+        h->carved = 0;
+        pm.slot[0] = (struct fr_pm_extent *)(p + h->index_off[0]);
+        pm.slot[1] = (struct fr_pm_extent *)(p + h->index_off[1]);
         pm.blocks = p + blocks_off;
+        /* Last, with release: the exec and exit wrappers and the crash handler
+         * of other threads (fr__pm_mark, fr__pm_crash) may look at any time
+         * once the deferred start is under way. */
+        __atomic_store_n(&pm.hdr, h, __ATOMIC_RELEASE);
         return pm.blocks;
 }
 
@@ -198,14 +202,16 @@ void fr__pm_publish(const struct fr_genbytes *oldest, const struct fr_genbytes *
 uint64_t fr__pm_index_gen(void) { return pm.hdr && pm.fd >= 0 ? pm.hdr->publishes : 0; }
 
 FR_EVERY_PROCESS void fr__pm_mark(uint32_t how) {
-        if (pm.hdr && getpid() == pm.owner)
-                __atomic_store_n(&pm.hdr->closed, how, __ATOMIC_RELEASE);
+        struct fr_pm_header *h = __atomic_load_n(&pm.hdr, __ATOMIC_ACQUIRE);
+        if (h && getpid() == pm.owner)
+                __atomic_store_n(&h->closed, how, __ATOMIC_RELEASE);
 }
 
 struct fr_pm_crash *fr__pm_crash(void) {
-        if (!pm.hdr || pm.fd < 0 || (pid_t)syscall(SYS_getpid) != pm.owner)
+        struct fr_pm_header *h = __atomic_load_n(&pm.hdr, __ATOMIC_ACQUIRE);
+        if (!h || pm.fd < 0 || (pid_t)syscall(SYS_getpid) != pm.owner)
                 return NULL;
-        return (struct fr_pm_crash *)((uint8_t *)pm.hdr + FR_PM_CRASH_OFF);
+        return (struct fr_pm_crash *)((uint8_t *)h + FR_PM_CRASH_OFF);
 }
 
 uint8_t *fr__pm_csamples(size_t *ret_cap) {

@@ -204,8 +204,10 @@ void fr__on_sigprof(int sig, siginfo_t *si, void *uc) {
                 atomic_store_explicit(&t->seq, s + 1, memory_order_relaxed);
                 atomic_signal_fence(memory_order_seq_cst);
         }
-        uint64_t g = atomic_load_explicit(&fr__gen, fr__asymmetric ? memory_order_acquire
-                                                                   : memory_order_seq_cst);
+        uint64_t g = atomic_load_explicit(&fr__gen,
+                                          atomic_load_explicit(&fr__asymmetric, memory_order_relaxed)
+                                                  ? memory_order_acquire
+                                                  : memory_order_seq_cst);
         if (g) { /* 0: not recording (yet, or any more) */
                 atomic_fetch_add_explicit(&t->samples.taken, 1, memory_order_relaxed);
                 frames = record_sample(t, g, uc, weight);
