@@ -47,53 +47,33 @@ static inline uint8_t *put_u64le(uint8_t *p, uint64_t v) {
 
 /* unwind - the interrupted pc and its callers, inside the thread's stack
  * (and the alternate signal stack). A thread whose stack bounds are not
- * known yet (found in /proc, never run our code) gets leaf-only samples
- * until the advancer has looked its stack up in /proc/self/maps. */
+ * known yet (found in /proc, never run our code) is walked on the alternate
+ * stack only, so its samples are leaf-only unless the application's handler
+ * was running there; where the walk stopped is the thread's own stack
+ * pointer (past that handler's signal frame), which the advancer then looks
+ * up in /proc/self/maps. */
 static uint32_t unwind(struct fr_thread *t, const ucontext_t *uc, uint64_t *pcs, uint32_t max) {
         if (max == 0)
                 return 0;
         uintptr_t lo = atomic_load_explicit(&t->samples.stack_lo, memory_order_relaxed);
         uintptr_t hi = atomic_load_explicit(&t->samples.stack_hi, memory_order_acquire);
-        if (hi == 0) {
-#if defined(__x86_64__)
-                uintptr_t sp = (uintptr_t)uc->uc_mcontext.gregs[REG_RSP];
-                pcs[0] = (uintptr_t)uc->uc_mcontext.gregs[REG_RIP];
-#elif defined(__aarch64__)
-                uintptr_t sp = (uintptr_t)uc->uc_mcontext.sp;
-                pcs[0] = (uintptr_t)uc->uc_mcontext.pc;
-#else
-                uintptr_t sp = 0;
-                pcs[0] = 0;
-#endif
-                /* Bounds unknown: remember where the stack is for the advancer
-                 * (not an alternate stack the interrupted code ran on: that
-                 * mapping is not the thread's stack). */
-                uintptr_t alt = (uintptr_t)uc->uc_stack.ss_sp;
-                bool on_alt = !(uc->uc_stack.ss_flags & SS_DISABLE) && sp - alt < uc->uc_stack.ss_size;
-                uint32_t n = 1;
-                if (on_alt) {
-                        /* The application's handler, on its alternate stack:
-                         * walk that stack alone (the walk adds it) up to the
-                         * signal frame, whose saved stack pointer is the
-                         * thread's. A thread that spends its time there (a
-                         * handler burning CPU) would else never tell us. */
-                        struct fr_uw_bounds none = {.n = 0};
-                        struct fr_uw_result res;
-                        n = fr__unwind_ucontext(uc, &none, pcs, max, &res);
-                        sp = res.sp - alt < uc->uc_stack.ss_size ? 0 : res.sp;
-                }
-                if (sp && atomic_load_explicit(&t->samples.first_sp, memory_order_relaxed) == 0) {
-                        atomic_store_explicit(&t->samples.first_sp, sp, memory_order_relaxed);
-                        atomic_store_explicit(&fr__sp.bounds_wanted, true, memory_order_relaxed);
-                }
-                return n ? n : 1;
-        }
-        struct fr_uw_bounds b = {.lo = {lo}, .hi = {hi}, .n = 1};
+        struct fr_uw_bounds b = {.lo = {lo}, .hi = {hi}, .n = hi != 0};
         struct fr_uw_result res;
         uint64_t t0 = fr__now();
         uint32_t n = fr__unwind_ucontext(uc, &b, pcs, max, &res);
         note_time(FR_HT_UNWIND, fr__now() - t0, n);
-        fr__unwind_count_stop(res.stop);
+        fr__unwind_count_stop(res.stop); /* its frames are counted too: the mean depth */
+        if (hi == 0) {
+                /* Not a stack pointer on an alternate stack: that mapping is
+                 * not the thread's stack. */
+                uintptr_t alt = (uintptr_t)uc->uc_stack.ss_sp;
+                bool on_alt = !(uc->uc_stack.ss_flags & SS_DISABLE) &&
+                              res.sp - alt < uc->uc_stack.ss_size;
+                if (!on_alt && atomic_load_explicit(&t->samples.first_sp, memory_order_relaxed) == 0) {
+                        atomic_store_explicit(&t->samples.first_sp, res.sp, memory_order_relaxed);
+                        atomic_store_explicit(&fr__sp.bounds_wanted, true, memory_order_relaxed);
+                }
+        }
         return n;
 }
 
