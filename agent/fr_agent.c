@@ -157,11 +157,20 @@ static void read_identity(void) {
 
 static void atfork_child(void);
 
+/* resolve_real_functions - once the process is to record (chosen at load, or
+ * fr_start): from then on our wrappers never look a function up. */
+static void resolve_real_functions(void) {
+        static atomic_bool done;
+        if (atomic_exchange(&done, true))
+                return;
+        fr__wait_resolve();
+        fr__exit_resolve();
+}
+
 static int start_locked(const struct fr_agent_config *cfg) {
         static bool once;
+        resolve_real_functions();
         if (!once) {
-                fr__wait_resolve();
-                fr__exit_resolve();
                 int r = pthread_atfork(NULL, NULL, atfork_child);
                 if (r)
                         return -r;
@@ -350,9 +359,7 @@ __attribute__((constructor)) static void fr_autostart(void) {
                                       fr__runtime_go_object());
                 return;
         }
-        /* Chosen: from here on our wrappers never look a function up. */
-        fr__wait_resolve();
-        fr__exit_resolve();
+        resolve_real_functions(); /* before the delay: no lookup in a handler */
         struct fr_agent_config cfg = {0};
         if (load_config(NULL, &cfg) < 0)
                 return; /* reported */

@@ -26,15 +26,12 @@
 
 extern char **environ;
 
+FR_EVERY_PROCESS static void *next_fn(const char *name) { return dlsym(RTLD_NEXT, name); }
+
 #define REAL(name, type)                                                                           \
-        FR_EVERY_PROCESS static type real_##name(void) {                                                            \
-                FR_EVERY_PROCESS_DATA static type f;                                               \
-                type r = __atomic_load_n(&f, __ATOMIC_RELAXED);                                    \
-                if (!r) {                                                                          \
-                        r = (type)dlsym(RTLD_NEXT, #name);                                         \
-                        __atomic_store_n(&f, r, __ATOMIC_RELAXED);                                 \
-                }                                                                                  \
-                return r;                                                                          \
+        FR_EVERY_PROCESS static type real_##name(void) {                                           \
+                FR_EVERY_PROCESS_DATA static void *f;                                              \
+                return (type)fr__real_fn(&f, next_fn, #name);                                      \
         }
 
 typedef void (*exit_fn)(int);

@@ -523,6 +523,17 @@ void fr__wait_set(uint64_t ns);
 extern _Atomic uint64_t fr__wait_ns;
 /* fr__wait_after_fork - in a fork child: its thread may register again. */
 void fr__wait_after_fork(void);
+/* fr__real_fn - the real function cached in *slot, or lookup(name) cached
+ * there now: for the wrappers' lazy lookups (relaxed, a plain load here:
+ * threads may race to store the same value). */
+static inline void *fr__real_fn(void **slot, void *(*lookup)(const char *), const char *name) {
+        void *f = __atomic_load_n(slot, __ATOMIC_RELAXED);
+        if (__builtin_expect(f == NULL, 0)) {
+                f = lookup(name);
+                __atomic_store_n(slot, f, __ATOMIC_RELAXED);
+        }
+        return f;
+}
 /* fr__wait_resolve, fr__exit_resolve - look up every real function our
  * wrappers call, once the process records (fr_agent.c): from then on no
  * wrapper calls dlsym, not even from a signal handler or a fork child. */

@@ -65,7 +65,22 @@ void fr__wait_set(uint64_t ns) { atomic_store(&fr__wait_ns, ns); }
  * its signal handlers exist), else at each function's first call: a process
  * that does not record passes every call through and pays for no lookup at
  * its start (the 50 dlsym cost ~0.1 ms here, bench/run-hostwide.sh). */
-#define REAL_FN(name, ret, args) static ret(*real_##name) args;
+static void *lookup(const char *name) {
+        /* The condition variable functions have an old version (GLIBC_2.2.5)
+         * that plain dlsym may return: ask for the current one. */
+        void *f = NULL;
+        if (strncmp(name, "pthread_cond_", 13) == 0)
+                f = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
+        return f ? f : dlsym(RTLD_NEXT, name);
+}
+
+/* The cached pointer, and a typed accessor of it. */
+#define REAL_FN(name, ret, args)                                                                   \
+        typedef ret(*real_##name##_t) args;                                                        \
+        static void *real_##name;                                                                  \
+        static inline real_##name##_t get_##name(void) {                                           \
+                return (real_##name##_t)fr__real_fn(&real_##name, lookup, #name);                  \
+        }
 #define REAL_LIST(X)                                                                               \
         X(pthread_mutex_lock, int, (pthread_mutex_t *))                                            \
         X(pthread_mutex_trylock, int, (pthread_mutex_t *))                                         \
@@ -117,31 +132,12 @@ void fr__wait_set(uint64_t ns) { atomic_store(&fr__wait_ns, ns); }
         X(syscall, long, (long, ...))
 REAL_LIST(REAL_FN)
 
-static void *lookup(const char *name) {
-        /* The condition variable functions have an old version (GLIBC_2.2.5)
-         * that plain dlsym may return: ask for the current one. */
-        void *f = NULL;
-        if (strncmp(name, "pthread_cond_", 13) == 0)
-                f = dlvsym(RTLD_NEXT, name, "GLIBC_2.3.2");
-        return f ? f : dlsym(RTLD_NEXT, name);
-}
-
-/* Atomic (relaxed, a plain load here): threads may race to the same value. */
-#define RESOLVE(name, ret, args)                                                                   \
-        __atomic_store_n(&real_##name, (ret(*) args)lookup(#name), __ATOMIC_RELAXED);
+#define RESOLVE(name, ret, args) (void)get_##name();
 void fr__wait_resolve(void) { REAL_LIST(RESOLVE) }
 
 /* REAL(name) - the real function, looked up now if this is its first call
  * in a process that does not record. */
-#define REAL(name)                                                                                 \
-        ({                                                                                         \
-                __typeof__(real_##name) f_ = __atomic_load_n(&real_##name, __ATOMIC_RELAXED);      \
-                if (__builtin_expect(f_ == NULL, 0)) {                                             \
-                        f_ = (__typeof__(f_))lookup(#name);                                        \
-                        __atomic_store_n(&real_##name, f_, __ATOMIC_RELAXED);                      \
-                }                                                                                  \
-                f_;                                                                                \
-        })
+#define REAL(name) get_##name()
 
 /* ---- the wait ---------------------------------------------------------------- */
 
