@@ -8,6 +8,7 @@ pkgs=(build-essential cmake pkg-config git
       lttng-tools liblttng-ust-dev libgoogle-perftools4
       libc6-dbg  # libc's debug symbols: bench/run-daemon.sh's rings with samples, root frames' names
       libseccomp-dev strace  # the agent's seccomp check (test-guest) and the syscall list (test-syscalls)
+      procps gdb  # a hung program's threads and stacks (show_stacks, tests/daemon-lib.sh)
       systemd   # systemd: systemd-analyze and systemd-socket-activate for the daemon tests
       pandoc man-db  # the man pages (man/): pandoc builds them, man/groff check them
       dpkg-dev lintian bash-completion  # the Debian package and its test (packaging/, tests/test-deb.sh)

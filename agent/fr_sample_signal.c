@@ -15,7 +15,6 @@
 #include <fcntl.h>
 #include <linux/perf_event.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <ucontext.h>
 #include <unistd.h>
@@ -25,6 +24,12 @@
 #include "fr_unwind.h"
 
 _Atomic uint64_t fr__handler_hist[2][FR_HT_DEPTHS][FR_HT_BUCKETS];
+
+/* The counter's read and re-arm are raw system calls: the interposed read
+ * (our wrapper, which would book it as a wait; a sanitizer's, which models it
+ * as an access to the descriptor that races with the advancer's close once
+ * the thread is gone) has no business in a handler. */
+static ssize_t sys_read(int fd, void *buf, size_t n) { return (ssize_t)syscall(SYS_read, fd, buf, n); }
 
 static void note_time(unsigned which, uint64_t ticks, uint32_t frames) {
         unsigned d = frames <= 4 ? 0 : frames <= 8 ? 1 : frames <= 16 ? 2 : frames <= 32 ? 3 : frames <= 64 ? 4 : 5;
@@ -167,7 +172,7 @@ void fr__on_sigprof(int sig, siginfo_t *si, void *uc) {
                  * the periods elapsed since the last one, so time is never
                  * under-counted. */
                 uint64_t count;
-                if (read(fd, &count, sizeof count) == (ssize_t)sizeof count &&
+                if (sys_read(fd, &count, sizeof count) == (ssize_t)sizeof count &&
                     count > t->samples.perf_count) {
                         uint64_t periods = (count - t->samples.perf_count) / fr__sp.period_ns;
                         if (periods > 1)
@@ -196,7 +201,7 @@ void fr__on_sigprof(int sig, siginfo_t *si, void *uc) {
                 atomic_store_explicit(&t->seq, s + 2, memory_order_release);
 out:
         if (fd >= 0)
-                ioctl(fd, PERF_EVENT_IOC_REFRESH, 1);
+                (void)syscall(SYS_ioctl, fd, PERF_EVENT_IOC_REFRESH, 1);
         if (frames)
                 note_time(FR_HT_HANDLER, fr__now() - entry, frames);
         errno = saved_errno;

@@ -33,6 +33,48 @@ wait_for() {
         return 1
 }
 
+# show_stacks PID: every thread of PID and of its children, with its kernel
+# wait channel and, where gdb is installed, its user stack: what a test prints
+# of a process that did not end in time.
+show_stacks() {
+        for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
+                [ -d "/proc/$p" ] || continue
+                echo "--- stacks of $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
+                for t in /proc/"$p"/task/*; do
+                        echo "  thread ${t##*/} $(cat "$t/comm" 2>/dev/null): wchan $(cat "$t/wchan" 2>/dev/null)"
+                done
+                command -v gdb >/dev/null &&
+                        timeout 60 gdb -p "$p" -batch -ex 'thread apply all bt 30' 2>&1 | grep -E '^(Thread|#)' | head -300
+        done
+}
+
+# wait_exit SECONDS PID...: wait for the PIDs (children of this shell) to
+# end, SECONDS at most in all; the exit status of the last one. One still
+# running then has its stacks shown and is killed (status 124): a hung
+# program becomes a failed check with its stacks, not a test timeout.
+wait_exit() {
+        n=$(($1 * 10))
+        shift
+        rc=0
+        for p in "$@"; do
+                while kill -0 "$p" 2>/dev/null && [ $n -gt 0 ]; do
+                        sleep 0.1
+                        n=$((n - 1))
+                done
+                if kill -0 "$p" 2>/dev/null; then
+                        echo "pid $p did not end in time"
+                        show_stacks "$p"
+                        kill -KILL "$p" $(pgrep -P "$p" 2>/dev/null) 2>/dev/null
+                        wait "$p" 2>/dev/null
+                        rc=124
+                else
+                        wait "$p" 2>/dev/null
+                        rc=$?
+                fi
+        done
+        return $rc
+}
+
 # exit_if_failed: after any failed check, the count on stderr and exit 1.
 exit_if_failed() {
         if [ "$failures" -ne 0 ]; then

@@ -120,8 +120,8 @@ c1=$!
 "$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" >"$W/t2.txt" &
 c2=$!
 kill -USR1 "$DPID"
-wait $c1 || fail "first concurrent trigger failed"
-wait $c2 || fail "second concurrent trigger failed"
+wait_exit 60 $c1 || fail "first concurrent trigger failed"
+wait_exit 60 $c2 || fail "second concurrent trigger failed"
 for f in $(cat "$W/t1.txt" "$W/t2.txt"); do
         case $f in *.trace.lz4) "$LZ4" -q -t "$f" && "$CTL" dump "$f" >/dev/null || fail "concurrent: $f bad" ;; esac
 done
@@ -133,7 +133,7 @@ TSAN_OPTIONS="${TSAN_OPTIONS:-} report_bugs=0" \
 FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local "$DEMO" 2 >"$W/demo.txt" 2>&1 &
 DEMO_PID=$!
 PIDS="$PIDS $DEMO_PID"
-wait $DEMO_PID || fail "fr-demo failed: $(cat "$W/demo.txt")"
+wait_exit 60 $DEMO_PID || fail "fr-demo failed: $(cat "$W/demo.txt")"
 if wait_for 10 files_for "$DEMO_PID"; then ok "fr_snapshot -> daemon files for fr-demo"; else fail "no daemon files for fr-demo"; cat "$W/demo.txt"; fi
 [ -z "$(ls "$W/local")" ] || fail "fr_snapshot wrote locally although the daemon answered: $(ls "$W/local")"
 
@@ -209,7 +209,7 @@ say "post-mortem: abort(), kill -9, and no snapshot after a clean exit or an exe
 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 3.5 abort >"$W/abort.txt" 2>/dev/null &
 AB=$!
 PIDS="$PIDS $AB"
-wait "$AB" 2>/dev/null
+wait_exit 60 "$AB"
 if wait_for 10 files_for "$AB"; then
         T=$(latest "$AB" trace.lz4)
         "$LZ4" -q -t "$T" && ok "post-mortem after abort(): $(basename "$T"), lz4 -t passes" || fail "lz4 -t rejects $T"
@@ -249,7 +249,8 @@ CLEAN=$!
 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD sh -c 'sleep 1.5; exec sleep 1.5' &
 EXE=$!
 PIDS="$PIDS $CLEAN $EXE"
-wait "$CLEAN" "$EXE"
+wait_exit 60 "$CLEAN" "$EXE"
+[ $? -ne 124 ] || fail "a clean exit ($CLEAN) or an exec ($EXE) hung"
 sleep 1.5 # the daemon watches an ended agent for 1 s
 n=$(ls "$OUT" | grep -c -e "-$CLEAN-" -e "-$EXE-")
 [ "$n" -eq 0 ] && ok "no post-mortem after a clean exit ($CLEAN) and an exec ($EXE)" || fail "$n files for pids $CLEAN (clean exit) and $EXE (exec)"
@@ -258,7 +259,8 @@ n=$(ls "$OUT" | grep -c -e "-$CLEAN-" -e "-$EXE-")
 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD sh -c 'sleep 0.5; LD_PRELOAD= exec /bin/true' &
 EXE2=$!
 PIDS="$PIDS $EXE2"
-wait "$EXE2"
+wait_exit 60 "$EXE2"
+[ $? -ne 124 ] || fail "an exec of /bin/true ($EXE2) hung"
 wait_for 10 grep -q "agent sh\[$EXE2\] exec'd: no post-mortem" "$LOG" && ok "an exec without the agent is no death either" || fail "no log line for the exec of $EXE2"
 [ "$(ls "$OUT" | grep -c -- "-$EXE2-")" -eq 0 ] || fail "post-mortem files for $EXE2, which exec'd"
 # A forked child that ends with _exit() is no death. Not under a sanitizer:
@@ -282,7 +284,7 @@ wait_for 5 reloaded "$reloads" || fail "no reload"
 FLIGHTREC_SOCKET=$SOCK LD_PRELOAD=$PRELOAD "$BURN" 1.5 abort >/dev/null 2>&1 &
 NOPM=$!
 PIDS="$PIDS $NOPM"
-wait "$NOPM" 2>/dev/null
+wait_exit 60 "$NOPM"
 sleep 1.5
 [ "$(ls "$OUT" | grep -c -- "-$NOPM-")" -eq 0 ] && ok "post_mortem = no: no snapshot of a death" || fail "post_mortem = no, yet files for $NOPM"
 cp "$CONF.pm" "$CONF"
