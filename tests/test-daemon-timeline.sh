@@ -49,7 +49,8 @@ else
         fail "no $pf after a trigger"; ls -la "$OUT"; tail -5 "$LOG"
 fi
 grep -q "timeline of fr-demo\[$APP\]: $pf" "$LOG" && ok "logged" || fail "no log line for the timeline"
-wait "$APP" 2>/dev/null
+wait_exit 120 "$APP"
+[ $? -ne 124 ] || fail "fr-demo $APP hung"
 
 say "post-mortem: kill -9 writes the .pftrace too"
 demo 30
@@ -80,7 +81,8 @@ sleep 1.5
 t2=$(head -1 "$W/trigger2.out")
 [ -s "$t2" ] || fail "no trace with timeline = no"
 [ -e "${t2%.trace.lz4}.pftrace" ] && fail "a .pftrace with timeline = no" || ok "no .pftrace with timeline = no"
-wait "$APP" 2>/dev/null
+wait_exit 120 "$APP"
+[ $? -ne 124 ] || fail "fr-demo $APP hung"
 # fr-demo's own snapshot at its exit may still be on its way.
 wait_for 30 sh -c "! ls -a '$OUT' | grep -q '\.tmp\$'" ||
         fail "temporary files left: $(ls -a "$OUT" | grep '\.tmp$')"

@@ -156,7 +156,8 @@ say "fr_trigger from the program"
 FLIGHTREC_SOCKET=$SOCK FLIGHTREC_DIR=$W/local FLIGHTREC_HZ=100 "$APP" app "latency SLO" 2 3 >"$W/app.out" 2>&1 &
 APP_PID=$!
 PIDS="$PIDS $APP_PID"
-wait $APP_PID
+wait_exit 60 $APP_PID
+[ $? -ne 124 ] || fail "$APP $APP_PID hung"
 grep -q "fr_trigger: 0" "$W/app.out" && ok "fr_trigger returned 0" || fail "fr_trigger: $(cat "$W/app.out")"
 wait_for 10 sh -c "ls '$OUT' | grep -q -- '-$APP_PID-.*\.pb\.gz\$'" && ok "the program's trigger gave its snapshot" ||
         fail "no snapshot for the fr_trigger of $APP_PID"
