@@ -144,13 +144,9 @@ static int load_config(const struct fr_config *c, struct fr_agent_config *ret) {
 }
 
 static void read_identity(void) {
-        FILE *f = fopen("/proc/self/comm", "re");
-        fr__comm[0] = '\0';
-        if (f) {
-                if (fgets(fr__comm, sizeof fr__comm, f))
-                        fr__comm[strcspn(fr__comm, "\n")] = '\0';
-                fclose(f);
-        }
+        if (fr__read_file("/proc/self/comm", fr__comm, sizeof fr__comm) < 0)
+                fr__comm[0] = '\0';
+        fr__comm[strcspn(fr__comm, "\n")] = '\0';
         ssize_t n = readlink("/proc/self/exe", fr__exe, sizeof fr__exe - 1);
         fr__exe[n > 0 ? n : 0] = '\0';
 }

@@ -156,15 +156,15 @@ static int send_hello(void) {
         h.period_ms = fr__cfg.period_ms;
         h.generations = fr__cfg.generations;
         h.max_bytes = fr__cfg.max_bytes;
-        int ring_fd = fr__pm_dup_readonly(); /* -ENOENT: no memfd, no post-mortem */
+        struct fr_fd_id ring;
+        int ring_fd = fr__fd_keep(&ring, fr__pm_dup_readonly()); /* -ENOENT: no memfd, no post-mortem */
         h.ring = ring_fd >= 0;
         h.ring_snapshots = h.ring;
         fr_frame f = FLIGHTREC__WIRE__FRAME__INIT;
         f.msg_case = FLIGHTREC__WIRE__FRAME__MSG_HELLO;
         f.hello = &h;
         int r = send_frame(&f, ring_fd >= 0 ? ring_fd : -1);
-        if (ring_fd >= 0)
-                close(ring_fd);
+        fr__fd_close(&ring);
         return r;
 }
 
@@ -355,12 +355,16 @@ static int try_connect(void) {
         if (n >= sizeof a.sun_path)
                 return -ENAMETOOLONG;
         memcpy(a.sun_path, fr__cfg.socket_path, n);
-        int s = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+        /* Up and away from the low numbers before the attempt: a retry comes
+         * every few seconds while no daemon listens, maybe in the middle of
+         * the application's own start (fr_fds.c). */
+        struct fr_fd_id attempt;
+        int s = fr__fd_keep(&attempt, socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
         if (s < 0)
                 return -errno;
         if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) {
                 int e = errno;
-                close(s);
+                fr__fd_close(&attempt);
                 return -e;
         }
         /* Blocking from now on, but a send never waits more than 2 s. */
@@ -368,7 +372,8 @@ static int try_connect(void) {
         fcntl(s, F_SETFL, fl & ~O_NONBLOCK);
         struct timeval tv = {SEND_TIMEOUT_MS / 1000, (SEND_TIMEOUT_MS % 1000) * 1000};
         setsockopt(s, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        cl.sock = fr__fd_keep(&cl.sock_id, s);
+        cl.sock = s;
+        cl.sock_id = attempt;
         int r = send_hello();
         if (r < 0)
                 disconnect();
@@ -449,21 +454,21 @@ static int hold_ring(const Flightrec__Wire__SnapshotRequest *req, Flightrec__Wir
 }
 
 static void do_snapshot(const Flightrec__Wire__SnapshotRequest *req, int fd) {
+        struct fr_fd_id pipe_id; /* the daemon's pipe: up and away from the low numbers */
+        fd = fr__fd_keep(&pipe_id, fd);
         if (req->from_ring)
                 release_hold(-ECANCELED); /* one hold at a time: a new request replaces the old */
         accept_triggers(req->trigger_id);
         Flightrec__Wire__SnapshotDone d = FLIGHTREC__WIRE__SNAPSHOT_DONE__INIT;
         int r;
         if (req->from_ring) {
-                if (fd >= 0)
-                        close(fd);
+                fr__fd_close(&pipe_id);
                 r = hold_ring(req, &d);
         } else {
                 uint64_t c0 = thread_cpu_ns();
                 r = fd < 0 ? -EBADF : fr__write_snapshot_reason(fd, req->reason);
                 d.agent_cpu_ns = thread_cpu_ns() - c0; /* includes waiting for the advance */
-                if (fd >= 0)
-                        close(fd);
+                fr__fd_close(&pipe_id);
                 drain_sigpipe();
                 if (fd < 0)
                         fr__log_error("daemon's snapshot request came without a pipe");

@@ -333,6 +333,19 @@ int fr__fd_keep(struct fr_fd_id *id, int fd);
 /* fr__fd_ours - id's number still holds that file (else the application
  * closed it, and may own the number now: never touch it). */
 bool fr__fd_ours(const struct fr_fd_id *id);
+/* fr__fd_transient - fd's identity recorded in id, where it is (a
+ * descriptor for a moment: a /proc read, a connection attempt, one the
+ * daemon sent); returns fd. */
+int fr__fd_transient(struct fr_fd_id *id, int fd);
+/* fr__fd_close - close id's descriptor if it is still that file (else the
+ * application put its own there); id->fd is -1 after. */
+void fr__fd_close(struct fr_fd_id *id);
+/* fr__read_file - up to cap - 1 bytes of the file at path (a /proc file),
+ * NUL-ended, through a transient descriptor: the length, or -errno. */
+ssize_t fr__read_file(const char *path, char *buf, size_t cap);
+/* fr__read_file_all - the whole file, NUL-ended, in a malloc'd buffer the
+ * caller frees, its length in ret_len; NULL with errno on failure. */
+char *fr__read_file_all(const char *path, size_t *ret_len);
 
 /* ---- seccomp (fr_seccomp.c) ---------------------------------------------- */
 /* fr__seccomp_mode - Seccomp: of the calling thread (0 none, 1 strict, 2

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
@@ -124,14 +125,15 @@ static bool reopen(void) {
                 return false;
         /* The name is the range of the first area of the mapping (it may be
          * split by protections): look it up. */
-        FILE *f = fopen("/proc/self/maps", "re");
-        unsigned long lo, hi = 0, want = (unsigned long)pm.map;
-        char line[256];
-        while (f && fgets(line, sizeof line, f))
+        size_t len;
+        char *maps = fr__read_file_all("/proc/self/maps", &len);
+        unsigned long lo = 0, hi = 0, want = (unsigned long)pm.map;
+        for (char *line = maps; line && line < maps + len; line = strchr(line, '\n')) {
+                line += *line == '\n';
                 if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo == want)
                         break;
-        if (f)
-                fclose(f);
+        }
+        free(maps);
         if (hi == 0 || lo != want)
                 return false;
         char path[96];

@@ -427,30 +427,39 @@ static int cmp_tid(const void *a, const void *b) {
         return (x > y) - (x < y);
 }
 
-/* list_tasks - the tids of /proc/self/task, sorted; NULL on failure. */
+/* list_tasks - the tids of /proc/self/task, sorted; NULL on failure.
+ * getdents64 on a transient descriptor (fr_fds.c), not opendir: closedir
+ * would close the number even after the application put a file there. */
 static pid_t *list_tasks(size_t *ret_n) {
-        DIR *d = opendir("/proc/self/task");
-        if (!d)
+        struct fr_fd_id id;
+        if (fr__fd_transient(&id, open("/proc/self/task", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
                 return NULL;
         size_t n = 0, cap = 64;
         pid_t *v = malloc(cap * sizeof *v);
-        struct dirent *e;
-        while (v && (e = readdir(d))) {
-                if (e->d_name[0] < '0' || e->d_name[0] > '9')
-                        continue;
-                if (n == cap) {
-                        pid_t *nv = realloc(v, 2 * cap * sizeof *v);
-                        if (!nv) {
-                                free(v);
-                                v = NULL;
+        char buf[8192] __attribute__((aligned(8)));
+        long got;
+        while (v && (got = syscall(SYS_getdents64, id.fd, buf, sizeof buf)) > 0) {
+                for (long off = 0; off < got;) {
+                        const struct dirent64 *e = (const struct dirent64 *)(buf + off);
+                        if (e->d_reclen == 0)
                                 break;
+                        off += e->d_reclen;
+                        if (e->d_name[0] < '0' || e->d_name[0] > '9')
+                                continue;
+                        if (n == cap) {
+                                pid_t *nv = realloc(v, 2 * cap * sizeof *v);
+                                if (!nv) {
+                                        free(v);
+                                        v = NULL;
+                                        break;
+                                }
+                                v = nv;
+                                cap *= 2;
                         }
-                        v = nv;
-                        cap *= 2;
+                        v[n++] = (pid_t)atoi(e->d_name);
                 }
-                v[n++] = (pid_t)atoi(e->d_name);
         }
-        closedir(d);
+        fr__fd_close(&id);
         if (v)
                 qsort(v, n, sizeof *v, cmp_tid);
         *ret_n = n;
@@ -471,11 +480,13 @@ static void learn_stacks(struct fr_thread *head) {
                 want |= atomic_load(&t->samples.stack_hi) == 0 && atomic_load(&t->samples.first_sp);
         if (!want)
                 return;
-        FILE *f = fopen("/proc/self/maps", "re");
-        if (!f)
+        size_t len;
+        char *maps = fr__read_file_all("/proc/self/maps", &len);
+        if (!maps)
                 return;
-        char line[512];
-        while (fgets(line, sizeof line, f)) {
+        for (char *line = maps, *next; line < maps + len; line = next) {
+                next = strchr(line, '\n');
+                next = next ? next + 1 : maps + len;
                 unsigned long lo, hi;
                 if (sscanf(line, "%lx-%lx", &lo, &hi) != 2)
                         continue;
@@ -488,7 +499,7 @@ static void learn_stacks(struct fr_thread *head) {
                         }
                 }
         }
-        fclose(f);
+        free(maps);
 }
 
 bool fr__sampler_bounds_wanted(void) {

@@ -20,15 +20,9 @@
 static _Atomic bool seen;
 
 static int mode_of(const char *path) {
-        int fd = open(path, O_RDONLY | O_CLOEXEC);
-        if (fd < 0)
-                return -1;
         char buf[4096];
-        ssize_t n = read(fd, buf, sizeof buf - 1);
-        close(fd);
-        if (n <= 0)
+        if (fr__read_file(path, buf, sizeof buf) <= 0)
                 return -1;
-        buf[n] = '\0';
         const char *p = strstr(buf, "\nSeccomp:");
         if (!p)
                 return 0; /* kernel without seccomp */

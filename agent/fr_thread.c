@@ -131,13 +131,9 @@ static struct fr_thread *register_one(void) {
 void fr__thread_comm(pid_t tid, char *ret_name, size_t len) {
         char path[64];
         snprintf(path, sizeof path, "/proc/self/task/%d/comm", (int)tid);
-        ret_name[0] = '\0';
-        FILE *f = fopen(path, "re");
-        if (f) {
-                if (fgets(ret_name, (int)len, f))
-                        ret_name[strcspn(ret_name, "\n")] = '\0';
-                fclose(f);
-        }
+        if (fr__read_file(path, ret_name, len) < 0)
+                ret_name[0] = '\0';
+        ret_name[strcspn(ret_name, "\n")] = '\0';
 }
 
 bool fr__thread_exists(pid_t tid) {
