@@ -185,6 +185,10 @@ printf '[daemon]\nsnapshot_timeout = 20s\n[retention]\nmax_files = 4\n' >"$CONF"
 kill -HUP "$DPID"
 wait_for 5 reloaded 3 || fail "no reload"
 "$CTL" --socket "$SOCK" trigger --pid "$BURN_PID" >/dev/null || fail "trigger"
+# The retention pass runs after the new snapshot's files are written, that is
+# after the trigger has answered: give it its moment.
+kept() { [ "$(ls "$OUT" | grep -c -E '\.(trace\.lz4|pb\.gz)$')" -le 4 ]; }
+wait_for 5 kept
 n=$(ls "$OUT" | grep -c -E '\.(trace\.lz4|pb\.gz)$')
 [ "$n" -le 4 ] && [ "$n" -ge 2 ] && ok "retention kept $n files (max_files = 4)" || fail "retention: $n files left"
 cp "$CONF.good" "$CONF"
