@@ -37,14 +37,14 @@ wait_for() {
 # wait channel and, where gdb is installed, its user stack: what a test prints
 # of a process that did not end in time.
 show_stacks() {
-        for p in "$1" $(pgrep -P "$1" 2>/dev/null); do
-                [ -d "/proc/$p" ] || continue
-                echo "--- stacks of $p: $(tr '\0' ' ' <"/proc/$p/cmdline" 2>/dev/null)"
-                for t in /proc/"$p"/task/*; do
+        for sp in "$1" $(pgrep -P "$1" 2>/dev/null); do # (sh has no locals: not wait_exit's p)
+                [ -d "/proc/$sp" ] || continue
+                echo "--- stacks of $sp: $(tr '\0' ' ' <"/proc/$sp/cmdline" 2>/dev/null)"
+                for t in /proc/"$sp"/task/*; do
                         echo "  thread ${t##*/} $(cat "$t/comm" 2>/dev/null): wchan $(cat "$t/wchan" 2>/dev/null)"
                 done
                 command -v gdb >/dev/null &&
-                        timeout 60 gdb -p "$p" -batch -ex 'thread apply all bt 30' 2>&1 | grep -E '^(Thread|#)' | head -300
+                        timeout 60 gdb -p "$sp" -batch -ex 'thread apply all bt 30' 2>&1 | grep -E '^(Thread|#)' | head -300
         done
 }
 
@@ -123,6 +123,11 @@ daemon_setup() {
         DPID=""
         # shellcheck disable=SC2034 # used by the scripts
         PRELOAD="${FR_PRELOAD_FIRST:+$FR_PRELOAD_FIRST }$LIB"
+        # TSan: the agent restarts its threads in a fork child (the shell's
+        # children here); TSan's default kills such a child, and the death
+        # of a child of a multi-threaded process can hang inside TSan (the
+        # 900 s CI timeout of test-daemon: sh waiting for such a child).
+        [ "${FR_SANITIZER:-}" = thread ] && export TSAN_OPTIONS="die_after_fork=0 ${TSAN_OPTIONS:-}"
         trap cleanup EXIT
         trap 'cleanup; exit 1' INT TERM HUP
 }
