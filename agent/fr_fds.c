@@ -57,10 +57,10 @@ unsigned fr__fd_budget(void) {
         return b > FR_FD_BUDGET_MAX ? FR_FD_BUDGET_MAX : (unsigned)b;
 }
 
-/* same_file - fd holds the file st describes. */
-static bool same_file(int fd, const struct stat *st) {
+/* same_file - fd holds the file of that dev and ino. */
+static bool same_file(int fd, dev_t dev, ino_t ino) {
         struct stat now;
-        return fd >= 0 && fstat(fd, &now) == 0 && now.st_dev == st->st_dev && now.st_ino == st->st_ino;
+        return fd >= 0 && fstat(fd, &now) == 0 && now.st_dev == dev && now.st_ino == ino;
 }
 
 int fr__fd_move_high(int fd) {
@@ -78,12 +78,12 @@ int fr__fd_move_high(int fd) {
         int high = fcntl(fd, F_DUPFD_CLOEXEC, (int)floor);
         if (high < 0)
                 return fd; /* nothing free up there: keep the number we have */
-        if (!same_file(high, &st)) { /* the application put its file on fd meanwhile */
+        if (!same_file(high, st.st_dev, st.st_ino)) { /* the application put its file on fd meanwhile */
                 close(high);
                 errno = EBADF;
                 return -1;
         }
-        if (same_file(fd, &st))
+        if (same_file(fd, st.st_dev, st.st_ino))
                 close(fd);
         return high;
 }
@@ -120,10 +120,7 @@ int fr__fd_keep(struct fr_fd_id *id, int fd) {
         return fr__fd_transient(id, fr__fd_move_high(fd));
 }
 
-bool fr__fd_ours(const struct fr_fd_id *id) {
-        struct stat st;
-        return id->fd >= 0 && fstat(id->fd, &st) == 0 && st.st_dev == id->dev && st.st_ino == id->ino;
-}
+bool fr__fd_ours(const struct fr_fd_id *id) { return same_file(id->fd, id->dev, id->ino); }
 
 int fr__fd_transient(struct fr_fd_id *id, int fd) {
         struct stat st;

@@ -128,8 +128,9 @@ static bool reopen(void) {
         size_t len;
         char *maps = fr__read_file_all("/proc/self/maps", &len);
         unsigned long lo = 0, hi = 0, want = (unsigned long)pm.map;
-        for (char *line = maps; line && line < maps + len; line = strchr(line, '\n')) {
-                line += *line == '\n';
+        for (char *line = maps, *next; maps && line < maps + len; line = next) {
+                next = strchr(line, '\n');
+                next = next ? next + 1 : maps + len;
                 if (sscanf(line, "%lx-%lx", &lo, &hi) == 2 && lo == want)
                         break;
         }
